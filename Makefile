@@ -1,0 +1,171 @@
+# ringcast: the one build.  `make` builds everything into $(BUILD)/.
+#   make            libringcast (.so/.a), ringcastd, ringcast, BPF objects
+#   make check      installs missing packages, builds, runs every test
+#                   (also under ASan+UBSan, and the ring's threads under TSan)
+#   make demo       installs missing packages, builds, runs the demo
+#   make bench      fan-out benchmark
+#   make fuzz       libFuzzer targets ($(BUILD)-fuzz/)
+#   make install    PREFIX=/usr/local DESTDIR=
+# V=1 shows the commands.  SAN=address,undefined or SAN=thread builds a
+# sanitizer variant (use a separate BUILD=...).
+
+BUILD   ?= build
+CC      ?= gcc
+PREFIX  ?= /usr/local
+DESTDIR ?=
+SAN     ?=
+VERSION := 0.1.0
+
+ifeq ($(V),1)
+Q :=
+else
+Q := @
+endif
+
+WARN    := -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter -Wstrict-prototypes -Wmissing-prototypes
+CFLAGS  ?= -O2 -g
+BASEFLAGS := -std=gnu11 $(WARN) -D_GNU_SOURCE -Iinclude -Ilib -MMD -MP -fno-strict-aliasing
+ifeq ($(shell uname -m),x86_64)
+BASEFLAGS += -mcx16
+endif
+ifneq ($(SAN),)
+BASEFLAGS += -fsanitize=$(SAN) -fno-omit-frame-pointer
+LDSAN := -fsanitize=$(SAN)
+endif
+ALL_CFLAGS := $(BASEFLAGS) $(CFLAGS)
+LIBS_URING := $(shell pkg-config --libs liburing 2>/dev/null || echo -luring)
+LDLIBS_COMMON := -lpthread
+
+LIB_SRCS    := $(sort $(wildcard lib/*.c))
+DAEMON_SRCS := $(sort $(wildcard daemon/*.c))
+TOOL_SRCS   := $(sort $(wildcard tools/*.c))
+UNIT_SRCS   := $(sort $(wildcard tests/unit/test_*.c))
+FUZZ_SRCS   := $(sort $(wildcard tests/fuzz/fuzz_*.c))
+ITEST_SRCS  := $(sort $(wildcard tests/integration/it_*.c))
+
+LIB_OBJS    := $(LIB_SRCS:%.c=$(BUILD)/obj/%.o)
+DAEMON_OBJS := $(DAEMON_SRCS:%.c=$(BUILD)/obj/%.o)
+TOOL_OBJS   := $(TOOL_SRCS:%.c=$(BUILD)/obj/%.o)
+UNIT_BINS   := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
+ITEST_BINS  := $(ITEST_SRCS:tests/integration/%.c=$(BUILD)/itests/%)
+
+.DELETE_ON_ERROR:
+.PHONY: all check demo bench fuzz install clean deps test-unit test-integration \
+	test-asan test-tsan test-header test-fuzz
+
+all: $(BUILD)/libringcast.so $(BUILD)/libringcast.a $(BUILD)/ringcastd $(BUILD)/ringcast \
+	$(BUILD)/ringcast.pc $(UNIT_BINS) $(ITEST_BINS)
+
+$(BUILD)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  CC      $<")
+	$(Q)$(CC) $(ALL_CFLAGS) -fPIC -fvisibility=hidden -c $< -o $@
+
+$(BUILD)/libringcast.a: $(LIB_OBJS)
+	@$(if $(Q),echo "  AR      $@")
+	$(Q)rm -f $@ && ar rcs $@ $^
+
+# Only ringcast_* leaves the shared object (lib/libringcast.map).
+$(BUILD)/libringcast.so: $(LIB_OBJS) lib/libringcast.map
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) -shared -Wl,-soname,libringcast.so.0 -Wl,-z,defs \
+		-Wl,--version-script=lib/libringcast.map $(LDSAN) -o $@ $(LIB_OBJS) $(LDLIBS_COMMON) $(LIBS_URING)
+
+$(BUILD)/ringcastd: $(DAEMON_OBJS) $(BUILD)/libringcast.a
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(LDSAN) -o $@ $(DAEMON_OBJS) $(BUILD)/libringcast.a $(LIBS_URING) $(LDLIBS_COMMON)
+
+$(BUILD)/ringcast: $(TOOL_OBJS) $(BUILD)/libringcast.a
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(LDSAN) -o $@ $(TOOL_OBJS) $(BUILD)/libringcast.a $(LIBS_URING) $(LDLIBS_COMMON) -lm
+
+$(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libringcast.a
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  TEST    $@")
+	$(Q)$(CC) $(ALL_CFLAGS) $(LDSAN) -o $@ $< $(BUILD)/libringcast.a -lcmocka $(LIBS_URING) $(LDLIBS_COMMON) -lm
+
+# Integration tests: real processes against a real ringcastd (tests/integration/run.sh).
+$(BUILD)/itests/%: tests/integration/%.c tests/integration/harness.c tests/integration/harness.h $(BUILD)/libringcast.a
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  ITEST   $@")
+	$(Q)$(CC) $(ALL_CFLAGS) $(LDSAN) -Itests/integration -o $@ $< tests/integration/harness.c \
+		$(BUILD)/libringcast.a -lcmocka $(LIBS_URING) $(LDLIBS_COMMON) -lm
+
+$(BUILD)/ringcast.pc: lib/ringcast.pc.in
+	@mkdir -p $(dir $@)
+	$(Q)sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@VERSION@|$(VERSION)|g' $< > $@
+
+deps:
+	$(Q)tools/install-deps.sh build
+
+# ---- tests ----
+test-unit: all
+	$(Q)tests/run-unit.sh $(BUILD)
+
+test-integration: all
+	$(Q)RINGCAST_BUILD=$(BUILD) tests/integration/run.sh
+
+test-header:
+	@mkdir -p $(BUILD)/tests
+	$(Q)echo '#include <ringcast.h>' | $(CC) -std=c11 -Wall -Wextra -Werror -pedantic -Iinclude -x c -c - -o $(BUILD)/tests/header-c.o
+	$(Q)echo '#include <ringcast.h>' | g++ -std=c++11 -Wall -Wextra -Werror -pedantic -Iinclude -x c++ -c - -o $(BUILD)/tests/header-cxx.o
+	@echo "  header  include/ringcast.h compiles alone as C11 and C++11"
+
+test-asan:
+	$(Q)$(MAKE) --no-print-directory BUILD=build-asan SAN=address,undefined CFLAGS="-O1 -g" all
+	$(Q)ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+		tests/run-unit.sh build-asan
+	$(Q)ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+		RINGCAST_BUILD=build-asan tests/integration/run.sh
+
+test-tsan:
+	$(Q)$(MAKE) --no-print-directory BUILD=build-tsan SAN=thread CFLAGS="-O1 -g" build-tsan/tests/test_ring_mt
+	$(Q)TSAN_OPTIONS=halt_on_error=1 build-tsan/tests/test_ring_mt
+
+FUZZ_BINS := $(FUZZ_SRCS:tests/fuzz/%.c=$(BUILD)-fuzz/%)
+$(BUILD)-fuzz/%: tests/fuzz/%.c $(LIB_SRCS)
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  FUZZ    $@")
+	$(Q)clang -std=gnu11 -D_GNU_SOURCE -Iinclude -Ilib -g -O1 -mcx16 -fsanitize=fuzzer,address,undefined \
+		-o $@ $< $(LIB_SRCS) $(LIBS_URING) -lpthread
+
+fuzz: $(FUZZ_BINS)
+
+# A short run of every fuzz target over its seed corpus (make check).
+test-fuzz: fuzz
+	$(Q)for f in $(FUZZ_BINS); do n=$$(basename $$f); \
+		mkdir -p $(BUILD)-fuzz/corpus-$$n; \
+		$$f -max_total_time=$${FUZZ_SECONDS:-20} -max_len=70000 $(BUILD)-fuzz/corpus-$$n tests/fuzz/corpus/$$n \
+			>$(BUILD)-fuzz/$$n.log 2>&1 || { tail -40 $(BUILD)-fuzz/$$n.log; exit 1; }; \
+		echo "  fuzz    $$n: $$(grep -c . $(BUILD)-fuzz/$$n.log) log lines, no crash"; done
+
+check: deps
+	$(Q)$(MAKE) --no-print-directory all test-header
+	$(Q)$(MAKE) --no-print-directory test-unit test-integration
+	$(Q)$(MAKE) --no-print-directory test-asan
+	$(Q)$(MAKE) --no-print-directory test-tsan
+	$(Q)$(MAKE) --no-print-directory test-fuzz
+	@echo "make check: all passed"
+
+demo: deps
+	$(Q)$(MAKE) --no-print-directory all
+	$(Q)tools/demo.sh $(BUILD)
+
+bench: all
+	$(Q)tools/bench.sh $(BUILD)
+
+install: all
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/sbin $(DESTDIR)$(PREFIX)/lib \
+		$(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/lib/pkgconfig
+	install -m 0755 $(BUILD)/ringcast $(DESTDIR)$(PREFIX)/bin/ringcast
+	install -m 0755 $(BUILD)/ringcastd $(DESTDIR)$(PREFIX)/sbin/ringcastd
+	install -m 0755 $(BUILD)/libringcast.so $(DESTDIR)$(PREFIX)/lib/libringcast.so.0
+	ln -sf libringcast.so.0 $(DESTDIR)$(PREFIX)/lib/libringcast.so
+	install -m 0644 $(BUILD)/libringcast.a $(DESTDIR)$(PREFIX)/lib/libringcast.a
+	install -m 0644 include/ringcast.h $(DESTDIR)$(PREFIX)/include/ringcast.h
+	install -m 0644 $(BUILD)/ringcast.pc $(DESTDIR)$(PREFIX)/lib/pkgconfig/ringcast.pc
+
+clean:
+	rm -rf build build-asan build-tsan build-fuzz $(BUILD) $(BUILD)-fuzz
+
+-include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)

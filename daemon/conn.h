@@ -1,0 +1,98 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * One control connection, shared by conn.c (its I/O and life cycle) and
+ * requests.c (what its requests do).  Internal to the daemon's server.
+ *
+ * Ownership: the server's list owns every struct rcd_client; a client
+ * owns its reply queue (and the fds queued in it), its receive buffer and
+ * its slot lists.  The slots themselves belong to the client while it is
+ * connected and are released when it goes.
+ */
+#ifndef RINGCASTD_CONN_H
+#define RINGCASTD_CONN_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+
+#include "loop.h"
+#include "proto.h"
+
+struct rcd_server;
+struct rcd_topic;
+
+/* A slot a client holds in a topic. */
+struct rcd_ref {
+	struct rcd_topic *t;
+	unsigned slot;
+};
+
+/* One encoded reply waiting to be sent, with the fds it carries. */
+struct rcd_reply {
+	struct rcd_reply *next;
+	int fds[2];
+	unsigned nfds;
+	size_t len;
+	uint8_t data[];
+};
+
+struct rcd_client {
+	struct rcd_client *prev, *next; /* srv->clients */
+	struct rcd_server *srv;
+	int fd;
+	uint32_t id, bell;
+	bool hello;   /* HELLO done: id and bell are ours */
+	bool closing; /* protocol error: hang up once the replies are out */
+	bool gone;    /* released; freed when no operation is armed */
+	pid_t pid;    /* SO_PEERCRED at accept */
+	uid_t uid;
+	gid_t gid;
+	gid_t *groups; /* supplementary groups, for the ACL */
+	size_t ngroups;
+	struct rcd_op recv_op, send_op;
+	struct msghdr rmsg, smsg;
+	struct iovec riov, siov;
+	union {
+		char buf[CMSG_SPACE(2 * sizeof(int))];
+		struct cmsghdr align;
+	} cmsg;
+	struct rcd_reply *qhead, *qtail;
+	unsigned qlen;
+	/* a STAT of every topic in progress: the next topic to report */
+	bool stat_active;
+	uint32_t stat_req;
+	struct rcd_topic *stat_next;
+	struct rcd_ref *subs, *pubs;
+	unsigned nsubs, npubs, subs_cap, pubs_cap;
+	uint8_t rbuf[RC_PROTO_MAX_MSG]; /* one request packet */
+};
+
+/* Take a freshly accepted socket fd (ours now, closed on any failure). */
+void rcd_client_new(struct rcd_server *srv, int fd);
+/* Unlink and free c; the caller made sure no operation is armed. */
+void rcd_client_free(struct rcd_client *c);
+
+/*
+ * Queue m for c with nfds (<= 2) fds attached.  The fds are the reply's in
+ * every case: closed once sent, or at once on failure.  0 or negative
+ * errno (-ENOMEM, or the encoder's, already logged).
+ */
+int rcd_reply_fds(struct rcd_client *c, const struct rc_msg *m, const int *fds, unsigned nfds);
+int rcd_reply(struct rcd_client *c, const struct rc_msg *m);
+/* A reply without a body (OK, STAT_END). */
+int rcd_reply_ok(struct rcd_client *c, uint16_t type, uint32_t req);
+/* An ERROR reply; err is a positive errno, the text printf-style. */
+int rcd_reply_error(struct rcd_client *c, uint32_t req, int err, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+/* A protocol error: ERROR reply, then hang up once it is sent. */
+void rcd_client_fail(struct rcd_client *c, uint32_t req, int err, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+
+/* requests.c: handle one received packet buf[0..len). */
+void rcd_request(struct rcd_client *c, const uint8_t *buf, size_t len);
+/* requests.c: queue more of a STAT in progress while the queue is short. */
+void rcd_stat_pump(struct rcd_client *c);
+
+#endif /* RINGCASTD_CONN_H */

@@ -1,0 +1,315 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The periodic tick (see duties.h for what it does and why).
+ *
+ * Nothing here allocates after start: pending publisher repairs are a bit
+ * per pub slot in the topic itself, and the orphan table is sized once
+ * when the rings are adopted.  So a daemon under memory pressure still
+ * repairs dead publishers, which is what keeps subscribers moving.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "barrier.h"
+#include "config.h"
+#include "duties.h"
+#include "log.h"
+#include "registry.h"
+
+#define TICK_NS 10000000ll           /* 10 ms */
+#define REPAIR_LATE_NS 100000000ull  /* the design's bound on a dead publisher's stall */
+
+static void tick_cb(struct rcd_loop *loop, struct rcd_op *op, int res, unsigned flags);
+
+/* Count the in-use slots of every adopted ring, then record them. */
+static size_t count_in_use(struct rcd_registry *reg)
+{
+	struct rcd_topic *t;
+	size_t n = 0;
+	unsigned i;
+
+	for (t = reg->first; t; t = t->next) {
+		/* Acquire pairs with the release store of state / client_id
+		 * in rc_ring_sub_attach() / rc_ring_pub_attach() of the
+		 * previous daemon: a slot in use has its owner fields set. */
+		for (i = 0; i < RC_SUB_SLOTS; i++)
+			n += rc_load_acquire(&t->ring.ctl->subs[i].state) != RC_SUB_FREE;
+		for (i = 0; i < RC_PUB_SLOTS; i++)
+			n += rc_load_acquire(&t->ring.hdr->pubs[i].client_id) != 0;
+	}
+	return n;
+}
+
+static void collect_orphans(struct rcd_duties *d, size_t max)
+{
+	struct rcd_topic *t;
+	unsigned i;
+
+	for (t = d->reg->first; t; t = t->next) {
+		for (i = 0; i < RC_SUB_SLOTS && d->norphans < max; i++) {
+			struct rc_sub_slot *s = &t->ring.ctl->subs[i];
+			struct rcd_orphan *o = &d->orphans[d->norphans];
+
+			/* Acquire: pairs as in count_in_use(). */
+			if (rc_load_acquire(&s->state) == RC_SUB_FREE)
+				continue;
+			/* Owner fields: written by the daemon only (relaxed). */
+			o->t = t;
+			o->slot = i;
+			o->pub = false;
+			o->client_id = rc_load_relaxed(&s->client_id);
+			o->bell = rc_load_relaxed(&s->bell);
+			o->uid = rc_load_relaxed(&s->uid);
+			o->pid = rc_load_relaxed(&s->pid);
+			rcd_bell_orphan_ref(d->reg, o->bell, +1);
+			d->norphans++;
+		}
+		for (i = 0; i < RC_PUB_SLOTS && d->norphans < max; i++) {
+			struct rc_pub_slot *p = &t->ring.hdr->pubs[i];
+			struct rcd_orphan *o = &d->orphans[d->norphans];
+			uint32_t id = rc_load_acquire(&p->client_id); /* pairs as above */
+
+			if (!id)
+				continue;
+			o->t = t;
+			o->slot = i;
+			o->pub = true;
+			o->client_id = id;
+			o->bell = RC_BELLS;
+			o->uid = 0;
+			o->pid = rc_load_relaxed(&p->pid);
+			d->norphans++;
+		}
+	}
+}
+
+int rcd_duties_init(struct rcd_duties *d, struct rcd_loop *loop, struct rcd_registry *reg,
+		    const struct rcd_config *cfg, struct rcd_log *log)
+{
+	size_t n;
+
+	memset(d, 0, sizeof(*d));
+	d->loop = loop;
+	d->reg = reg;
+	d->cfg = cfg;
+	d->log = log;
+	d->period.tv_sec = 0;
+	d->period.tv_nsec = TICK_NS;
+	rcd_op_init(&d->tick_op, tick_cb, d);
+
+	n = count_in_use(reg);
+	if (n) {
+		d->orphans = calloc(n, sizeof(*d->orphans));
+		if (!d->orphans)
+			return -ENOMEM;
+		/* A slot taken between the two passes (a client of the old
+		 * daemon cannot take one: only daemons attach) is impossible,
+		 * but never write past the table. */
+		collect_orphans(d, n);
+		d->orphans_deadline_ns = rcd_now_ns() + (uint64_t)cfg->reap_grace_ms * 1000000ull;
+		rcd_info(log, "%zu slots of clients of the previous daemon wait %u ms to be resumed",
+			 d->norphans, cfg->reap_grace_ms);
+	}
+	return 0;
+}
+
+static int arm(struct rcd_duties *d)
+{
+	return rcd_loop_timeout(d->loop, &d->tick_op, &d->period, !d->oneshot);
+}
+
+int rcd_duties_start(struct rcd_duties *d)
+{
+	return arm(d);
+}
+
+void rcd_duties_stop(struct rcd_duties *d)
+{
+	d->stopping = true;
+	rcd_loop_cancel(d->loop, &d->tick_op);
+}
+
+void rcd_duties_free(struct rcd_duties *d)
+{
+	free(d->orphans);
+	d->orphans = NULL;
+	d->norphans = 0;
+}
+
+static void tick_cb(struct rcd_loop *loop, struct rcd_op *op, int res, unsigned flags)
+{
+	struct rcd_duties *d = op->ctx;
+
+	if (res == -EINVAL && !d->oneshot) {
+		/* Kernel before 6.4: no multishot timeouts; re-arm by hand. */
+		rcd_info(d->log, "io_uring: no multishot timeouts; using one-shot ones");
+		d->oneshot = true;
+	} else if (res != -ETIME && res != -ECANCELED && res != 0) {
+		loop->errors++;
+		rcd_warn(d->log, "tick timer: %s", strerror(-res));
+	}
+	if (d->stopping)
+		return;
+	if (res == -ETIME)
+		rcd_duties_tick(d, rcd_now_ns());
+	if (!(flags & RCD_OP_MORE) && arm(d) < 0)
+		rcd_err(d->log, "cannot re-arm the tick timer: dead publishers stay unrepaired");
+}
+
+/* Try one pub slot's repair.  true when it is done (slot released). */
+static bool try_repair(struct rcd_duties *d, struct rcd_topic *t, unsigned slot)
+{
+	char esc[RCD_ESCAPED_TOPIC_MAX];
+	int ret = rc_ring_repair_pub(&t->ring, slot, d->reg->bells);
+
+	if (ret == 0)
+		return false;
+	if (ret < 0) {
+		/* A corrupt ring: nothing more we can do for this slot, and
+		 * retrying every 10 ms would only flood the log. */
+		rcd_err(d->log, "cannot repair publisher slot %u of '%s': %s", slot,
+			rcd_escape(t->name, t->len, esc, sizeof(esc)), strerror(-ret));
+	} else {
+		d->repaired++;
+	}
+	return true;
+}
+
+void rcd_duties_release_pub(struct rcd_duties *d, struct rcd_topic *t, unsigned slot,
+			    uint32_t client_id)
+{
+	if (slot >= RC_PUB_SLOTS)
+		return;
+	if (try_repair(d, t, slot))
+		return;
+	if (!t->repairs)
+		t->repairs_since_ns = rcd_now_ns();
+	t->repairs |= 1ull << slot;
+	rcd_debug(d->log, "publisher slot %u (client %" PRIu32 ") waits for its repair", slot,
+		  client_id);
+}
+
+static void retry_repairs(struct rcd_duties *d, struct rcd_topic *t, uint64_t now)
+{
+	char esc[RCD_ESCAPED_TOPIC_MAX];
+	uint64_t left = t->repairs;
+
+	while (left) {
+		unsigned slot = (unsigned)__builtin_ctzll(left);
+
+		left &= left - 1;
+		if (try_repair(d, t, slot))
+			t->repairs &= ~(1ull << slot);
+	}
+	if (!t->repairs) {
+		t->repairs_late = false;
+	} else if (!t->repairs_late && now - t->repairs_since_ns > REPAIR_LATE_NS) {
+		t->repairs_late = true;
+		rcd_warn(d->log, "'%s': dead publishers' claims still unrepaired after %" PRIu64
+			 " ms (a live publisher holds the same position)",
+			 rcd_escape(t->name, t->len, esc, sizeof(esc)),
+			 (now - t->repairs_since_ns) / 1000000);
+	}
+}
+
+struct untether_ctx {
+	struct rcd_duties *d;
+	struct rcd_topic *t;
+	uint64_t now;
+};
+
+static void untethered(struct rc_ring *r, unsigned slot, void *arg)
+{
+	struct untether_ctx *c = arg;
+	char esc[RCD_ESCAPED_TOPIC_MAX];
+	struct rc_sub_slot *s;
+	uint64_t moved, ms;
+
+	c->d->untethered++;
+	if (slot >= RC_SUB_SLOTS)
+		return;
+	s = &r->ctl->subs[slot];
+	/* client_id and moved_ns are the daemon's own fields: relaxed. */
+	moved = rc_load_relaxed(&s->moved_ns);
+	ms = moved && moved <= c->now ? (c->now - moved) / 1000000
+				      : r->hdr->meta.tether_timeout_ms;
+	rcd_info(c->d->log, "untethered client %" PRIu32 " from '%s' after %" PRIu64
+		 " ms without progress", rc_load_relaxed(&s->client_id),
+		 rcd_escape(c->t->name, c->t->len, esc, sizeof(esc)), ms);
+}
+
+static void reap_orphans(struct rcd_duties *d)
+{
+	char esc[RCD_ESCAPED_TOPIC_MAX];
+	size_t i;
+
+	for (i = 0; i < d->norphans; i++) {
+		struct rcd_orphan *o = &d->orphans[i];
+
+		rcd_info(d->log, "reaping %s slot %u of '%s': client %" PRIu32 " (pid %" PRIu32
+			 ") did not resume it within %u ms", o->pub ? "publisher" : "subscriber",
+			 o->slot, rcd_escape(o->t->name, o->t->len, esc, sizeof(esc)),
+			 o->client_id, o->pid, d->cfg->reap_grace_ms);
+		if (o->pub) {
+			rcd_duties_release_pub(d, o->t, o->slot, o->client_id);
+		} else {
+			rc_ring_sub_release(&o->t->ring, o->slot);
+			rcd_bell_orphan_ref(d->reg, o->bell, -1);
+		}
+		d->reaped++;
+	}
+	d->norphans = 0;
+}
+
+void rcd_duties_tick(struct rcd_duties *d, uint64_t now)
+{
+	struct rcd_topic *t;
+
+	d->ticks++;
+	for (t = d->reg->first; t; t = t->next) {
+		struct untether_ctx c = { d, t, now };
+
+		if (t->repairs)
+			retry_repairs(d, t, now);
+		rc_ring_untether_stalled(&t->ring, now, untethered, &c);
+	}
+	if (d->norphans && now >= d->orphans_deadline_ns)
+		reap_orphans(d);
+}
+
+bool rcd_duties_orphan_client(const struct rcd_duties *d, uint32_t client_id, uint32_t pid)
+{
+	size_t i;
+
+	for (i = 0; i < d->norphans; i++)
+		if (d->orphans[i].client_id == client_id && d->orphans[i].pid == pid)
+			return true;
+	return false;
+}
+
+int rcd_duties_orphan_take(struct rcd_duties *d, struct rcd_topic *t, bool pub, unsigned slot,
+			   uint32_t client_id, uint32_t pid, uint32_t uid, uint32_t bell)
+{
+	size_t i;
+
+	for (i = 0; i < d->norphans; i++) {
+		struct rcd_orphan *o = &d->orphans[i];
+
+		if (o->t != t || o->pub != pub || o->slot != slot || o->client_id != client_id)
+			continue;
+		if (o->pid != pid)
+			return -ENOENT;
+		/* A subscriber slot rings o->bell and was attached for o->uid:
+		 * only the same principal on the same bell may take it over. */
+		if (!pub && (o->uid != uid || o->bell != bell))
+			return -ENOENT;
+		if (!pub)
+			rcd_bell_orphan_ref(d->reg, o->bell, -1);
+		d->orphans[i] = d->orphans[--d->norphans];
+		d->resumed++;
+		return 0;
+	}
+	return -ENOENT;
+}

@@ -1,0 +1,547 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The topic registry (see registry.h).  A small chained hash table keyed
+ * by the FNV-1a hash of the topic name, plus a list in registration order
+ * for the things that visit every topic (stat, the tick).
+ *
+ * The runtime directory is flock'ed for the daemon's lifetime: two daemons
+ * adopting the same rings would hand out the same slots twice.  The lock
+ * dies with the process, so a crash never leaves it stale.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "barrier.h"
+#include "config.h"
+#include "log.h"
+#include "registry.h"
+
+#define ID_PROBES 64 /* ids tried past the hash before giving up */
+
+uint64_t rcd_topic_hash(const char *name, size_t len)
+{
+	uint64_t h = 0xcbf29ce484222325ull; /* FNV-1a 64-bit offset basis */
+	size_t i;
+
+	for (i = 0; i < len; i++) {
+		h ^= (unsigned char)name[i];
+		h *= 0x100000001b3ull; /* FNV 64-bit prime */
+	}
+	return h;
+}
+
+int rcd_mkdirs(const char *path, unsigned mode)
+{
+	char *p = strdup(path), *s;
+	struct stat st;
+	int ret = 0;
+
+	if (!p)
+		return -ENOMEM;
+	for (s = p + 1; ; s++) {
+		if (*s != '/' && *s != '\0')
+			continue;
+		char saved = *s;
+
+		*s = '\0';
+		if (mkdir(p, mode) < 0 && errno != EEXIST) {
+			ret = -errno;
+			break;
+		}
+		*s = saved;
+		if (!saved)
+			break;
+	}
+	if (!ret && stat(path, &st) == 0 && !S_ISDIR(st.st_mode))
+		ret = -ENOTDIR;
+	free(p);
+	return ret;
+}
+
+static struct rcd_topic **bucket(struct rcd_registry *reg, uint64_t hash)
+{
+	return &reg->buckets[hash & (reg->nbuckets - 1)];
+}
+
+struct rcd_topic *rcd_registry_find(struct rcd_registry *reg, const char *name, size_t len)
+{
+	uint64_t h = rcd_topic_hash(name, len);
+	struct rcd_topic *t;
+
+	for (t = *bucket(reg, h); t; t = t->hnext)
+		if (t->hash == h && t->len == len && !memcmp(t->name, name, len))
+			return t;
+	return NULL;
+}
+
+static bool id_in_use(struct rcd_registry *reg, uint64_t id)
+{
+	struct rcd_topic *t;
+
+	/* Linear, but only on the rare path that creates a topic. */
+	for (t = reg->first; t; t = t->next)
+		if (t->id == id)
+			return true;
+	return false;
+}
+
+/* Double the table when it gets as full as it is wide.  -ENOMEM. */
+static int grow(struct rcd_registry *reg)
+{
+	size_t n = reg->nbuckets * 2, i;
+	struct rcd_topic **b = calloc(n, sizeof(*b));
+	struct rcd_topic *t;
+
+	if (!b)
+		return -ENOMEM;
+	free(reg->buckets);
+	reg->buckets = b;
+	reg->nbuckets = n;
+	for (i = 0; i < n; i++)
+		b[i] = NULL;
+	for (t = reg->first; t; t = t->next) {
+		struct rcd_topic **head = bucket(reg, t->hash);
+
+		t->hnext = *head;
+		*head = t;
+	}
+	return 0;
+}
+
+static int insert(struct rcd_registry *reg, struct rcd_topic *t)
+{
+	struct rcd_topic **head;
+
+	if (reg->ntopics + 1 > reg->nbuckets && grow(reg) < 0)
+		return -ENOMEM;
+	t->hash = rcd_topic_hash(t->name, t->len);
+	head = bucket(reg, t->hash);
+	t->hnext = *head;
+	*head = t;
+	t->next = NULL;
+	if (reg->last)
+		reg->last->next = t;
+	else
+		reg->first = t;
+	reg->last = t;
+	reg->ntopics++;
+	return 0;
+}
+
+static void topic_free(struct rcd_topic *t)
+{
+	if (t->ring.hdr)
+		rc_ring_unmap(&t->ring);
+	if (t->ring_fd >= 0)
+		close(t->ring_fd);
+	if (t->ctl_fd >= 0)
+		close(t->ctl_fd);
+	free(t);
+}
+
+static struct rcd_topic *topic_alloc(uint64_t id)
+{
+	struct rcd_topic *t = calloc(1, sizeof(*t));
+
+	if (!t)
+		return NULL;
+	t->ring_fd = t->ctl_fd = -1;
+	t->id = id;
+	snprintf(t->file, sizeof(t->file), "%016" PRIx64, id);
+	return t;
+}
+
+static void unlink_files(struct rcd_registry *reg, const char *file)
+{
+	char name[32];
+
+	snprintf(name, sizeof(name), "%s.ring", file);
+	unlinkat(reg->dirfd, name, 0);
+	snprintf(name, sizeof(name), "%s.ctl", file);
+	unlinkat(reg->dirfd, name, 0);
+}
+
+int rcd_registry_get(struct rcd_registry *reg, const char *name, size_t len,
+		     struct rcd_topic **out)
+{
+	char esc[RCD_ESCAPED_TOPIC_MAX];
+	struct rcd_topic *t = rcd_registry_find(reg, name, len);
+	uint64_t h, capacity;
+	uint32_t tether_ms;
+	unsigned i;
+	int ret = -EEXIST;
+
+	if (t) {
+		*out = t;
+		return 0;
+	}
+	if (len == 0 || len > 255 || memchr(name, '\0', len))
+		return -EINVAL; /* the codec checks already; never trust twice removed */
+	rcd_escape(name, len, esc, sizeof(esc));
+	rcd_config_topic(reg->cfg, name, len, &capacity, &tether_ms);
+	h = rcd_topic_hash(name, len);
+	for (i = 0; i < ID_PROBES; i++) {
+		/* An id of a registered topic, or files we did not adopt
+		 * (-EEXIST): another topic's, probe the next id. */
+		if (id_in_use(reg, h + i))
+			continue;
+		t = topic_alloc(h + i);
+		if (!t)
+			return -ENOMEM;
+		ret = rc_ring_create(reg->dirfd, t->file, name, len, capacity, t->id, tether_ms,
+				     &t->ring_fd, &t->ctl_fd);
+		if (ret == 0)
+			break;
+		if (ret != -EEXIST)
+			unlink_files(reg, t->file); /* nothing else can own this name */
+		topic_free(t);
+		t = NULL;
+		if (ret != -EEXIST) {
+			rcd_warn(reg->log, "cannot create the ring of '%s': %s", esc, strerror(-ret));
+			return ret;
+		}
+	}
+	if (!t) {
+		rcd_err(reg->log, "no free topic id for '%s' after %u probes", esc, ID_PROBES);
+		return -EEXIST;
+	}
+	ret = rc_ring_map(&t->ring, t->ring_fd, t->ctl_fd, true);
+	if (ret < 0) {
+		rcd_err(reg->log, "cannot map the new ring of '%s': %s", esc, strerror(-ret));
+		goto fail;
+	}
+	memcpy(t->name, name, len);
+	t->len = len;
+	ret = insert(reg, t);
+	if (ret < 0)
+		goto fail;
+	rcd_info(reg->log, "created topic '%s' (%s, capacity %" PRIu64 ")", esc, t->file,
+		 t->ring.cap);
+	*out = t;
+	return 0;
+fail:
+	unlink_files(reg, t->file);
+	topic_free(t);
+	return ret;
+}
+
+/* Parse "<16 hex digits>.ring".  true and *id if it is a ring file name. */
+static bool ring_file_id(const char *name, uint64_t *id)
+{
+	uint64_t v = 0;
+	int i;
+
+	if (strlen(name) != 21 || strcmp(name + 16, ".ring"))
+		return false;
+	for (i = 0; i < 16; i++) {
+		char c = name[i];
+
+		if (c >= '0' && c <= '9')
+			v = v << 4 | (uint64_t)(c - '0');
+		else if (c >= 'a' && c <= 'f')
+			v = v << 4 | (uint64_t)(c - 'a' + 10);
+		else
+			return false;
+	}
+	*id = v;
+	return true;
+}
+
+/* Map and register one ring a previous daemon left.  Skips bad ones. */
+static void adopt_one(struct rcd_registry *reg, uint64_t id)
+{
+	char esc[RCD_ESCAPED_TOPIC_MAX], path[32];
+	struct rcd_topic *t = topic_alloc(id), *other;
+	const struct rc_ring_meta *meta;
+	int ret;
+
+	if (!t) {
+		reg->skipped++;
+		rcd_err(reg->log, "out of memory adopting %016" PRIx64, id);
+		return;
+	}
+	snprintf(path, sizeof(path), "%s.ring", t->file);
+	t->ring_fd = openat(reg->dirfd, path, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
+	snprintf(path, sizeof(path), "%s.ctl", t->file);
+	t->ctl_fd = openat(reg->dirfd, path, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
+	if (t->ring_fd < 0 || t->ctl_fd < 0) {
+		rcd_warn(reg->log, "not adopting %s: cannot open %s: %m", t->file,
+			 t->ring_fd < 0 ? "the .ring file" : "the .ctl file");
+		goto skip;
+	}
+	ret = rc_ring_map(&t->ring, t->ring_fd, t->ctl_fd, true);
+	if (ret < 0) {
+		rcd_warn(reg->log, "not adopting %s: %s", t->file, strerror(-ret));
+		goto skip;
+	}
+	/* The header was written by a daemon before any client mapped it;
+	 * plain reads, but checked as if hostile. */
+	meta = &t->ring.hdr->meta;
+	if (meta->topic_id != id || t->ring.ctl->topic_id != id) {
+		rcd_warn(reg->log, "not adopting %s: its header names topic id %016" PRIx64,
+			 t->file, meta->topic_id);
+		goto skip;
+	}
+	if (meta->topic_len == 0 || meta->topic_len > 255 ||
+	    memchr(meta->topic, '\0', meta->topic_len)) {
+		rcd_warn(reg->log, "not adopting %s: bad topic name", t->file);
+		goto skip;
+	}
+	t->len = meta->topic_len;
+	memcpy(t->name, meta->topic, t->len);
+	rcd_escape(t->name, t->len, esc, sizeof(esc));
+	other = rcd_registry_find(reg, t->name, t->len);
+	if (other) {
+		rcd_warn(reg->log, "not adopting %s: topic '%s' is already adopted from %s",
+			 t->file, esc, other->file);
+		goto skip;
+	}
+	if (insert(reg, t) < 0) {
+		rcd_err(reg->log, "out of memory adopting %s", t->file);
+		goto skip;
+	}
+	rcd_info(reg->log, "adopted topic '%s' (%s, capacity %" PRIu64 ")", esc, t->file,
+		 t->ring.cap);
+	return;
+skip:
+	reg->skipped++;
+	topic_free(t);
+}
+
+static int scan(struct rcd_registry *reg)
+{
+	int fd = fcntl(reg->dirfd, F_DUPFD_CLOEXEC, 0);
+	struct dirent *de;
+	DIR *dir;
+
+	if (fd < 0)
+		return -errno;
+	dir = fdopendir(fd);
+	if (!dir) {
+		close(fd);
+		return -errno;
+	}
+	while ((de = readdir(dir))) {
+		uint64_t id;
+
+		if (ring_file_id(de->d_name, &id))
+			adopt_one(reg, id);
+	}
+	closedir(dir);
+	return 0;
+}
+
+/* Create or adopt the bells file; a corrupt one is replaced. */
+static int open_bells(struct rcd_registry *reg)
+{
+	const char *dir = reg->cfg->runtime_dir;
+	uint64_t gen;
+	int ret;
+
+	ret = rc_bells_create(reg->dirfd, "bells", true, &reg->bells_fd);
+	if (ret == -EBADMSG || ret == -EPROTO) {
+		rcd_warn(reg->log, "%s/bells is %s; replacing it", dir,
+			 ret == -EPROTO ? "of another format version" : "corrupt");
+		unlinkat(reg->dirfd, "bells", 0);
+		ret = rc_bells_create(reg->dirfd, "bells", false, &reg->bells_fd);
+	}
+	if (ret < 0) {
+		rcd_err(reg->log, "cannot create %s/bells: %s", dir, strerror(-ret));
+		reg->bells_fd = -1;
+		return ret;
+	}
+	ret = rc_bells_map(reg->bells_fd, &reg->bells);
+	if (ret < 0) {
+		rcd_err(reg->log, "cannot map %s/bells: %s", dir, strerror(-ret));
+		reg->bells = NULL;
+		return ret;
+	}
+	/* The daemon is daemon_gen's only writer: a relaxed load of our
+	 * predecessor's value is enough.  Stored by rcd_registry_announce(). */
+	gen = rc_load_relaxed(&reg->bells->daemon_gen) + 1;
+	reg->gen = gen;
+	return 0;
+}
+
+void rcd_registry_announce(struct rcd_registry *reg)
+{
+	/*
+	 * Clients watch daemon_gen to learn that a new daemon adopted the
+	 * rings and they must resume their slots before the reap grace ends.
+	 * The release store pairs with their acquire load of daemon_gen
+	 * (rc_client_check_daemon()): one that sees the new generation also
+	 * sees every slot write the adoption made before it.
+	 */
+	rc_store_release(&reg->bells->daemon_gen, reg->gen);
+}
+
+int rcd_registry_open(struct rcd_registry *reg, const struct rcd_config *cfg,
+		      struct rcd_log *log)
+{
+	const char *dir = cfg->runtime_dir;
+	int ret;
+
+	memset(reg, 0, sizeof(*reg));
+	reg->cfg = cfg;
+	reg->log = log;
+	reg->dirfd = reg->bells_fd = -1;
+	reg->nbuckets = 64;
+	reg->buckets = calloc(reg->nbuckets, sizeof(*reg->buckets));
+	if (!reg->buckets)
+		return -ENOMEM;
+
+	ret = rcd_mkdirs(dir, 0755);
+	if (ret < 0) {
+		rcd_err(log, "cannot create runtime dir %s: %s", dir, strerror(-ret));
+		goto fail;
+	}
+	reg->dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (reg->dirfd < 0) {
+		ret = -errno;
+		rcd_err(log, "cannot open runtime dir %s: %s", dir, strerror(-ret));
+		goto fail;
+	}
+	if (flock(reg->dirfd, LOCK_EX | LOCK_NB) < 0) {
+		ret = errno == EWOULDBLOCK ? -EBUSY : -errno;
+		rcd_err(log, ret == -EBUSY ? "runtime dir %s is in use by another ringcastd"
+					   : "cannot lock runtime dir %s: %s",
+			dir, strerror(-ret));
+		goto fail;
+	}
+	ret = open_bells(reg);
+	if (ret < 0)
+		goto fail;
+	ret = scan(reg);
+	if (ret < 0) {
+		rcd_err(log, "cannot list runtime dir %s: %s", dir, strerror(-ret));
+		goto fail;
+	}
+	return 0;
+fail:
+	rcd_registry_close(reg);
+	return ret;
+}
+
+void rcd_registry_close(struct rcd_registry *reg)
+{
+	struct rcd_topic *t, *next;
+
+	for (t = reg->first; t; t = next) {
+		next = t->next;
+		topic_free(t);
+	}
+	reg->first = reg->last = NULL;
+	reg->ntopics = 0;
+	free(reg->buckets);
+	reg->buckets = NULL;
+	if (reg->bells)
+		rc_bells_unmap(reg->bells);
+	reg->bells = NULL;
+	if (reg->bells_fd >= 0)
+		close(reg->bells_fd);
+	reg->bells_fd = -1;
+	if (reg->dirfd >= 0)
+		close(reg->dirfd); /* drops the flock */
+	reg->dirfd = -1;
+}
+
+int rcd_topic_ring_fd(struct rcd_registry *reg, const struct rcd_topic *t, bool writable)
+{
+	char name[32];
+	int fd;
+
+	if (writable) {
+		fd = fcntl(t->ring_fd, F_DUPFD_CLOEXEC, 0);
+		return fd < 0 ? -errno : fd;
+	}
+	/* A new open file description that cannot be upgraded: whoever
+	 * holds it can map the ring PROT_READ only. */
+	snprintf(name, sizeof(name), "%s.ring", t->file);
+	fd = openat(reg->dirfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	return fd < 0 ? -errno : fd;
+}
+
+int rcd_topic_ctl_fd(const struct rcd_topic *t)
+{
+	int fd = fcntl(t->ctl_fd, F_DUPFD_CLOEXEC, 0);
+
+	return fd < 0 ? -errno : fd;
+}
+
+int rcd_registry_bells_fd(const struct rcd_registry *reg)
+{
+	int fd = fcntl(reg->bells_fd, F_DUPFD_CLOEXEC, 0);
+
+	return fd < 0 ? -errno : fd;
+}
+
+uint32_t rcd_registry_next_client_id(struct rcd_registry *reg)
+{
+	/* next_client_id is written by the daemon only (ring_format.h) and
+	 * read by no client: relaxed both ways, no pair.  It lives in the
+	 * bells file so ids stay unique across daemon restarts. */
+	uint32_t id = rc_load_relaxed(&reg->bells->next_client_id);
+
+	if (id == 0)
+		id = 1;
+	rc_store_relaxed(&reg->bells->next_client_id, id + 1 ? id + 1 : 1);
+	return id;
+}
+
+bool rcd_bell_live(const struct rcd_registry *reg, uint32_t bell)
+{
+	return bell < RC_BELLS && (reg->bell_live[bell / 8] & (1u << (bell % 8)));
+}
+
+int rcd_bell_take(struct rcd_registry *reg, uint32_t bell)
+{
+	if (bell >= RC_BELLS)
+		return -EINVAL;
+	if (rcd_bell_live(reg, bell))
+		return -EBUSY;
+	reg->bell_live[bell / 8] |= (uint8_t)(1u << (bell % 8));
+	return 0;
+}
+
+int rcd_bell_get(struct rcd_registry *reg)
+{
+	unsigned i;
+
+	/* Round-robin from the last one handed out: a just-freed bell may
+	 * still get a late ring from a publisher that looked it up before
+	 * the slot was released, so do not reuse it first. */
+	for (i = 0; i < RC_BELLS; i++) {
+		uint32_t b = (reg->bell_cursor + i) % RC_BELLS;
+
+		if (!rcd_bell_live(reg, b) && !reg->bell_orphan_refs[b]) {
+			rcd_bell_take(reg, b);
+			reg->bell_cursor = b + 1;
+			return (int)b;
+		}
+	}
+	return -ENOSPC;
+}
+
+void rcd_bell_put(struct rcd_registry *reg, uint32_t bell)
+{
+	if (bell < RC_BELLS)
+		reg->bell_live[bell / 8] &= (uint8_t)~(1u << (bell % 8));
+}
+
+void rcd_bell_orphan_ref(struct rcd_registry *reg, uint32_t bell, int delta)
+{
+	if (bell >= RC_BELLS)
+		return;
+	if (delta < 0 && reg->bell_orphan_refs[bell])
+		reg->bell_orphan_refs[bell]--;
+	else if (delta > 0 && reg->bell_orphan_refs[bell] < UINT16_MAX)
+		reg->bell_orphan_refs[bell]++;
+}

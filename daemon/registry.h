@@ -1,0 +1,127 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The topic registry: every ring the daemon owns, found by topic name, and
+ * the node-wide bells file with its allocators (client ids, bell indexes).
+ *
+ * A topic is a pair of files in the runtime directory named after its
+ * 64-bit id, "<%016x id>.ring" and ".ctl".  The id is the FNV-1a hash of
+ * the topic bytes, probed upwards on the (rare) collision with another
+ * topic; the topic name stored in the ring, not the file name, is the
+ * truth, so ids never need to be recomputed.  At start the registry
+ * re-adopts every ring a previous daemon left behind, so clients that kept
+ * publishing and reading through a daemon restart lose nothing.
+ *
+ * Topics are never removed while the daemon runs: a struct rcd_topic
+ * pointer stays valid until rcd_registry_close().
+ */
+#ifndef RINGCASTD_REGISTRY_H
+#define RINGCASTD_REGISTRY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "ring.h"
+
+struct rcd_config;
+struct rcd_log;
+
+_Static_assert(RC_PUB_SLOTS <= 64, "pending repairs are a 64-bit mask per topic");
+
+struct rcd_topic {
+	struct rcd_topic *hnext; /* hash chain */
+	struct rcd_topic *next;  /* every topic, in registration order */
+	uint64_t hash;           /* FNV-1a of name: the hash bucket */
+	uint64_t id;             /* names the files; hash unless probed */
+	char file[17];           /* "%016" PRIx64 of id */
+	int ring_fd, ctl_fd;     /* O_RDWR | O_CLOEXEC, ours */
+	struct rc_ring ring;     /* the daemon's writable mapping */
+	/* duties.c: pub slots of dead publishers whose repair is pending */
+	uint64_t repairs;        /* bit i: pub slot i (RC_PUB_SLOTS <= 64) */
+	uint64_t repairs_since_ns;
+	bool repairs_late;       /* warned that they take too long */
+	/*
+	 * Our own copy of the name: publishers can write the ring header, so
+	 * the copy in shared memory is not trusted after registration.
+	 */
+	size_t len;
+	char name[256];
+};
+
+struct rcd_registry {
+	const struct rcd_config *cfg;
+	struct rcd_log *log;
+	int dirfd;                 /* the runtime directory, flock'ed */
+	int bells_fd;              /* O_RDWR */
+	struct rc_bells_hdr *bells;
+	uint64_t gen;              /* this daemon's daemon_gen */
+	struct rcd_topic **buckets;
+	size_t nbuckets, ntopics;
+	struct rcd_topic *first, *last;
+	unsigned skipped;          /* ring files not adopted at start */
+	/* bells: taken by a connected client, or referenced by orphan slots */
+	uint8_t bell_live[RC_BELLS / 8];
+	uint16_t bell_orphan_refs[RC_BELLS];
+	unsigned bell_cursor;
+};
+
+/* 64-bit FNV-1a: the topic id before probing. */
+uint64_t rcd_topic_hash(const char *name, size_t len);
+
+/*
+ * mkdir -p: create path and its missing parents with mode.  0 (also when
+ * it exists as a directory) or negative errno.
+ */
+int rcd_mkdirs(const char *path, unsigned mode);
+
+/*
+ * Open the runtime directory (created if missing) and lock it against a
+ * second daemon (-EBUSY), create or adopt the bells file (reg->gen is the
+ * next daemon_gen, not yet stored), then map and register every ring
+ * found there.  Rings that
+ * do not validate are logged and skipped.  On error *reg is cleaned up and
+ * why is logged.
+ */
+int rcd_registry_open(struct rcd_registry *reg, const struct rcd_config *cfg,
+		      struct rcd_log *log);
+/*
+ * Publish this daemon's generation in the bells file, once everything is
+ * ready to serve: clients that see it reconnect and resume their slots.
+ */
+void rcd_registry_announce(struct rcd_registry *reg);
+/* Unmap and close everything; ring files stay for the next daemon. */
+void rcd_registry_close(struct rcd_registry *reg);
+
+/* The topic named name[0..len), or NULL. */
+struct rcd_topic *rcd_registry_find(struct rcd_registry *reg, const char *name, size_t len);
+/*
+ * Find or create the topic (capacity and tether timeout from the config).
+ * 0 and *out, or -ENOSPC (tmpfs full), -ENOMEM, or another negative errno
+ * from creating the files.
+ */
+int rcd_registry_get(struct rcd_registry *reg, const char *name, size_t len,
+		     struct rcd_topic **out);
+
+/*
+ * A new fd for a client: the ring file read-only (O_RDONLY, for
+ * subscribers) or read-write, or the ctl file (always read-write).  The fd
+ * is the caller's (O_CLOEXEC).  fd or negative errno.
+ */
+int rcd_topic_ring_fd(struct rcd_registry *reg, const struct rcd_topic *t, bool writable);
+int rcd_topic_ctl_fd(const struct rcd_topic *t);
+/* A new read-write fd of the bells file, the caller's. */
+int rcd_registry_bells_fd(const struct rcd_registry *reg);
+
+/* Next client id from the bells file (persists across restarts; never 0). */
+uint32_t rcd_registry_next_client_id(struct rcd_registry *reg);
+
+/* Bells.  get: a free index or -ENOSPC; take: claim a given one (-EBUSY). */
+int rcd_bell_get(struct rcd_registry *reg);
+int rcd_bell_take(struct rcd_registry *reg, uint32_t bell);
+void rcd_bell_put(struct rcd_registry *reg, uint32_t bell);
+bool rcd_bell_live(const struct rcd_registry *reg, uint32_t bell);
+/* Orphan slots keep their bell reserved: delta +1 or -1. */
+void rcd_bell_orphan_ref(struct rcd_registry *reg, uint32_t bell, int delta);
+
+#endif /* RINGCASTD_REGISTRY_H */

@@ -1,0 +1,207 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The control server's listening socket (see server.h): set up, accept
+ * with one multishot io_uring accept, torn down at shutdown.  What happens
+ * on a connection is conn.c's and requests.c's business.
+ */
+#include <errno.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "conn.h"
+#include "config.h"
+#include "log.h"
+#include "registry.h"
+#include "server.h"
+
+static void accept_cb(struct rcd_loop *loop, struct rcd_op *op, int res, unsigned flags);
+
+static void retry_cb(struct rcd_loop *loop, struct rcd_op *op, int res, unsigned flags)
+{
+	struct rcd_server *srv = op->ctx;
+
+	if (!srv->stopping && !srv->accept_op.armed)
+		rcd_server_start(srv);
+}
+
+static void accept_cb(struct rcd_loop *loop, struct rcd_op *op, int res, unsigned flags)
+{
+	struct rcd_server *srv = op->ctx;
+
+	if (res >= 0) {
+		if (srv->stopping)
+			close(res);
+		else
+			rcd_client_new(srv, res);
+	} else if (res != -ECANCELED) {
+		loop->errors++;
+		rcd_warn(srv->log, "accept: %s", strerror(-res));
+	}
+	if ((flags & RCD_OP_MORE) || srv->stopping)
+		return;
+	/* The multishot accept ended.  After an error (out of fds, say)
+	 * wait a little instead of failing again at once, in a loop. */
+	if (res < 0)
+		rcd_loop_timeout(loop, &srv->retry_op, &srv->retry_ts, false);
+	else
+		rcd_server_start(srv);
+}
+
+/*
+ * Is a daemon listening at path?  1 yes, 0 no (nothing answers: a stale
+ * file), negative errno if we cannot tell.
+ */
+static int probe(const struct sockaddr_un *sa)
+{
+	int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0), ret;
+
+	if (fd < 0)
+		return -errno;
+	ret = connect(fd, (const struct sockaddr *)sa, sizeof(*sa));
+	if (ret == 0 || errno == EAGAIN) /* EAGAIN: listening, backlog full */
+		ret = 1;
+	else if (errno == ECONNREFUSED || errno == ENOENT)
+		ret = 0;
+	else
+		ret = -errno;
+	close(fd);
+	return ret;
+}
+
+int rcd_server_open(struct rcd_server *srv, struct rcd_loop *loop, struct rcd_registry *reg,
+		    struct rcd_duties *duties, const struct rcd_config *cfg, struct rcd_log *log)
+{
+	const char *path = cfg->socket_path;
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	char *dir, *slash;
+	struct stat st;
+	int ret;
+
+	memset(srv, 0, offsetof(struct rcd_server, scratch));
+	srv->loop = loop;
+	srv->reg = reg;
+	srv->duties = duties;
+	srv->cfg = cfg;
+	srv->log = log;
+	srv->listen_fd = -1;
+	srv->retry_ts.tv_nsec = 100000000; /* 100 ms */
+	rcd_op_init(&srv->accept_op, accept_cb, srv);
+	rcd_op_init(&srv->retry_op, retry_cb, srv);
+
+	if (!path || !*path || strlen(path) >= sizeof(sa.sun_path)) {
+		rcd_err(log, "socket path '%s' is empty or over %zu bytes", path ? path : "",
+			sizeof(sa.sun_path) - 1);
+		return -ENAMETOOLONG;
+	}
+	memcpy(sa.sun_path, path, strlen(path));
+	dir = strdup(path);
+	if (!dir)
+		return -ENOMEM;
+	slash = strrchr(dir, '/');
+	ret = 0;
+	if (slash && slash != dir) {
+		*slash = '\0';
+		ret = rcd_mkdirs(dir, 0755);
+		if (ret < 0)
+			rcd_err(log, "cannot create %s: %s", dir, strerror(-ret));
+	}
+	free(dir);
+	if (ret < 0)
+		return ret;
+
+	if (lstat(path, &st) == 0) {
+		if (!S_ISSOCK(st.st_mode)) {
+			rcd_err(log, "%s exists and is not a socket; not touching it", path);
+			return -EEXIST;
+		}
+		ret = probe(&sa);
+		if (ret == 1) {
+			rcd_err(log, "another ringcastd is listening on %s", path);
+			return -EADDRINUSE;
+		}
+		if (ret < 0) {
+			rcd_err(log, "cannot tell whether a daemon listens on %s: %s", path,
+				strerror(-ret));
+			return ret;
+		}
+		rcd_info(log, "removing stale socket %s", path);
+		if (unlink(path) < 0 && errno != ENOENT) {
+			ret = -errno;
+			rcd_err(log, "cannot remove stale socket %s: %s", path, strerror(-ret));
+			return ret;
+		}
+	}
+	srv->listen_fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+	if (srv->listen_fd < 0) {
+		ret = -errno;
+		rcd_err(log, "socket(AF_UNIX, SOCK_SEQPACKET): %s", strerror(-ret));
+		return ret;
+	}
+	if (bind(srv->listen_fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+		ret = -errno;
+		rcd_err(log, "cannot bind %s: %s", path, strerror(-ret));
+		goto fail;
+	}
+	if (stat(path, &st) == 0) {
+		srv->sock_dev = st.st_dev;
+		srv->sock_ino = st.st_ino;
+	}
+	/* The ACL guards topics; the file mode decides who may connect. */
+	if (chmod(path, cfg->socket_mode) < 0) {
+		ret = -errno;
+		rcd_err(log, "cannot chmod %s to %o: %s", path, cfg->socket_mode, strerror(-ret));
+		goto fail_unlink;
+	}
+	if (listen(srv->listen_fd, SOMAXCONN) < 0) {
+		ret = -errno;
+		rcd_err(log, "cannot listen on %s: %s", path, strerror(-ret));
+		goto fail_unlink;
+	}
+	return 0;
+fail_unlink:
+	unlink(path);
+fail:
+	close(srv->listen_fd);
+	srv->listen_fd = -1;
+	return ret;
+}
+
+int rcd_server_start(struct rcd_server *srv)
+{
+	return rcd_loop_accept(srv->loop, &srv->accept_op, srv->listen_fd);
+}
+
+void rcd_server_stop(struct rcd_server *srv)
+{
+	srv->stopping = true;
+	rcd_loop_cancel(srv->loop, &srv->accept_op);
+	rcd_loop_cancel(srv->loop, &srv->retry_op);
+}
+
+void rcd_server_close(struct rcd_server *srv)
+{
+	struct stat st;
+
+	/* The loop is gone: no operation will complete into a client now. */
+	while (srv->clients) {
+		struct rcd_client *c = srv->clients;
+
+		c->recv_op.armed = c->send_op.armed = false;
+		rcd_client_free(c);
+	}
+	if (srv->listen_fd >= 0) {
+		close(srv->listen_fd);
+		srv->listen_fd = -1;
+		/* Unlink only our own socket: a second daemon may have
+		 * replaced the path (after removing it as stale). */
+		if (stat(srv->cfg->socket_path, &st) == 0 && st.st_dev == srv->sock_dev &&
+		    st.st_ino == srv->sock_ino)
+			unlink(srv->cfg->socket_path);
+	}
+}
+

@@ -1,0 +1,75 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The control server: the listening AF_UNIX SOCK_SEQPACKET socket, one
+ * struct rcd_client per connection, request dispatch and replies.
+ *
+ * Per client there is at most one receive and one send in flight.  One
+ * receive: requests are handled in order and a slow reader cannot make us
+ * buffer unboundedly (we stop receiving while its reply queue is long).
+ * One send: replies leave in the order they were queued (a STAT's topics
+ * before its STAT_END), which concurrent sends on io_uring would not
+ * promise.
+ *
+ * A connection's end (EOF, error, or a protocol error after its ERROR
+ * reply went out) releases everything the client held at once: its
+ * subscriber slots, its publisher slots (repairing a claim it left open)
+ * and its bell.  At daemon shutdown nothing is released: clients keep
+ * running on the rings and resume their slots with the next daemon.
+ */
+#ifndef RINGCASTD_SERVER_H
+#define RINGCASTD_SERVER_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+
+#include "loop.h"
+#include "proto.h"
+
+struct rcd_config;
+struct rcd_duties;
+struct rcd_log;
+struct rcd_registry;
+struct rcd_client;
+
+struct rcd_server {
+	struct rcd_loop *loop;
+	struct rcd_registry *reg;
+	struct rcd_duties *duties;
+	const struct rcd_config *cfg;
+	struct rcd_log *log;
+	int listen_fd;
+	dev_t sock_dev; /* the socket file we bound: unlinked at close only */
+	ino_t sock_ino; /* if the path still names it */
+	struct rcd_op accept_op, retry_op;
+	struct __kernel_timespec retry_ts;
+	bool stopping;
+	struct rcd_client *clients; /* doubly linked */
+	unsigned nclients;
+	/* counters for the shutdown summary */
+	uint64_t accepted, refused, requests, bad_requests;
+	/* scratch space for one reply while it is encoded */
+	uint8_t scratch[RC_PROTO_MAX_MSG];
+	struct rc_stat_sub stat_subs[RC_PROTO_STAT_SUBS_MAX];
+};
+
+/*
+ * Bind and listen on cfg->socket_path (creating its directory, replacing a
+ * stale socket file, refusing if a daemon answers there: -EADDRINUSE).
+ * The reason for a failure is logged.  srv is the caller's; it must stay
+ * at the same address until rcd_server_close().
+ */
+int rcd_server_open(struct rcd_server *srv, struct rcd_loop *loop, struct rcd_registry *reg,
+		    struct rcd_duties *duties, const struct rcd_config *cfg, struct rcd_log *log);
+/* Start accepting.  0 or negative errno. */
+int rcd_server_start(struct rcd_server *srv);
+/* Stop accepting new connections (the loop still runs). */
+void rcd_server_stop(struct rcd_server *srv);
+/*
+ * After the loop has exited: close every client socket (their slots stay,
+ * for the next daemon), close the listening socket, unlink its path, free.
+ */
+void rcd_server_close(struct rcd_server *srv);
+
+#endif /* RINGCASTD_SERVER_H */

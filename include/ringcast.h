@@ -1,0 +1,171 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * ringcast: publish/subscribe over shared-memory topic rings.
+ *
+ * The one header users include.  Every function returns a negative errno
+ * value on failure (ringcast_strerror() explains it); pointers are owned by
+ * the library unless a comment says otherwise.  A struct ringcast is not
+ * thread-safe: use one per thread, or serialize calls on it.
+ */
+#ifndef RINGCAST_H
+#define RINGCAST_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* What libringcast.so exports (it is built with -fvisibility=hidden). */
+#if defined(__GNUC__)
+#define RINGCAST_API __attribute__((visibility("default")))
+#else
+#define RINGCAST_API
+#endif
+
+#define RINGCAST_TOPIC_MAX 255 /* bytes, no NUL */
+#define RINGCAST_DEFAULT_SOCKET "/run/ringcast/ringcastd.sock"
+
+struct ringcast;
+
+/* One delivered message.  Every pointer is valid until the handler returns. */
+struct ringcast_msg {
+	const char *topic;   /* not NUL-terminated */
+	size_t topic_len;
+	const void *data;    /* in place in the ring (a private copy when untethered) */
+	size_t len;
+	uint64_t seq;        /* strictly increasing per topic and origin node, in delivery order */
+	uint64_t publish_ns; /* CLOCK_MONOTONIC on the origin node */
+	const char *origin;  /* origin node name, NUL-terminated */
+	uint64_t lost;       /* messages skipped just before this one; 0 normally */
+};
+
+/* Return non-zero to stop ringcast_poll() early. */
+typedef int (*ringcast_handler)(const struct ringcast_msg *msg, void *ctx);
+
+/* A zero-copy publish in progress.  Fill data[0..len), then commit or abort. */
+struct ringcast_claim {
+	void *data;
+	size_t len;
+	/* private: */
+	void *_topic;
+	uint64_t _pos;
+	uint32_t _flags;
+};
+
+/*
+ * Connect to ringcastd.  socket_path NULL: $RINGCAST_SOCKET, then
+ * RINGCAST_DEFAULT_SOCKET.  On success *out is yours; free it with
+ * ringcast_close().  Errors: -ENOENT/-ECONNREFUSED (no daemon), -EPROTO
+ * (daemon speaks another protocol version), -ENOMEM.
+ */
+RINGCAST_API int ringcast_open(struct ringcast **out, const char *socket_path);
+/* Release every subscription, claim and mapping; NULL is allowed. */
+RINGCAST_API void ringcast_close(struct ringcast *rc);
+/* The daemon's node name; owned by rc. */
+RINGCAST_API const char *ringcast_node_name(struct ringcast *rc);
+/* This client's id on its node (the publishing client id in records). */
+RINGCAST_API uint32_t ringcast_client_id(struct ringcast *rc);
+
+/*
+ * Start receiving topic's messages published from now on.  -EINVAL: empty
+ * topic; -ENAMETOOLONG: over RINGCAST_TOPIC_MAX bytes; -EACCES: the
+ * daemon's ACL denies it; -ENOSPC: no room for the ring or no free
+ * subscriber slot; -EALREADY: already subscribed.
+ */
+RINGCAST_API int ringcast_subscribe(struct ringcast *rc, const char *topic);
+/* Stop receiving topic.  -ENOENT: not subscribed. */
+RINGCAST_API int ringcast_unsubscribe(struct ringcast *rc, const char *topic);
+
+/*
+ * Publish.  0 on success.  -EAGAIN: the ring is full of messages a
+ * tethered subscriber has not read yet and the send timeout passed;
+ * -EMSGSIZE: len is over the topic's maximum (ringcast_max_msg());
+ * -EACCES: not allowed to publish; -EINVAL / -ENAMETOOLONG: bad topic.
+ */
+RINGCAST_API int ringcast_broadcast(struct ringcast *rc, const char *topic, const void *data, size_t len);
+/* As broadcast, but rc itself does not receive it. */
+RINGCAST_API int ringcast_broadcast_from(struct ringcast *rc, const char *topic, const void *data, size_t len);
+/* As broadcast, but never leaves this node. */
+RINGCAST_API int ringcast_local_broadcast(struct ringcast *rc, const char *topic, const void *data, size_t len);
+RINGCAST_API int ringcast_local_broadcast_from(struct ringcast *rc, const char *topic, const void *data, size_t len);
+/*
+ * Deliver to the subscribers of topic on node only.  Naming this node is a
+ * local broadcast.  -EHOSTUNREACH: no such node is known.
+ */
+RINGCAST_API int ringcast_direct_broadcast(struct ringcast *rc, const char *node, const char *topic,
+			      const void *data, size_t len);
+
+/*
+ * Zero-copy publish: reserve len bytes of topic's ring and return them in
+ * claim->data.  Exactly one of ringcast_commit() or ringcast_abort() must
+ * follow; until then subscribers of the topic wait at this message, so
+ * keep the window short.  Errors as ringcast_broadcast().
+ */
+RINGCAST_API int ringcast_claim(struct ringcast *rc, const char *topic, size_t len, struct ringcast_claim *claim);
+/* Publish a claimed message.  -ESTALE: the daemon expired the claim. */
+RINGCAST_API int ringcast_commit(struct ringcast_claim *claim);
+/* Give the claimed space back; subscribers skip it. */
+RINGCAST_API int ringcast_abort(struct ringcast_claim *claim);
+
+/*
+ * Deliver up to max waiting messages (0: no limit) to handler, in order per
+ * topic.  Returns the number handled (>= 0), or a negative errno:
+ * -EBADMSG: a ring is corrupt (that topic is dropped; others go on).
+ */
+RINGCAST_API int ringcast_poll(struct ringcast *rc, ringcast_handler handler, void *ctx, unsigned max);
+/* Sleep until ringcast_poll() has work: 0, or -ETIMEDOUT; timeout_ms < 0 waits forever. */
+RINGCAST_API int ringcast_wait(struct ringcast *rc, int timeout_ms);
+/*
+ * A file descriptor that is readable whenever ringcast_poll() has work, for
+ * epoll/poll/io_uring loops.  Owned by rc.  Call ringcast_poll() when it
+ * is readable; the readiness is re-armed by each ringcast_poll().
+ */
+RINGCAST_API int ringcast_fd(struct ringcast *rc);
+
+/* How long publish waits on a full ring before -EAGAIN (default 0). */
+RINGCAST_API int ringcast_set_send_timeout(struct ringcast *rc, int timeout_ms);
+/* Largest payload topic accepts, or a negative errno. */
+RINGCAST_API long ringcast_max_msg(struct ringcast *rc, const char *topic);
+
+/* ---- inspection (ringcast stat) ---- */
+
+enum ringcast_sub_state { RINGCAST_TETHERED = 1, RINGCAST_UNTETHERED = 2 };
+
+struct ringcast_sub_stat {
+	uint32_t client_id;
+	uint32_t pid;
+	uint32_t uid;
+	int state;          /* enum ringcast_sub_state */
+	uint64_t lag_bytes; /* ring bytes published but not yet read */
+	uint64_t delivered; /* messages handled */
+	uint64_t lost;      /* messages missed (lapped while untethered) */
+};
+
+struct ringcast_topic_stat {
+	char topic[RINGCAST_TOPIC_MAX + 1]; /* NUL-terminated copy */
+	size_t topic_len;
+	uint64_t capacity;   /* ring bytes */
+	uint32_t publishers;
+	uint64_t messages;   /* messages ever published to the ring */
+	uint64_t bytes;      /* ring bytes ever written (records, headers, padding) */
+	uint64_t lost;       /* sum of the subscribers' lost counts */
+	size_t n_subs;
+	struct ringcast_sub_stat *subs;
+};
+
+/*
+ * Ask the daemon about every topic (topic NULL) or one.  On success *out is
+ * an array of *n entries, yours to release with ringcast_stat_free().
+ */
+RINGCAST_API int ringcast_stat(struct ringcast *rc, const char *topic, struct ringcast_topic_stat **out, size_t *n);
+RINGCAST_API void ringcast_stat_free(struct ringcast_topic_stat *stats, size_t n);
+
+/* A static description of a (negative or positive) errno value. */
+RINGCAST_API const char *ringcast_strerror(int err);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* RINGCAST_H */

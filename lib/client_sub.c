@@ -1,0 +1,245 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Subscribing and delivery.  ringcast_poll() walks the subscribed topics
+ * round-robin and hands each record to the handler in place (tethered) or
+ * from a private copy (untethered, or just re-tethered).  After each
+ * message it publishes its new position in its sub slot: that release
+ * store is what lets publishers reuse the space.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "barrier.h"
+#include "client.h"
+
+int ringcast_subscribe(struct ringcast *rc, const char *topic)
+{
+	struct rc_topic *t;
+	size_t len;
+	int ret;
+
+	if (!rc)
+		return -EINVAL;
+	ret = rc_topic_check(topic, &len);
+	if (ret < 0)
+		return ret;
+	t = rc_topic_get(rc, topic, len, true);
+	if (!t)
+		return -ENOMEM;
+	if (t->subscribed)
+		return -EALREADY;
+	if (rc->n_subs == rc->subs_cap) {
+		size_t cap = rc->subs_cap ? rc->subs_cap * 2 : 8;
+		struct rc_topic **s = realloc(rc->subs, cap * sizeof(*s));
+
+		if (!s)
+			return -ENOMEM;
+		rc->subs = s;
+		rc->subs_cap = cap;
+	}
+	ret = rc_topic_open_sub(rc, t, false);
+	if (ret < 0)
+		return ret;
+	if (t->sub.max_payload + sizeof(struct rc_rec) > rc->copy_cap) {
+		size_t cap = t->sub.max_payload + sizeof(struct rc_rec);
+		uint8_t *c = realloc(rc->copy, cap);
+
+		if (!c) {
+			rc_topic_close_sub(rc, t);
+			return -ENOMEM;
+		}
+		rc->copy = c;
+		rc->copy_cap = cap;
+	}
+	t->subscribed = true;
+	t->pending_lost = 0;
+	rc->subs[rc->n_subs++] = t;
+	return 0;
+}
+
+void rc_topic_close_sub(struct ringcast *rc, struct rc_topic *t)
+{
+	struct rc_msg req = { .type = RC_MSG_UNSUBSCRIBE }, rep;
+	size_t i;
+
+	req.topic.topic = t->name;
+	req.topic.topic_len = (uint16_t)t->len;
+	/* Best effort: if the daemon is gone, our closed socket releases the slot. */
+	rc_client_request(rc, &req, &rep, NULL, NULL);
+	rc_ring_unmap(&t->sub);
+	for (i = 0; i < rc->n_subs; i++)
+		if (rc->subs[i] == t) {
+			memmove(&rc->subs[i], &rc->subs[i + 1], (rc->n_subs - i - 1) * sizeof(t));
+			rc->n_subs--;
+			break;
+		}
+	t->subscribed = false;
+}
+
+int ringcast_unsubscribe(struct ringcast *rc, const char *topic)
+{
+	struct rc_topic *t;
+	size_t len;
+	int ret;
+
+	if (!rc)
+		return -EINVAL;
+	ret = rc_topic_check(topic, &len);
+	if (ret < 0)
+		return ret;
+	t = rc_topic_get(rc, topic, len, false);
+	if (!t || !t->subscribed)
+		return -ENOENT;
+	rc_topic_close_sub(rc, t);
+	return 0;
+}
+
+static struct rc_sub_slot *my_slot(struct rc_topic *t)
+{
+	return &t->sub.ctl->subs[t->sub.sub_slot];
+}
+
+/* Lapped: resume at the live tail and remember exactly how many we skipped. */
+static void jump_live(struct rc_topic *t)
+{
+	struct rc_sub_slot *s = my_slot(t);
+	uint64_t pos, seq;
+
+	rc_ring_live(&t->sub, &pos, &seq);
+	if (seq > t->next_seq)
+		t->pending_lost += seq - t->next_seq;
+	t->pos = pos;
+	t->next_seq = seq;
+	rc_store_release(&s->pos, pos);
+}
+
+/* Re-read our slot's tether state; re-tether when caught up. */
+static void track_tether(struct rc_topic *t)
+{
+	uint32_t state = rc_load_acquire(&my_slot(t)->state);
+
+	if (state == RC_SUB_UNTETHERED) {
+		t->untethered = true;
+		if (rc_ring_sub_retether(&t->sub, t->pos, &t->safe_from))
+			t->untethered = false;
+	} else {
+		t->untethered = false;
+	}
+}
+
+static int poll_topic(struct ringcast *rc, struct rc_topic *t, ringcast_handler handler,
+		      void *ctx, unsigned max, bool *stop)
+{
+	struct rc_sub_slot *s = my_slot(t);
+	unsigned n = 0;
+
+	track_tether(t);
+	while (n < max) {
+		const struct rc_rec *rec;
+		struct rc_view v;
+		struct ringcast_msg m;
+		int ret = rc_ring_peek(&t->sub, &t->pos, &v, !t->untethered);
+
+		if (ret == -ESTALE) {
+			jump_live(t);
+			continue;
+		}
+		if (ret < 0)
+			return ret;
+		if (ret == 0) {
+			if (t->untethered)
+				track_tether(t);
+			break;
+		}
+		rec = v.rec;
+		if (t->untethered || t->pos < t->safe_from) {
+			/* No tether protects this record: copy it, then check it was not overwritten. */
+			memcpy(rc->copy, v.rec, sizeof(*rec) + v.len);
+			if (!rc_ring_still_valid(&t->sub, t->pos)) {
+				jump_live(t);
+				continue;
+			}
+			rec = (const struct rc_rec *)rc->copy;
+			v.data = rec + 1;
+		}
+		/*
+		 * seq only goes up.  A lower one is a record of an earlier lap
+		 * whose stamp happens to match (salted, so 1 in 2^32 and only
+		 * 32 GiB of positions apart): not committed yet, come back.
+		 */
+		if (rec->seq < t->next_seq)
+			break;
+		t->pos = v.next;
+		t->next_seq = rec->seq + 1;
+		if ((rec->flags & RC_REC_F_FROM) && rec->client_id == rc->client_id) {
+			rc_store_release(&s->pos, t->pos);
+			continue;
+		}
+		m.topic = t->name;
+		m.topic_len = t->len;
+		m.data = v.data;
+		m.len = v.len;
+		m.seq = rec->seq;
+		m.publish_ns = rec->publish_ns;
+		m.origin = rc->node;
+		m.lost = t->pending_lost;
+		if (t->pending_lost) {
+			rc_store_relaxed(&s->lost, rc_load_relaxed(&s->lost) + t->pending_lost);
+			t->pending_lost = 0;
+		}
+		n++;
+		*stop = handler(&m, ctx) != 0;
+		/* After the handler: until now the record had to stay where it is. */
+		rc_store_relaxed(&s->delivered, rc_load_relaxed(&s->delivered) + 1);
+		rc_store_relaxed(&s->seq, t->next_seq);
+		rc_store_release(&s->pos, t->pos); /* pairs with rc_ring_min_tethered's acquire */
+		if (*stop)
+			break;
+	}
+	return (int)n;
+}
+
+int ringcast_poll(struct ringcast *rc, ringcast_handler handler, void *ctx, unsigned max)
+{
+	unsigned total = 0;
+	bool stop = false;
+	size_t k, n;
+	int ret = 0;
+
+	if (!rc || !handler)
+		return -EINVAL;
+	if (max == 0)
+		max = ~0u;
+	rc_client_check_daemon(rc);
+	rc_client_fd_reap(rc);
+	n = rc->n_subs;
+	for (k = 0; k < n && total < max && !stop; k++) {
+		struct rc_topic *t = rc->subs[(rc->rr + k) % n];
+
+		ret = poll_topic(rc, t, handler, ctx, max - total, &stop);
+		if (ret < 0)
+			break;
+		total += (unsigned)ret;
+	}
+	if (n)
+		rc->rr = (rc->rr + 1) % n;
+	rc_client_fd_rearm(rc);
+	return ret < 0 && total == 0 ? ret : (int)total;
+}
+
+int rc_client_has_work(struct ringcast *rc)
+{
+	size_t i;
+
+	for (i = 0; i < rc->n_subs; i++) {
+		struct rc_topic *t = rc->subs[i];
+		struct rc_view v;
+		uint64_t pos = t->pos;
+
+		/* Anything but "nothing yet" is work: poll reports errors too. */
+		if (rc_ring_peek(&t->sub, &pos, &v, !t->untethered) != 0)
+			return 1;
+	}
+	return 0;
+}

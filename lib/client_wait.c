@@ -1,0 +1,215 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Sleeping until there is work.  A client has one doorbell, a futex word
+ * in the node's bells file, for all of its topics.  To sleep it arms the
+ * bell, counts itself in every subscribed ring's sleepers, looks at the
+ * rings once more, and only then waits on the futex.  A publisher commits
+ * and then reads sleepers (ring_pub.c); either it sees us and rings, or
+ * we see its record: no wake-up is lost, and a publisher whose
+ * subscribers are all awake makes no system call.
+ *
+ * ringcast_fd() runs the same wait as an IORING_OP_FUTEX_WAIT in a
+ * private io_uring, whose fd is readable when a completion is posted;
+ * when there is already work it posts a NOP instead, so the fd is
+ * level-triggered as callers expect.
+ */
+#include <errno.h>
+#include <limits.h>
+#include <linux/futex.h>
+#include <liburing.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "barrier.h"
+#include "client.h"
+
+#ifndef IORING_OP_FUTEX_WAIT
+#define IORING_OP_FUTEX_WAIT 51 /* Linux 6.7; Debian 12's headers predate it */
+#endif
+#ifndef FUTEX2_SIZE_U32
+#define FUTEX2_SIZE_U32 0x02
+#endif
+#ifndef FUTEX_BITSET_MATCH_ANY
+#define FUTEX_BITSET_MATCH_ANY 0xffffffff
+#endif
+
+/* How long a sleeper without the heavy fence trusts no bell. */
+#define RC_UNFENCED_SLICE_NS 1000000
+
+static _Atomic uint32_t *bell_word(struct ringcast *rc)
+{
+	return &rc->bells->bells[rc->bell].word;
+}
+
+/* Arm the bell and count in every ring; returns 1 if work arrived meanwhile. */
+static int arm(struct ringcast *rc)
+{
+	size_t i;
+
+	/* seq_cst, before the sleepers increments: see rc_bell_ring's check. */
+	rc_store_seq_cst(bell_word(rc), RC_BELL_ARMED);
+	for (i = 0; i < rc->n_subs; i++)
+		rc_ring_sleep_prepare(&rc->subs[i]->sub);
+	/*
+	 * Publishers commit without a StoreLoad barrier (fence.c): make them
+	 * all execute one now, so that either their commit is visible to the
+	 * re-check below or their later sleepers load sees us.  If that fails
+	 * (membarrier filtered out), sleep in short slices instead of trusting
+	 * the bell.
+	 */
+	rc->fence_ok = rc_fence_heavy() == 0;
+	return rc_client_has_work(rc);
+}
+
+static void disarm(struct ringcast *rc)
+{
+	size_t i;
+
+	for (i = 0; i < rc->n_subs; i++)
+		rc_ring_sleep_finish(&rc->subs[i]->sub);
+	rc_store_relaxed(bell_word(rc), RC_BELL_IDLE);
+}
+
+int ringcast_wait(struct ringcast *rc, int timeout_ms)
+{
+	uint64_t deadline = 0, now;
+	int ret = 0;
+
+	if (!rc)
+		return -EINVAL;
+	if (timeout_ms >= 0)
+		deadline = rc_now_ns() + (uint64_t)timeout_ms * 1000000ull;
+	rc_client_check_daemon(rc);
+	for (;;) {
+		struct timespec ts, *tsp = NULL;
+
+		if (rc_client_has_work(rc))
+			return 0;
+		if (arm(rc)) {
+			disarm(rc);
+			return 0;
+		}
+		if (deadline) {
+			now = rc_now_ns();
+			if (now >= deadline) {
+				disarm(rc);
+				return -ETIMEDOUT;
+			}
+			ts.tv_sec = (time_t)((deadline - now) / 1000000000ull);
+			ts.tv_nsec = (long)((deadline - now) % 1000000000ull);
+			tsp = &ts;
+		}
+		if (!rc->fence_ok && (!tsp || ts.tv_sec > 0 || ts.tv_nsec > RC_UNFENCED_SLICE_NS)) {
+			ts.tv_sec = 0;
+			ts.tv_nsec = RC_UNFENCED_SLICE_NS;
+			tsp = &ts;
+		}
+		/* Not FUTEX_PRIVATE: publishers in other processes wake us. */
+		ret = (int)syscall(SYS_futex, (uint32_t *)bell_word(rc), FUTEX_WAIT, RC_BELL_ARMED,
+				   tsp, NULL, 0);
+		ret = ret < 0 ? -errno : 0;
+		disarm(rc);
+		if (ret < 0 && ret != -EAGAIN && ret != -EINTR && ret != -ETIMEDOUT)
+			return ret;
+		/* The loop re-checks the work and the deadline. */
+		rc_client_check_daemon(rc);
+	}
+}
+
+static int fd_submit(struct ringcast *rc, bool work)
+{
+	static const struct __kernel_timespec slice = { 0, RC_UNFENCED_SLICE_NS };
+	struct io_uring_sqe *sqe = io_uring_get_sqe(rc->uring);
+
+	if (!sqe)
+		return -EBUSY;
+	if (work) {
+		io_uring_prep_nop(sqe);
+	} else if (!rc->fence_ok) {
+		/* No heavy fence, no trusted bell: look again after a slice. */
+		io_uring_prep_timeout(sqe, (struct __kernel_timespec *)&slice, 0, 0);
+	} else {
+		/* FUTEX_WAIT: fd = futex2 flags, addr = word, addr2 = value, addr3 = mask. */
+		io_uring_prep_rw(IORING_OP_FUTEX_WAIT, sqe, FUTEX2_SIZE_U32, bell_word(rc), 0,
+				 RC_BELL_ARMED);
+		sqe->addr3 = FUTEX_BITSET_MATCH_ANY;
+	}
+	rc->uring_pending = true;
+	return io_uring_submit(rc->uring) == 1 ? 0 : -EIO;
+}
+
+void rc_client_fd_rearm(struct ringcast *rc)
+{
+	if (!rc->uring || rc->uring_pending)
+		return;
+	if (rc_client_has_work(rc)) {
+		fd_submit(rc, true);
+		return;
+	}
+	if (arm(rc)) {
+		disarm(rc);
+		fd_submit(rc, true);
+		return;
+	}
+	fd_submit(rc, false);
+}
+
+void rc_client_fd_reap(struct ringcast *rc)
+{
+	struct io_uring_cqe *cqe;
+
+	if (!rc->uring || !rc->uring_pending)
+		return;
+	/* The pending wait is still armed if no completion came yet: cancel by ringing ourselves. */
+	if (io_uring_peek_cqe(rc->uring, &cqe) != 0) {
+		rc_bell_ring(rc->bells, rc->bell);
+		if (io_uring_wait_cqe(rc->uring, &cqe) != 0)
+			return;
+	}
+	io_uring_cqe_seen(rc->uring, cqe);
+	rc->uring_pending = false;
+	disarm(rc);
+}
+
+int ringcast_fd(struct ringcast *rc)
+{
+	struct io_uring_probe *probe;
+	int ret;
+
+	if (!rc)
+		return -EINVAL;
+	if (rc->uring)
+		return rc->uring->ring_fd;
+	probe = io_uring_get_probe();
+	if (!probe)
+		return -EOPNOTSUPP;
+	ret = io_uring_opcode_supported(probe, IORING_OP_FUTEX_WAIT);
+	io_uring_free_probe(probe);
+	if (!ret)
+		return -EOPNOTSUPP;
+	rc->uring = calloc(1, sizeof(*rc->uring));
+	if (!rc->uring)
+		return -ENOMEM;
+	ret = io_uring_queue_init(4, rc->uring, 0);
+	if (ret < 0) {
+		free(rc->uring);
+		rc->uring = NULL;
+		return ret;
+	}
+	rc_client_fd_rearm(rc);
+	return rc->uring->ring_fd;
+}
+
+void rc_client_fd_free(struct ringcast *rc)
+{
+	if (!rc->uring)
+		return;
+	if (rc->uring_pending)
+		rc_client_fd_reap(rc);
+	io_uring_queue_exit(rc->uring);
+	free(rc->uring);
+	rc->uring = NULL;
+}

@@ -1,0 +1,28 @@
+// SPDX-License-Identifier: MIT
+/*
+ * The asymmetric half of the wake-up handshake.  A publisher must not miss
+ * a subscriber that goes to sleep, which classically costs the publisher a
+ * full barrier (StoreLoad) on every commit: on these machines that stalls
+ * it on the store of every record line the subscriber holds, and halves
+ * throughput.  Instead, every libringcast process registers for
+ * MEMBARRIER_CMD_GLOBAL_EXPEDITED and the publisher's commit is a plain
+ * release store; the rare side, a subscriber about to sleep, pays with a
+ * membarrier() that makes every registered thread execute a full barrier.
+ * See docs/ring-format.md, pair #6.
+ */
+#include <errno.h>
+#include <linux/membarrier.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "ring.h"
+
+bool rc_fence_register(void)
+{
+	return syscall(SYS_membarrier, MEMBARRIER_CMD_REGISTER_GLOBAL_EXPEDITED, 0, 0) == 0;
+}
+
+int rc_fence_heavy(void)
+{
+	return syscall(SYS_membarrier, MEMBARRIER_CMD_GLOBAL_EXPEDITED, 0, 0) == 0 ? 0 : -errno;
+}

@@ -1,0 +1,191 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * One topic's ring as a process sees it: the mapped .ring and .ctl files,
+ * and the operations on them.  Shared by libringcast (publish, read) and
+ * ringcastd (create, repair, untether, stat).  Internal: not installed.
+ */
+#ifndef RINGCAST_RING_H
+#define RINGCAST_RING_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ring_format.h"
+
+struct rc_ring {
+	struct rc_ring_hdr *hdr; /* start of the .ring mapping */
+	uint8_t *data;           /* hdr + RC_RING_HDR_SIZE */
+	size_t ring_len;         /* bytes mapped */
+	struct rc_ctl_hdr *ctl;
+	uint64_t cap, mask, max_payload;
+	uint32_t salt;
+	bool writable;
+	/*
+	 * Commit with a release store only, because this process is
+	 * registered for membarrier and sleepers run rc_fence_heavy()
+	 * (fence.c); otherwise commit is a full barrier.
+	 */
+	bool light_commit;
+	/* publisher-private */
+	int pub_slot;       /* -1 when not a publisher */
+	uint64_t limit;     /* cached: may claim below this position */
+	/* subscriber-private */
+	int sub_slot;       /* -1 when not a subscriber */
+	/* daemon-private: positions seen at the last untether check */
+	uint64_t *seen;
+};
+
+/* What rc_ring_peek() found at a reader's position. */
+struct rc_view {
+	const struct rc_rec *rec; /* in the ring */
+	const void *data;
+	size_t len;
+	uint64_t next; /* position after this record */
+};
+
+/* ---- files (daemon) ---- */
+
+/*
+ * Create <name>.ring and <name>.ctl in dirfd for topic (1..255 bytes) with
+ * the given capacity (power of two in [RC_CAPACITY_MIN, RC_CAPACITY_MAX]).
+ * Space is reserved with fallocate, so a full tmpfs fails here with
+ * -ENOSPC and never later with SIGBUS.  On success the two fds are the
+ * caller's (O_RDWR | O_CLOEXEC).  Existing files: -EEXIST.
+ */
+int rc_ring_create(int dirfd, const char *name, const char *topic, size_t topic_len,
+		   uint64_t capacity, uint64_t topic_id, uint32_t tether_timeout_ms,
+		   int *ring_fd, int *ctl_fd);
+
+/*
+ * Map an existing ring: ring_fd read-write when writable, else read-only
+ * (PROT_READ); ctl_fd always read-write.  Validates magic, version,
+ * sizes, capacity and topic: -EBADMSG if anything is off, -EPROTO for
+ * another format version.  The fds stay the caller's; r owns the maps.
+ */
+int rc_ring_map(struct rc_ring *r, int ring_fd, int ctl_fd, bool writable);
+void rc_ring_unmap(struct rc_ring *r);
+
+/* ---- publishing (publisher holding pub_slot) ---- */
+
+/*
+ * Reserve a record for len payload bytes: *pos is its position, its seq
+ * field is filled.  Returns 0, -EAGAIN (a tethered subscriber has not read
+ * the space yet) or -EMSGSIZE.
+ */
+int rc_ring_claim(struct rc_ring *r, size_t len, uint64_t *pos);
+/* The record claimed at pos. */
+static inline struct rc_rec *rc_ring_rec(struct rc_ring *r, uint64_t pos)
+{
+	return (struct rc_rec *)(r->data + (pos & r->mask));
+}
+/*
+ * Publish the record at pos (header fields other than commit already
+ * written by the caller, or written here from the arguments), then wake
+ * sleeping subscribers.  bells: the node's bells file (may be NULL).
+ */
+void rc_ring_commit(struct rc_ring *r, uint64_t pos, size_t len, uint32_t client_id,
+		    uint16_t flags, uint64_t publish_ns, struct rc_bells_hdr *bells);
+/* Turn the claim at pos into padding that readers skip. */
+void rc_ring_abort(struct rc_ring *r, uint64_t pos, struct rc_bells_hdr *bells);
+
+/* Wake every sleeping subscriber of r (cheap when none sleeps). */
+void rc_ring_wake(struct rc_ring *r, struct rc_bells_hdr *bells);
+
+/* ---- reading (subscriber holding sub_slot) ---- */
+
+/*
+ * Look at the record at *pos, first moving *pos past any padding.  Returns
+ * 1 with *v filled, 0 if nothing is committed there yet, -EBADMSG if the
+ * ring is corrupt (a length, alignment or position that cannot be),
+ * -ESTALE if *pos was overwritten (lapped: only an untethered reader;
+ * a tethered one passes tethered = true and skips that check).
+ */
+int rc_ring_peek(const struct rc_ring *r, uint64_t *pos, struct rc_view *v, bool tethered);
+
+/*
+ * For a lapped reader: a consistent (position, sequence) pair at the
+ * ring's live tail to resume from.
+ */
+void rc_ring_live(const struct rc_ring *r, uint64_t *pos, uint64_t *seq);
+
+/*
+ * After copying a record read at pos..end out of the ring: true if no
+ * publisher can have overwritten it meanwhile (the seqlock-style check
+ * an untethered reader needs).
+ */
+bool rc_ring_still_valid(const struct rc_ring *r, uint64_t pos);
+
+/*
+ * A subscriber about to sleep counts itself in ctl->sleepers (after arming
+ * its bell) so publishers know to ring; finish undoes it.  Only one of
+ * finish and the daemon's release drops the count.
+ */
+void rc_ring_sleep_prepare(struct rc_ring *r);
+void rc_ring_sleep_finish(struct rc_ring *r);
+
+/*
+ * An untethered subscriber that has caught up (pos == tail) tethers itself
+ * again.  Returns true and *safe_from: until the reader passes it, some
+ * publisher may still hold a limit computed without us, so read by copy.
+ */
+bool rc_ring_sub_retether(struct rc_ring *r, uint64_t pos, uint64_t *safe_from);
+
+/* ---- daemon duties ---- */
+
+/*
+ * A publisher holding pub slot `slot` is gone.  If its claim is still
+ * uncommitted and no live publisher claims the same position, turn it into
+ * padding and wake subscribers.  Returns 1 if repaired or nothing to do
+ * (the slot is released), 0 if it must be retried later (a live publisher
+ * still claims that position), negative errno on a corrupt ring.
+ */
+int rc_ring_repair_pub(struct rc_ring *r, unsigned slot, struct rc_bells_hdr *bells);
+
+/*
+ * Slots.  The daemon is the only allocator: it finds a free slot, attaches
+ * it to a client, and releases it when the client unsubscribes or its
+ * socket closes.  Attach returns the slot index or -ENOSPC.
+ */
+int rc_ring_sub_attach(struct rc_ring *r, uint32_t client_id, uint32_t pid, uint32_t uid,
+		       uint32_t bell, uint64_t now_ns);
+void rc_ring_sub_release(struct rc_ring *r, unsigned slot);
+int rc_ring_pub_attach(struct rc_ring *r, uint32_t client_id, uint32_t pid);
+/* (rc_ring_repair_pub() releases a pub slot.) */
+
+/*
+ * The daemon's tick for one ring: untether each tethered subscriber whose
+ * position has not moved for the topic's tether timeout while data waits
+ * for it.  Calls untethered(slot) for each one it untethers (for the log).
+ * Returns how many it untethered.
+ */
+int rc_ring_untether_stalled(struct rc_ring *r, uint64_t now_ns,
+			     void (*untethered)(struct rc_ring *r, unsigned slot, void *ctx), void *ctx);
+
+/* Smallest position a tethered subscriber still needs (tail if none). */
+uint64_t rc_ring_min_tethered(const struct rc_ring *r);
+
+/* The topic name (not NUL-terminated) and its length. */
+static inline const char *rc_ring_topic(const struct rc_ring *r, size_t *len)
+{
+	*len = r->hdr->meta.topic_len;
+	return r->hdr->meta.topic;
+}
+
+/* ---- the asymmetric fence (fence.c) ---- */
+
+/* Register this process; true if publishers here may commit light. */
+bool rc_fence_register(void);
+/* Make every registered thread run a full barrier (a sleeper, before its re-check). */
+int rc_fence_heavy(void);
+
+/* ---- bells ---- */
+
+/* Create (or, with adopt, validate and reuse) the node's bells file. */
+int rc_bells_create(int dirfd, const char *name, bool adopt, int *fd);
+int rc_bells_map(int fd, struct rc_bells_hdr **out);
+void rc_bells_unmap(struct rc_bells_hdr *b);
+/* Wake one client's doorbell if it is armed. */
+void rc_bell_ring(struct rc_bells_hdr *b, uint32_t bell);
+
+#endif /* RINGCAST_RING_H */

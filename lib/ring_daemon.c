@@ -1,0 +1,232 @@
+// SPDX-License-Identifier: MIT
+/*
+ * The daemon's side of a ring: handing out and taking back slots,
+ * untethering stalled subscribers, and repairing the claim of a publisher
+ * that died between claim and commit.
+ *
+ * Crash repair.  A dead publisher's slot says which claim it was making
+ * (claim = start | BUSY, end).  Three cases:
+ *  - tail never passed start: its CAS never happened; nothing to do.
+ *  - the record(s) in [start, end) are committed: it died after commit.
+ *  - a record in there is not committed.  Then either the dead publisher
+ *    won the CAS, or it lost it to another publisher that has not
+ *    committed yet.  A live publisher keeps claim = start | BUSY in its
+ *    slot from before its CAS until after its commit, so if no live slot
+ *    claims start, the record is the dead one's and we turn it into
+ *    padding; otherwise we look again at the next tick.
+ * Padding is written with a CAS from the value we found, so a publisher
+ * that commits at the last moment wins and nothing is overwritten.
+ */
+#include <errno.h>
+#include <stdlib.h>
+
+#include "barrier.h"
+#include "ring.h"
+
+static uint32_t slots_hi(const struct rc_ring *r)
+{
+	uint32_t hi = rc_load_acquire(&r->ctl->slots_hi);
+
+	return hi > RC_SUB_SLOTS ? RC_SUB_SLOTS : hi;
+}
+
+int rc_ring_sub_attach(struct rc_ring *r, uint32_t client_id, uint32_t pid, uint32_t uid,
+		       uint32_t bell, uint64_t now_ns)
+{
+	unsigned i;
+
+	for (i = 0; i < RC_SUB_SLOTS; i++) {
+		struct rc_sub_slot *s = &r->ctl->subs[i];
+		uint64_t pos, seq;
+
+		if (rc_load_acquire(&s->state) != RC_SUB_FREE)
+			continue;
+		rc_store_relaxed(&s->client_id, client_id);
+		rc_store_relaxed(&s->pid, pid);
+		rc_store_relaxed(&s->uid, uid);
+		rc_store_relaxed(&s->bell, bell);
+		rc_store_relaxed(&s->delivered, 0);
+		rc_store_relaxed(&s->lost, 0);
+		rc_store_relaxed(&s->asleep, 0);
+		rc_store_relaxed(&s->moved_ns, now_ns);
+		rc_ring_live(r, &pos, &seq);
+		rc_store_relaxed(&s->pos, pos);
+		rc_store_relaxed(&s->seq, seq);
+		if (i + 1 > rc_load_relaxed(&r->ctl->slots_hi))
+			rc_store_release(&r->ctl->slots_hi, i + 1); /* pairs with scans' acquire */
+		/*
+		 * Tether, then move pos up to the tail read after: a publisher
+		 * whose scan missed the new state read a tail no later than
+		 * that (rc_ring_min_tethered), so its cached limit cannot pass
+		 * pos + capacity.  Until the second store pos is only lower.
+		 */
+		rc_store_seq_cst(&s->state, RC_SUB_TETHERED);
+		rc_ring_live(r, &pos, &seq);
+		rc_store_release(&s->seq, seq);
+		rc_store_release(&s->pos, pos);
+		if (r->seen)
+			r->seen[i] = pos;
+		return (int)i;
+	}
+	return -ENOSPC;
+}
+
+void rc_ring_sub_release(struct rc_ring *r, unsigned slot)
+{
+	struct rc_sub_slot *s;
+
+	if (slot >= RC_SUB_SLOTS)
+		return;
+	s = &r->ctl->subs[slot];
+	/* The owner is gone or has stopped reading: its sleeper count is ours to drop. */
+	if (atomic_exchange(&s->asleep, 0))
+		atomic_fetch_sub(&r->ctl->sleepers, 1);
+	rc_store_relaxed(&s->client_id, 0);
+	/* Publishers stop counting it at their next scan (their seq_cst load). */
+	rc_store_seq_cst(&s->state, RC_SUB_FREE);
+}
+
+int rc_ring_pub_attach(struct rc_ring *r, uint32_t client_id, uint32_t pid)
+{
+	unsigned i;
+
+	for (i = 0; i < RC_PUB_SLOTS; i++) {
+		struct rc_pub_slot *p = &r->hdr->pubs[i];
+
+		if (rc_load_acquire(&p->client_id) != 0)
+			continue;
+		rc_store_relaxed(&p->claim, 0);
+		rc_store_relaxed(&p->end, 0);
+		rc_store_relaxed(&p->pid, pid);
+		/* The client learns the slot from our reply, after this store. */
+		rc_store_release(&p->client_id, client_id);
+		return (int)i;
+	}
+	return -ENOSPC;
+}
+
+static void release_pub(struct rc_pub_slot *p)
+{
+	rc_store_relaxed(&p->claim, 0);
+	rc_store_relaxed(&p->end, 0);
+	rc_store_relaxed(&p->pid, 0);
+	rc_store_release(&p->client_id, 0);
+}
+
+/* Does a publisher other than the dead one still claim start? */
+static bool live_claim_at(const struct rc_ring *r, unsigned dead, uint64_t start)
+{
+	unsigned i;
+
+	for (i = 0; i < RC_PUB_SLOTS; i++) {
+		/* Pairs with the release store of claim in rc_ring_claim(). */
+		uint64_t c = rc_load_acquire(&r->hdr->pubs[i].claim);
+
+		if (i != dead && (c & RC_CLAIM_BUSY) && !(c & RC_CLAIM_DEAD) &&
+		    (c & ~(RC_CLAIM_BUSY | RC_CLAIM_DEAD)) == start)
+			return true;
+	}
+	return false;
+}
+
+int rc_ring_repair_pub(struct rc_ring *r, unsigned slot, struct rc_bells_hdr *bells)
+{
+	struct rc_pub_slot *p;
+	uint64_t c, start, end, pos, tail;
+	bool repaired = false;
+
+	if (slot >= RC_PUB_SLOTS)
+		return -EINVAL;
+	p = &r->hdr->pubs[slot];
+	/* The owner is dead: no one else writes its claim now. */
+	c = atomic_fetch_or(&p->claim, RC_CLAIM_DEAD);
+	if (!(c & RC_CLAIM_BUSY))
+		goto done;
+	start = c & ~(RC_CLAIM_BUSY | RC_CLAIM_DEAD);
+	end = rc_load_relaxed(&p->end); /* ordered by the acquire above */
+	/* Pairs with the CAS in rc_ring_claim (a full barrier). */
+	tail = rc_load_acquire(&r->hdr->tail.pos);
+	if (tail <= start)
+		goto done;
+	if (end <= start || end - start > r->cap || (start | end) & (RC_REC_ALIGN - 1))
+		return -EBADMSG;
+	if (live_claim_at(r, slot, start))
+		return 0;
+	for (pos = start; pos < end;) {
+		struct rc_rec *rec = rc_ring_rec(r, pos);
+		uint64_t off = pos & r->mask, seg = end - pos, word;
+		uint32_t lf;
+
+		if (seg > r->cap - off)
+			seg = r->cap - off; /* padding never straddles the end either */
+		word = rc_load_acquire(&rec->commit);
+		lf = (uint32_t)(word >> 32);
+		if ((uint32_t)word == rc_stamp(r->salt, pos) && lf != 0) {
+			uint64_t len = rc_align(lf & ~RC_REC_PAD);
+
+			if (len < RC_REC_ALIGN || len > seg)
+				return -EBADMSG;
+			pos += len;
+			continue;
+		}
+		/*
+		 * seq_cst for the same reason as rc_ring_commit; the CAS fails
+		 * if the publisher committed after all.
+		 */
+		if (atomic_compare_exchange_strong(&rec->commit, &word,
+			((uint64_t)(RC_REC_PAD | (uint32_t)seg) << 32) | rc_stamp(r->salt, pos)))
+			repaired = true;
+		else
+			continue; /* look again at what the publisher wrote */
+		pos += seg;
+	}
+	if (repaired)
+		rc_ring_wake(r, bells);
+done:
+	release_pub(p);
+	return 1;
+}
+
+int rc_ring_untether_stalled(struct rc_ring *r, uint64_t now_ns,
+			     void (*untethered)(struct rc_ring *r, unsigned slot, void *ctx), void *ctx)
+{
+	uint64_t timeout = (uint64_t)r->hdr->meta.tether_timeout_ms * 1000000ull;
+	uint64_t tail = rc_load_acquire(&r->hdr->tail.pos);
+	uint32_t i, hi = slots_hi(r);
+	int n = 0;
+
+	if (!r->seen) {
+		r->seen = calloc(RC_SUB_SLOTS, sizeof(*r->seen));
+		if (!r->seen)
+			return -ENOMEM;
+		/* First look (or first since an adoption): everyone starts moving now. */
+		for (i = 0; i < RC_SUB_SLOTS; i++) {
+			r->seen[i] = rc_load_acquire(&r->ctl->subs[i].pos);
+			rc_store_relaxed(&r->ctl->subs[i].moved_ns, now_ns);
+		}
+	}
+	for (i = 0; i < hi; i++) {
+		struct rc_sub_slot *s = &r->ctl->subs[i];
+		uint32_t expect = RC_SUB_TETHERED;
+		uint64_t pos;
+
+		if (rc_load_acquire(&s->state) != RC_SUB_TETHERED)
+			continue;
+		pos = rc_load_acquire(&s->pos);
+		/* Moving, or caught up (holding no one back): not stalled. */
+		if (pos != r->seen[i] || pos >= tail) {
+			r->seen[i] = pos;
+			rc_store_relaxed(&s->moved_ns, now_ns);
+			continue;
+		}
+		if (timeout == 0 || now_ns - rc_load_relaxed(&s->moved_ns) < timeout)
+			continue;
+		/* CAS: the subscriber may be re-tethering or the slot released. */
+		if (atomic_compare_exchange_strong(&s->state, &expect, RC_SUB_UNTETHERED)) {
+			n++;
+			if (untethered)
+				untethered(r, i, ctx);
+		}
+	}
+	return n;
+}

@@ -1,0 +1,318 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Ring, ctl and bells files: creating them (daemon) and mapping them after
+ * validating every header field (everyone).  A mapper copies the geometry
+ * it validated into struct rc_ring and never reads it from shared memory
+ * again, so a process that scribbles on the header later cannot move our
+ * bounds.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "barrier.h"
+#include "ring.h"
+
+static uint64_t realtime_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/*
+ * Create dir/name of exactly size bytes, initialized by init(), so that no
+ * mapper ever sees it half-written: it is built as an O_TMPFILE and linked
+ * into place only when complete.  Space is reserved with fallocate() so a
+ * full tmpfs fails here, not with SIGBUS in a client later.
+ */
+static int create_file(int dirfd, const char *name, size_t size,
+		       void (*init)(void *map, void *arg), void *arg, int *out_fd)
+{
+	char proc[64];
+	void *map;
+	int fd, ret;
+
+	fd = openat(dirfd, ".", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return -errno;
+	if (fallocate(fd, 0, 0, (off_t)size) < 0) {
+		ret = -errno;
+		goto fail;
+	}
+	map = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	if (map == MAP_FAILED) {
+		ret = -errno;
+		goto fail;
+	}
+	init(map, arg);
+	munmap(map, size);
+
+	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
+	if (linkat(AT_FDCWD, proc, dirfd, name, AT_SYMLINK_FOLLOW) < 0) {
+		ret = -errno;
+		goto fail;
+	}
+	*out_fd = fd;
+	return 0;
+fail:
+	close(fd);
+	return ret;
+}
+
+struct ring_init {
+	const char *topic;
+	size_t topic_len;
+	uint64_t capacity, topic_id;
+	uint32_t tether_timeout_ms;
+};
+
+static void init_ring(void *map, void *arg)
+{
+	struct ring_init *ri = arg;
+	struct rc_ring_hdr *h = map;
+	uint32_t salt;
+
+	if (getrandom(&salt, sizeof(salt), GRND_NONBLOCK) != sizeof(salt))
+		salt = (uint32_t)realtime_ns() * 2654435761u;
+	h->meta.magic = RC_RING_MAGIC;
+	h->meta.version = RC_FORMAT_VERSION;
+	h->meta.hdr_size = RC_RING_HDR_SIZE;
+	h->meta.capacity = ri->capacity;
+	h->meta.rec_hdr_size = sizeof(struct rc_rec);
+	h->meta.pub_slots = RC_PUB_SLOTS;
+	h->meta.salt = salt;
+	h->meta.topic_len = (uint32_t)ri->topic_len;
+	h->meta.topic_id = ri->topic_id;
+	h->meta.created_ns = realtime_ns();
+	h->meta.max_payload = ri->capacity / 2 - sizeof(struct rc_rec);
+	h->meta.tether_timeout_ms = ri->tether_timeout_ms;
+	memcpy(h->meta.topic, ri->topic, ri->topic_len);
+	/*
+	 * Sequences start at 1 so 0 can mean "none yet".  The data area is
+	 * zero, and a zero commit word reads as "not committed" whatever the
+	 * stamp, because a committed record is never shorter than 8 bytes.
+	 */
+	atomic_init(&h->tail.pos, 0);
+	atomic_init(&h->tail.seq, 1);
+}
+
+struct ctl_init {
+	uint64_t topic_id;
+};
+
+static void init_ctl(void *map, void *arg)
+{
+	struct rc_ctl_hdr *c = map;
+
+	c->magic = RC_CTL_MAGIC;
+	c->version = RC_FORMAT_VERSION;
+	c->sub_slots = RC_SUB_SLOTS;
+	c->topic_id = ((struct ctl_init *)arg)->topic_id;
+}
+
+static bool valid_capacity(uint64_t cap)
+{
+	return cap >= RC_CAPACITY_MIN && cap <= RC_CAPACITY_MAX && (cap & (cap - 1)) == 0;
+}
+
+int rc_ring_create(int dirfd, const char *name, const char *topic, size_t topic_len,
+		   uint64_t capacity, uint64_t topic_id, uint32_t tether_timeout_ms,
+		   int *ring_fd, int *ctl_fd)
+{
+	struct ring_init ri = { topic, topic_len, capacity, topic_id, tether_timeout_ms };
+	struct ctl_init ci = { topic_id };
+	char ring_name[NAME_MAX + 1], ctl_name[NAME_MAX + 1];
+	int rfd, cfd, ret;
+
+	if (!valid_capacity(capacity) || topic_len < 1 || topic_len > 255 ||
+	    memchr(topic, 0, topic_len))
+		return -EINVAL;
+	if (snprintf(ring_name, sizeof(ring_name), "%s.ring", name) >= (int)sizeof(ring_name) ||
+	    snprintf(ctl_name, sizeof(ctl_name), "%s.ctl", name) >= (int)sizeof(ctl_name))
+		return -ENAMETOOLONG;
+	if (faccessat(dirfd, ring_name, F_OK, 0) == 0)
+		return -EEXIST;
+	/*
+	 * The .ring file appears last: a topic exists once it does.  A .ctl
+	 * without one is left over from a create that died half-way.
+	 */
+	unlinkat(dirfd, ctl_name, 0);
+	ret = create_file(dirfd, ctl_name, RC_CTL_SIZE, init_ctl, &ci, &cfd);
+	if (ret < 0)
+		return ret;
+	ret = create_file(dirfd, ring_name, RC_RING_HDR_SIZE + capacity, init_ring, &ri, &rfd);
+	if (ret < 0) {
+		unlinkat(dirfd, ctl_name, 0);
+		close(cfd);
+		return ret;
+	}
+	*ring_fd = rfd;
+	*ctl_fd = cfd;
+	return 0;
+}
+
+static int map_fd(int fd, size_t *len, int prot, void **out)
+{
+	struct stat st;
+	void *map;
+
+	if (fstat(fd, &st) < 0)
+		return -errno;
+	if (st.st_size <= 0)
+		return -EBADMSG;
+	map = mmap(NULL, (size_t)st.st_size, prot, MAP_SHARED, fd, 0);
+	if (map == MAP_FAILED)
+		return -errno;
+	*len = (size_t)st.st_size;
+	*out = map;
+	return 0;
+}
+
+static int check_ring_meta(const struct rc_ring_meta *m, size_t file_len)
+{
+	if (m->magic != RC_RING_MAGIC)
+		return -EBADMSG;
+	if (m->version != RC_FORMAT_VERSION)
+		return -EPROTO;
+	if (m->hdr_size != RC_RING_HDR_SIZE || m->rec_hdr_size != sizeof(struct rc_rec) ||
+	    m->pub_slots != RC_PUB_SLOTS || !valid_capacity(m->capacity) ||
+	    file_len != RC_RING_HDR_SIZE + m->capacity ||
+	    m->max_payload != m->capacity / 2 - sizeof(struct rc_rec) ||
+	    m->topic_len < 1 || m->topic_len > 255 || memchr(m->topic, 0, m->topic_len))
+		return -EBADMSG;
+	return 0;
+}
+
+int rc_ring_map(struct rc_ring *r, int ring_fd, int ctl_fd, bool writable)
+{
+	size_t ring_len, ctl_len;
+	void *ring, *ctl;
+	int ret;
+
+	memset(r, 0, sizeof(*r));
+	r->pub_slot = r->sub_slot = -1;
+	ret = map_fd(ring_fd, &ring_len, PROT_READ | (writable ? PROT_WRITE : 0), &ring);
+	if (ret < 0)
+		return ret;
+	if (ring_len < RC_RING_HDR_SIZE + RC_CAPACITY_MIN) {
+		ret = -EBADMSG;
+		goto fail_ring;
+	}
+	ret = check_ring_meta(ring, ring_len);
+	if (ret < 0)
+		goto fail_ring;
+	ret = map_fd(ctl_fd, &ctl_len, PROT_READ | PROT_WRITE, &ctl);
+	if (ret < 0)
+		goto fail_ring;
+	if (ctl_len != RC_CTL_SIZE) {
+		ret = -EBADMSG;
+		goto fail_ctl;
+	}
+	r->hdr = ring;
+	r->ctl = ctl;
+	if (r->ctl->magic != RC_CTL_MAGIC || r->ctl->sub_slots != RC_SUB_SLOTS ||
+	    r->ctl->topic_id != r->hdr->meta.topic_id) {
+		ret = r->ctl->version != RC_FORMAT_VERSION ? -EPROTO : -EBADMSG;
+		goto fail_ctl;
+	}
+	r->ring_len = ring_len;
+	r->data = (uint8_t *)ring + RC_RING_HDR_SIZE;
+	r->cap = r->hdr->meta.capacity;
+	r->mask = r->cap - 1;
+	r->max_payload = r->hdr->meta.max_payload;
+	r->salt = r->hdr->meta.salt;
+	r->writable = writable;
+	return 0;
+fail_ctl:
+	munmap(ctl, ctl_len);
+fail_ring:
+	munmap(ring, ring_len);
+	memset(r, 0, sizeof(*r));
+	r->pub_slot = r->sub_slot = -1;
+	return ret;
+}
+
+void rc_ring_unmap(struct rc_ring *r)
+{
+	if (r->hdr)
+		munmap(r->hdr, r->ring_len);
+	if (r->ctl)
+		munmap(r->ctl, RC_CTL_SIZE);
+	free(r->seen);
+	memset(r, 0, sizeof(*r));
+	r->pub_slot = r->sub_slot = -1;
+}
+
+static void init_bells(void *map, void *arg)
+{
+	struct rc_bells_hdr *b = map;
+
+	b->magic = RC_BELLS_MAGIC;
+	b->version = RC_FORMAT_VERSION;
+	b->nbells = RC_BELLS;
+	atomic_init(&b->next_client_id, 1);
+}
+
+int rc_bells_create(int dirfd, const char *name, bool adopt, int *fd)
+{
+	int ret;
+
+	if (adopt) {
+		struct rc_bells_hdr *b;
+		int efd = openat(dirfd, name, O_RDWR | O_CLOEXEC);
+
+		if (efd >= 0) {
+			ret = rc_bells_map(efd, &b);
+			if (ret < 0) {
+				close(efd);
+				return ret;
+			}
+			rc_bells_unmap(b);
+			*fd = efd;
+			return 0;
+		}
+		if (errno != ENOENT)
+			return -errno;
+	} else {
+		unlinkat(dirfd, name, 0);
+	}
+	return create_file(dirfd, name, RC_BELLS_SIZE, init_bells, NULL, fd);
+}
+
+int rc_bells_map(int fd, struct rc_bells_hdr **out)
+{
+	size_t len;
+	void *map;
+	int ret;
+
+	ret = map_fd(fd, &len, PROT_READ | PROT_WRITE, &map);
+	if (ret < 0)
+		return ret;
+	struct rc_bells_hdr *b = map;
+	if (len != RC_BELLS_SIZE || b->magic != RC_BELLS_MAGIC || b->nbells != RC_BELLS) {
+		munmap(map, len);
+		return -EBADMSG;
+	}
+	if (b->version != RC_FORMAT_VERSION) {
+		munmap(map, len);
+		return -EPROTO;
+	}
+	*out = b;
+	return 0;
+}
+
+void rc_bells_unmap(struct rc_bells_hdr *b)
+{
+	if (b)
+		munmap(b, RC_BELLS_SIZE);
+}

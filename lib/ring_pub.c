@@ -1,0 +1,213 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Publishing into a topic ring: claim, commit, abort, and waking the
+ * subscribers that sleep.
+ *
+ * Claim.  tail holds (next position, next seq) and publishers move both
+ * with one 16-byte CAS, so positions and sequence numbers are handed out
+ * in the same order and seq is strictly increasing in ring order.  Before
+ * the CAS a publisher records the claim it is attempting in its pub slot
+ * (claim = start | BUSY, end); the CAS is a full barrier, so anyone who
+ * sees the new tail also sees the slot.  That is what lets the daemon
+ * repair the claim of a publisher that dies before committing (see
+ * ring_daemon.c).
+ *
+ * Commit.  The record's first word, written last, is
+ * (length << 32) | stamp(pos): a reader that loads it with acquire sees
+ * the header and payload the publisher wrote before (release).  The
+ * stamp ties the word to this lap, so bytes left from an earlier lap never
+ * look committed.
+ *
+ * Flow control.  A publisher may claim below limit = (smallest position a
+ * tethered subscriber still has to read) + capacity.  It caches the limit
+ * and rescans the subscriber slots only when a claim would cross it, so
+ * the cost of a scan is spread over a ring's worth of messages and does
+ * not grow per message with the number of subscribers.
+ */
+#include <errno.h>
+#include <limits.h>
+#include <linux/futex.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "barrier.h"
+#include "ring.h"
+
+typedef unsigned __int128 rc_u128;
+
+static inline rc_u128 tail_pair(uint64_t pos, uint64_t seq)
+{
+	return ((rc_u128)seq << 64) | pos;
+}
+
+/*
+ * The CAS on (pos, seq).  GCC's __sync builtin inlines cmpxchg16b with
+ * -mcx16 (the __atomic one would call libatomic).  It is a full barrier:
+ * it orders the pub slot stores before it, which the daemon's repair
+ * relies on (its acquire load of tail.pos pairs with this).
+ */
+static inline rc_u128 tail_cas(struct rc_ring_tail *t, rc_u128 old, rc_u128 new)
+{
+	return __sync_val_compare_and_swap((rc_u128 *)t, old, new);
+}
+
+static uint64_t refresh_limit(struct rc_ring *r)
+{
+	r->limit = rc_ring_min_tethered(r) + r->cap;
+	return r->limit;
+}
+
+int rc_ring_claim(struct rc_ring *r, size_t len, uint64_t *pos_out)
+{
+	struct rc_pub_slot *ps = &r->hdr->pubs[r->pub_slot];
+	uint64_t need, pos, seq, pad, end;
+	rc_u128 cur, seen;
+
+	if (len > r->max_payload)
+		return -EMSGSIZE;
+	need = rc_align(sizeof(struct rc_rec) + len);
+	/* A torn read of the pair only costs one failed CAS, which returns the real one. */
+	cur = tail_pair(rc_load_relaxed(&r->hdr->tail.pos), rc_load_relaxed(&r->hdr->tail.seq));
+	for (;;) {
+		pos = (uint64_t)cur;
+		seq = (uint64_t)(cur >> 64);
+		/* A record never straddles the end of the ring: pad to the start. */
+		pad = (pos & r->mask) + need > r->cap ? r->cap - (pos & r->mask) : 0;
+		end = pos + pad + need;
+		if (end > r->limit && end > refresh_limit(r))
+			return -EAGAIN;
+		/*
+		 * claim = 0 first, so a publisher killed between the end and
+		 * claim stores never leaves a claim paired with a stale end.
+		 * The release on claim orders end before it for the daemon.
+		 */
+		rc_store_relaxed(&ps->claim, 0);
+		rc_store_relaxed(&ps->end, end);
+		rc_store_release(&ps->claim, pos | RC_CLAIM_BUSY);
+		seen = tail_cas(&r->hdr->tail, cur, tail_pair(end, seq + 1));
+		if (seen == cur)
+			break;
+		cur = seen;
+	}
+	if (pad) {
+		struct rc_rec *p = rc_ring_rec(r, pos);
+
+		/* Pairs with the reader's acquire load of the commit word. */
+		rc_store_release(&p->commit, ((uint64_t)(RC_REC_PAD | pad) << 32) | rc_stamp(r->salt, pos));
+	}
+	rc_ring_rec(r, pos + pad)->seq = seq;
+	*pos_out = pos + pad;
+	return 0;
+}
+
+/*
+ * Store a record's commit word, end our claim, and ring sleepers.  The
+ * commit store pairs with the reader's acquire load of the word.  It must
+ * also be ordered before our load of ctl->sleepers, against a subscriber's
+ * sleepers increment followed by its re-check of this word
+ * (rc_ring_sleep_prepare): one side must see the other or a wake-up is
+ * lost.  With light_commit that StoreLoad order comes from the sleeper's
+ * membarrier (fence.c) and we only stop the compiler; otherwise the store
+ * is seq_cst (one xchg on x86).
+ */
+static inline void publish_word(struct rc_ring *r, _Atomic uint64_t *commit, uint64_t word,
+				struct rc_bells_hdr *bells)
+{
+	uint32_t sleepers;
+
+	if (r->light_commit) {
+		rc_store_release(commit, word);
+		atomic_signal_fence(memory_order_seq_cst);
+		sleepers = rc_load_relaxed(&r->ctl->sleepers);
+	} else {
+		rc_store_seq_cst(commit, word);
+		sleepers = rc_load_seq_cst(&r->ctl->sleepers);
+	}
+	/* Our claim is done: pairs with the daemon's acquire loads in repair. */
+	rc_store_release(&r->hdr->pubs[r->pub_slot].claim, 0);
+	if (sleepers)
+		rc_ring_wake(r, bells);
+}
+
+void rc_ring_commit(struct rc_ring *r, uint64_t pos, size_t len, uint32_t client_id,
+		    uint16_t flags, uint64_t publish_ns, struct rc_bells_hdr *bells)
+{
+	struct rc_rec *rec = rc_ring_rec(r, pos);
+	uint64_t word = ((uint64_t)(sizeof(*rec) + len) << 32) | rc_stamp(r->salt, pos);
+
+	rec->publish_ns = publish_ns;
+	rec->client_id = client_id;
+	rec->origin_node = 0;
+	rec->flags = flags;
+	publish_word(r, &rec->commit, word, bells);
+}
+
+void rc_ring_abort(struct rc_ring *r, uint64_t pos, struct rc_bells_hdr *bells)
+{
+	struct rc_rec *rec = rc_ring_rec(r, pos);
+	uint64_t end = rc_load_relaxed(&r->hdr->pubs[r->pub_slot].end);
+	uint64_t word = ((uint64_t)(RC_REC_PAD | (uint32_t)(end - pos)) << 32) | rc_stamp(r->salt, pos);
+
+	/* As in commit: readers skip it, sleepers must hear about it. */
+	publish_word(r, &rec->commit, word, bells);
+}
+
+void rc_bell_ring(struct rc_bells_hdr *b, uint32_t bell)
+{
+	_Atomic uint32_t *w;
+	uint32_t armed = RC_BELL_ARMED;
+
+	if (!b || bell >= RC_BELLS)
+		return;
+	w = &b->bells[bell].word;
+	/*
+	 * The cheap check: only a client that armed its bell is woken, and
+	 * only once (ARMED -> RUNG) however many publishers race here.
+	 */
+	if (rc_load_relaxed(w) != RC_BELL_ARMED)
+		return;
+	if (atomic_compare_exchange_strong(w, &armed, RC_BELL_RUNG))
+		syscall(SYS_futex, (uint32_t *)w, FUTEX_WAKE, INT_MAX, NULL, NULL, 0);
+}
+
+void rc_ring_wake(struct rc_ring *r, struct rc_bells_hdr *bells)
+{
+	uint32_t i, hi = rc_load_acquire(&r->ctl->slots_hi);
+
+	if (hi > RC_SUB_SLOTS)
+		hi = RC_SUB_SLOTS;
+	for (i = 0; i < hi; i++) {
+		struct rc_sub_slot *s = &r->ctl->subs[i];
+
+		/* asleep pairs with the subscriber's seq_cst store before its re-check. */
+		if (rc_load_relaxed(&s->state) != RC_SUB_FREE && rc_load_acquire(&s->asleep))
+			rc_bell_ring(bells, rc_load_relaxed(&s->bell));
+	}
+}
+
+uint64_t rc_ring_min_tethered(const struct rc_ring *r)
+{
+	/*
+	 * tail is read before the slot states (both seq_cst): a subscriber
+	 * that tethers itself stores its state and then reads tail, so a scan
+	 * that misses the new state read a tail no later than the one the
+	 * subscriber saw.  See rc_ring_sub_retether().
+	 */
+	uint64_t tail = rc_load_seq_cst(&r->hdr->tail.pos), min = tail;
+	uint32_t i, hi = rc_load_acquire(&r->ctl->slots_hi);
+
+	if (hi > RC_SUB_SLOTS)
+		hi = RC_SUB_SLOTS;
+	for (i = 0; i < hi; i++) {
+		const struct rc_sub_slot *s = &r->ctl->subs[i];
+		uint64_t p;
+
+		if (rc_load_seq_cst(&s->state) != RC_SUB_TETHERED)
+			continue;
+		/* Pairs with the subscriber's release store after it consumed. */
+		p = rc_load_acquire(&s->pos);
+		if (p < min)
+			min = p;
+	}
+	return min;
+}

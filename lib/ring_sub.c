@@ -1,0 +1,139 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Reading a topic ring.  Nothing read from shared memory is trusted: every
+ * length, alignment and position is checked against the geometry the
+ * mapper validated, and a record is only believed when its commit word
+ * carries this position's stamp.
+ *
+ * A tethered reader reads records in place: publishers never claim past
+ * its position + capacity (ring_pub.c), so what it sees cannot change
+ * under it.  An untethered reader has no such promise; it copies a record
+ * out and then checks with rc_ring_still_valid() that no publisher may
+ * have claimed the space meanwhile (a seqlock-style check on tail).
+ */
+#include <errno.h>
+
+#include "barrier.h"
+#include "ring.h"
+
+int rc_ring_peek(const struct rc_ring *r, uint64_t *posp, struct rc_view *v, bool tethered)
+{
+	uint64_t pos = *posp, skipped = 0;
+
+	for (;;) {
+		uint64_t off = pos & r->mask, word, tail;
+		const struct rc_rec *rec;
+		uint32_t lf;
+
+		if (pos & (RC_REC_ALIGN - 1))
+			return -EBADMSG;
+		rec = (const struct rc_rec *)(r->data + off);
+		/* Pairs with the publisher's store of commit (ring_pub.c). */
+		word = rc_load_acquire(&rec->commit);
+		lf = (uint32_t)(word >> 32);
+		if ((uint32_t)word != rc_stamp(r->salt, pos) || lf == 0) {
+			/*
+			 * A tethered reader cannot be lapped, and busy-polling
+			 * readers land here constantly: leave tail's line to
+			 * the publishers.
+			 */
+			if (tethered)
+				return 0;
+			tail = rc_load_acquire(&r->hdr->tail.pos);
+			if (tail < pos)
+				return -EBADMSG; /* a reader can never be ahead of every claim */
+			if (tail - pos > r->cap)
+				return -ESTALE;
+			return 0;
+		}
+		if (lf & RC_REC_PAD) {
+			uint32_t plen = lf & ~RC_REC_PAD;
+
+			if (plen < RC_REC_ALIGN || plen % RC_REC_ALIGN || plen > r->cap - off)
+				return -EBADMSG;
+			pos += plen;
+			*posp = pos;
+			/* More than a lap of padding is no ring we wrote. */
+			skipped += plen;
+			if (skipped > r->cap)
+				return -EBADMSG;
+			continue;
+		}
+		if (lf < sizeof(*rec) || lf - sizeof(*rec) > r->max_payload ||
+		    rc_align(lf) > r->cap - off)
+			return -EBADMSG;
+		v->rec = rec;
+		v->data = rec + 1;
+		v->len = lf - sizeof(*rec);
+		v->next = pos + rc_align(lf);
+		return 1;
+	}
+}
+
+void rc_ring_live(const struct rc_ring *r, uint64_t *pos, uint64_t *seq)
+{
+	uint64_t t1, s;
+
+	/*
+	 * pos and seq move together in one 16-byte CAS but a read-only mapping
+	 * cannot CAS to read them.  Every claim strictly increases pos, so if
+	 * pos is the same before and after reading seq, the pair is one value.
+	 */
+	do {
+		t1 = rc_load_acquire(&r->hdr->tail.pos);
+		s = rc_load_acquire(&r->hdr->tail.seq);
+	} while (rc_load_acquire(&r->hdr->tail.pos) != t1);
+	*pos = t1;
+	*seq = s;
+}
+
+bool rc_ring_still_valid(const struct rc_ring *r, uint64_t pos)
+{
+	/*
+	 * Order the copy's loads before the tail load.  A publisher claims
+	 * (moves tail past pos + capacity) before it writes over pos, so if
+	 * tail has not passed it, the copy was not overwritten.
+	 */
+	rc_smp_rmb();
+	return rc_load_acquire(&r->hdr->tail.pos) - pos <= r->cap;
+}
+
+void rc_ring_sleep_prepare(struct rc_ring *r)
+{
+	struct rc_sub_slot *s = &r->ctl->subs[r->sub_slot];
+
+	/*
+	 * seq_cst: the increment is ordered before the caller's re-check of
+	 * the ring, against the publisher's commit then sleepers load (see
+	 * rc_ring_commit).  asleep is visible to a publisher that sees the
+	 * count (it is stored before the increment).
+	 */
+	rc_store_seq_cst(&s->asleep, 1);
+	atomic_fetch_add(&r->ctl->sleepers, 1);
+}
+
+void rc_ring_sleep_finish(struct rc_ring *r)
+{
+	struct rc_sub_slot *s = &r->ctl->subs[r->sub_slot];
+
+	/* exchange: the daemon's release may race to drop the same count. */
+	if (atomic_exchange(&s->asleep, 0))
+		atomic_fetch_sub(&r->ctl->sleepers, 1);
+}
+
+bool rc_ring_sub_retether(struct rc_ring *r, uint64_t pos, uint64_t *safe_from)
+{
+	struct rc_sub_slot *s = &r->ctl->subs[r->sub_slot];
+	uint32_t expect = RC_SUB_UNTETHERED;
+
+	if (rc_load_acquire(&r->hdr->tail.pos) != pos)
+		return false;
+	if (!atomic_compare_exchange_strong(&s->state, &expect, RC_SUB_TETHERED))
+		return false;
+	/*
+	 * A publisher scan that missed our state store read tail before it
+	 * (rc_ring_min_tethered), so no cached limit passes this tail + cap.
+	 */
+	*safe_from = rc_load_seq_cst(&r->hdr->tail.pos);
+	return true;
+}

@@ -1,0 +1,244 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The integration test harness: a private ringcastd per test, helper
+ * processes, bounded waits, and assertions that explain themselves.
+ *
+ * Every test gets a fresh directory from mktemp -d /dev/shm/rc-it-XXXXXX
+ * holding the daemon's socket (DIR/ringcastd.sock) and runtime directory
+ * (DIR/run).  it_setup() / it_teardown() are the cmocka fixtures that
+ * create and remove it; teardown also kills every process the test started
+ * (helpers, programs, daemons) and unmounts what it mounted, on every path
+ * a test can leave by, so a failing test never leaks into the next one.
+ * A SIGTERM/SIGINT to the test binary (run.sh's timeout) does the same.
+ *
+ * Two worlds, two sets of checks:
+ *  - the test process uses cmocka (IT_ASSERT_OK and friends);
+ *  - helper processes (it_fork) must never use cmocka, whose failure path
+ *    would longjmp into the child's copy of the test runner.  They use
+ *    IT_CHECK / IT_CHECK_OK, which print why and _exit(IT_CHILD_FAILED);
+ *    the parent checks the exit status with it_expect_exit().
+ */
+#ifndef RINGCAST_IT_HARNESS_H
+#define RINGCAST_IT_HARNESS_H
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <sys/types.h>
+
+#include <cmocka.h>
+
+#include "ringcast.h"
+
+#define IT_DAEMON_ARGS_MAX 24
+#define IT_START_TIMEOUT_MS 5000 /* socket must accept within this */
+#define IT_STOP_TIMEOUT_MS 5000  /* SIGTERM must end the daemon within this */
+#define IT_CHILD_FAILED 3        /* exit status of a helper whose check failed */
+#define IT_NODE "it-node@test"   /* --node of every harness daemon */
+
+struct it_daemon {
+	char dir[64];      /* the test's private directory */
+	char sock[128];    /* DIR/ringcastd.sock */
+	char rundir[128];  /* DIR/run (or whatever --runtime-dir the test chose) */
+	char build[256];   /* $RINGCAST_BUILD, default "build" */
+	const char *args[IT_DAEMON_ARGS_MAX]; /* extra flags, kept for restarts */
+	int nargs;
+	pid_t pid;         /* 0 when not running */
+	int last_status;   /* wait status of the last daemon that ended */
+	int starts;
+};
+
+/* ---- fixtures and process-wide setup ---- */
+
+/*
+ * Call first in main(): line-buffered output, emergency cleanup on
+ * SIGTERM/SIGINT/SIGHUP.  Returns nothing; never fails.
+ */
+void it_init(void);
+/* cmocka setup: a fresh directory; *state is the struct it_daemon (not started). */
+int it_setup(void **state);
+/* cmocka teardown: kill what is left, unmount, remove the directory, free. */
+int it_teardown(void **state);
+
+/* ---- the daemon ---- */
+
+/*
+ * Start ringcastd on d's socket and runtime dir with the extra flags given
+ * (a NULL-terminated list of strings that must outlive d), then wait until
+ * the socket accepts.  Fails the test (with the daemon's exit status) if
+ * it does not within IT_START_TIMEOUT_MS.
+ */
+void it_daemon_start(struct it_daemon *d, ...) __attribute__((sentinel));
+/* Start again with the flags of the last it_daemon_start() (same dir). */
+void it_daemon_restart(struct it_daemon *d);
+/* Fork+exec ringcastd with d's flags and return at once (no wait); pid or fails the test. */
+pid_t it_daemon_spawn(struct it_daemon *d);
+/* Wait until d's socket accepts a connection; false after timeout_ms or if the daemon died. */
+bool it_daemon_wait_ready(struct it_daemon *d, int timeout_ms);
+/* SIGTERM, wait up to IT_STOP_TIMEOUT_MS; returns the wait status (-1: did not exit, killed). */
+int it_daemon_stop(struct it_daemon *d);
+/* SIGKILL and reap. */
+void it_daemon_kill(struct it_daemon *d);
+/* Is the daemon still running (not exited, not a zombie)? */
+bool it_daemon_alive(struct it_daemon *d);
+/* Assert the daemon is running; say how it ended if not. */
+void it_assert_daemon_alive(struct it_daemon *d);
+/* ringcast_open() on d's socket, failing the test with the reason if it fails. */
+struct ringcast *it_open(struct it_daemon *d);
+/* ringcast_close() a client from it_open() (teardown closes any left open). */
+void it_close(struct ringcast *rc);
+/* As it_open(), for helper processes: IT_CHECK semantics. */
+struct ringcast *it_child_open(const char *sock);
+
+/* ---- processes ---- */
+
+/*
+ * Run fn(arg) in a child process, whose exit status is fn's return value.
+ * The child dies with the test process (PR_SET_PDEATHSIG), has default
+ * handlers for crash signals (cmocka's would catch them), and is killed
+ * at teardown if still running.
+ */
+pid_t it_fork(int (*fn)(void *arg), void *arg);
+/*
+ * Fork+exec argv[0] (a path) with stdin/stdout/stderr connected to new
+ * pipes when the matching pointer is non-NULL (the parent's ends are
+ * returned, O_CLOEXEC), else inherited.  Tracked like it_fork().
+ */
+pid_t it_spawn(char *const argv[], int *in_fd, int *out_fd, int *err_fd);
+/*
+ * Wait for pid up to timeout_ms (< 0: forever).  0 and *status, or
+ * -ETIMEDOUT (the child is left running).  flags may hold WUNTRACED.
+ */
+int it_wait(pid_t pid, int timeout_ms, int *status);
+int it_wait_flags(pid_t pid, int timeout_ms, int *status, int flags);
+/* SIGKILL pid (if tracked and alive) and reap it. */
+void it_kill(pid_t pid);
+/* Describe a wait status ("exited 0", "killed by SIGSEGV", ...) into buf. */
+const char *it_status_str(int status, char *buf, size_t len);
+/* Wait up to timeout_ms for pid and assert it exited with code; kills it on timeout. */
+void it_expect_exit(pid_t pid, int timeout_ms, int code, const char *what);
+
+/* ---- time, shared memory, reading ---- */
+
+uint64_t it_now_ns(void);
+void it_sleep_ms(unsigned ms);
+/* Zeroed MAP_SHARED anonymous memory that children inherit; never freed (tiny). */
+void *it_shared(size_t size);
+/* Read fd until EOF or timeout_ms; returns a NUL-terminated malloc'd buffer (caller frees). */
+char *it_read_all(int fd, int timeout_ms, size_t *len);
+/* Write all of buf; false on error. */
+bool it_write_all(int fd, const void *buf, size_t len);
+
+/*
+ * Poll ringcast_stat() through a fresh client until topic has at least
+ * min_subs subscribers (and, when pid != 0, one of them is pid).  Returns
+ * true when seen within timeout_ms.
+ */
+bool it_wait_subscribers(struct it_daemon *d, const char *topic, size_t min_subs, pid_t pid,
+			 int timeout_ms);
+
+/*
+ * Root-only tests: returns when root.  Otherwise prints "SKIP: reason" and
+ * skips the test, or fails it when RINGCAST_REQUIRE_ROOT_TESTS=1.
+ */
+void it_require_root(const char *reason);
+/* As it_require_root(), for a missing capability or feature found at run time. */
+void it_skip(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Remember a mount point so teardown unmounts it on every path. */
+void it_track_mount(const char *path);
+void it_untrack_mount(const char *path);
+
+/* ---- collecting messages (in the test process or a helper) ---- */
+
+#define IT_INBOX_MAX 64
+#define IT_INBOX_DATA 256 /* bytes of each payload kept; len is the real length */
+
+struct it_inbox_msg {
+	char topic[RINGCAST_TOPIC_MAX + 1];
+	size_t topic_len;
+	char data[IT_INBOX_DATA];
+	size_t len;
+	uint64_t seq, publish_ns, lost;
+	char origin[256];
+};
+
+struct it_inbox {
+	int n;        /* messages kept */
+	int overflow; /* messages beyond IT_INBOX_MAX (counted, not kept) */
+	struct it_inbox_msg m[IT_INBOX_MAX];
+};
+
+/* A ringcast_handler that appends copies of messages to the struct it_inbox ctx. */
+int it_inbox_handler(const struct ringcast_msg *msg, void *ctx);
+/*
+ * ringcast_poll() into box, sleeping in ringcast_wait() between, until it
+ * holds at least want messages or timeout_ms passed.  Returns box->n +
+ * overflow, or a negative errno from poll/wait.
+ */
+int it_inbox_fill(struct ringcast *rc, struct it_inbox *box, int want, int timeout_ms);
+
+/* ---- assertions ---- */
+
+/* For the test process (cmocka). */
+#define IT_ASSERT_OK(expr)                                                                 \
+	do {                                                                               \
+		long it_ret_ = (long)(expr);                                               \
+		if (it_ret_ < 0)                                                           \
+			fail_msg("%s = %ld (%s)", #expr, it_ret_, ringcast_strerror((int)it_ret_)); \
+	} while (0)
+
+#define IT_ASSERT_ERR(expr, err)                                                          \
+	do {                                                                               \
+		long it_ret_ = (long)(expr);                                               \
+		if (it_ret_ != (long)(err))                                                \
+			fail_msg("%s = %ld (%s), expected %s = %d (%s)", #expr, it_ret_,   \
+				 ringcast_strerror((int)it_ret_), #err, (int)(err),        \
+				 ringcast_strerror((int)(err)));                           \
+	} while (0)
+
+#define IT_ASSERT(cond, ...)                                                               \
+	do {                                                                               \
+		if (!(cond)) {                                                             \
+			print_error("%s:%d: assertion failed: %s\n", __FILE__, __LINE__, #cond); \
+			fail_msg(__VA_ARGS__);                                             \
+		}                                                                          \
+	} while (0)
+
+/* For helper processes: never cmocka; print and _exit(IT_CHILD_FAILED). */
+void it_child_fail(const char *file, int line, const char *fmt, ...)
+	__attribute__((noreturn, format(printf, 3, 4)));
+
+#define IT_CHECK(cond, ...)                                                                \
+	do {                                                                               \
+		if (!(cond))                                                               \
+			it_child_fail(__FILE__, __LINE__, __VA_ARGS__);                    \
+	} while (0)
+
+#define IT_CHECK_OK(expr)                                                                  \
+	do {                                                                               \
+		long it_ret_ = (long)(expr);                                               \
+		if (it_ret_ < 0)                                                           \
+			it_child_fail(__FILE__, __LINE__, "%s = %ld (%s)", #expr, it_ret_, \
+				      ringcast_strerror((int)it_ret_));                    \
+	} while (0)
+
+#define IT_CHECK_ERR(expr, err)                                                           \
+	do {                                                                               \
+		long it_ret_ = (long)(expr);                                               \
+		if (it_ret_ != (long)(err))                                                \
+			it_child_fail(__FILE__, __LINE__, "%s = %ld (%s), expected %s",    \
+				      #expr, it_ret_, ringcast_strerror((int)it_ret_), #err); \
+	} while (0)
+
+/* A spin-wait hint that is not a system call. */
+static inline void it_cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+	__builtin_ia32_pause();
+#endif
+}
+
+#endif /* RINGCAST_IT_HARNESS_H */

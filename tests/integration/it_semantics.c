@@ -1,0 +1,401 @@
+// SPDX-License-Identifier: MIT
+/*
+ * it_semantics: what each call of the public API promises, against a real
+ * daemon.  Most cases use two clients in the test process: a client is a
+ * mailbox, so "the sender" and "another subscriber" are two clients, and
+ * a record is visible to ringcast_poll() as soon as broadcast returns
+ * (shared memory), which makes "nothing arrives" a definite answer rather
+ * than a timeout.  The epoll case publishes from another process.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "harness.h"
+
+/* Nothing waits for rc: poll finds nothing now and ringcast_wait agrees. */
+static void assert_nothing(struct ringcast *rc, const char *who)
+{
+	struct it_inbox box = { 0 };
+	int ret = ringcast_poll(rc, it_inbox_handler, &box, 0);
+
+	IT_ASSERT(ret == 0, "%s received %d message(s) (first: '%.*s'), expected none", who,
+		  ret, (int)(box.n ? box.m[0].len : 0), box.m[0].data);
+	IT_ASSERT_ERR(ringcast_wait(rc, 20), -ETIMEDOUT);
+}
+
+/* rc holds exactly one message, with payload text. */
+static void assert_one(struct ringcast *rc, const char *who, const char *text)
+{
+	struct it_inbox box = { 0 };
+	int n = it_inbox_fill(rc, &box, 1, 2000);
+
+	IT_ASSERT_OK(n);
+	IT_ASSERT(n == 1, "%s received %d message(s), expected 1 ('%s')", who, n, text);
+	IT_ASSERT(box.m[0].len == strlen(text) && !memcmp(box.m[0].data, text, strlen(text)),
+		  "%s received '%.*s', expected '%s'", who, (int)box.m[0].len, box.m[0].data,
+		  text);
+	IT_ASSERT(box.m[0].lost == 0, "%s: lost = %llu", who,
+		  (unsigned long long)box.m[0].lost);
+	assert_nothing(rc, who);
+}
+
+static void publish_text(int (*fn)(struct ringcast *, const char *, const void *, size_t),
+			 struct ringcast *rc, const char *topic, const char *text)
+{
+	IT_ASSERT_OK(fn(rc, topic, text, strlen(text)));
+}
+
+static void test_from_variants(void **state)
+{
+	struct it_daemon *d = *state;
+	struct ringcast *a, *b;
+
+	it_daemon_start(d, NULL);
+	a = it_open(d);
+	b = it_open(d);
+	IT_ASSERT_OK(ringcast_subscribe(a, "sem.from"));
+	IT_ASSERT_OK(ringcast_subscribe(b, "sem.from"));
+
+	publish_text(ringcast_broadcast_from, a, "sem.from", "bf");
+	assert_nothing(a, "the sender of broadcast_from");
+	assert_one(b, "the other subscriber of broadcast_from", "bf");
+
+	publish_text(ringcast_local_broadcast_from, a, "sem.from", "lbf");
+	assert_nothing(a, "the sender of local_broadcast_from");
+	assert_one(b, "the other subscriber of local_broadcast_from", "lbf");
+
+	/* Without _from the sender is a subscriber like any other. */
+	publish_text(ringcast_broadcast, a, "sem.from", "b");
+	assert_one(a, "the subscribed sender of broadcast", "b");
+	assert_one(b, "the other subscriber of broadcast", "b");
+
+	publish_text(ringcast_local_broadcast, a, "sem.from", "lb");
+	assert_one(a, "the subscribed sender of local_broadcast", "lb");
+	assert_one(b, "the other subscriber of local_broadcast", "lb");
+
+	/* A _from message must not hide the next one from the sender. */
+	publish_text(ringcast_broadcast_from, a, "sem.from", "bf2");
+	publish_text(ringcast_broadcast, a, "sem.from", "b2");
+	assert_one(a, "the sender after broadcast_from + broadcast", "b2");
+	{
+		struct it_inbox box = { 0 };
+
+		IT_ASSERT(it_inbox_fill(b, &box, 2, 2000) == 2, "b got %d of 2", box.n);
+		IT_ASSERT(!memcmp(box.m[0].data, "bf2", 3) && !memcmp(box.m[1].data, "b2", 2),
+			  "b got '%.*s', '%.*s'", (int)box.m[0].len, box.m[0].data,
+			  (int)box.m[1].len, box.m[1].data);
+		IT_ASSERT(box.m[1].seq > box.m[0].seq, "seq %llu then %llu",
+			  (unsigned long long)box.m[0].seq, (unsigned long long)box.m[1].seq);
+	}
+	it_close(a);
+	it_close(b);
+}
+
+static void test_direct(void **state)
+{
+	struct it_daemon *d = *state;
+	struct ringcast *a, *b;
+	const char *node;
+
+	it_daemon_start(d, NULL);
+	a = it_open(d);
+	b = it_open(d);
+	node = ringcast_node_name(a);
+	IT_ASSERT(node && !strcmp(node, IT_NODE), "ringcast_node_name = '%s', expected '%s'",
+		  node ? node : "(null)", IT_NODE);
+	IT_ASSERT_OK(ringcast_subscribe(b, "sem.direct"));
+
+	IT_ASSERT_OK(ringcast_direct_broadcast(a, node, "sem.direct", "here", 4));
+	assert_one(b, "a subscriber on the named (own) node", "here");
+
+	IT_ASSERT_ERR(ringcast_direct_broadcast(a, "no-such-node@nowhere", "sem.direct", "x", 1),
+		      -EHOSTUNREACH);
+	assert_nothing(b, "a subscriber after a direct_broadcast to an unknown node");
+	it_close(a);
+	it_close(b);
+}
+
+static void test_subscribe_unsubscribe(void **state)
+{
+	struct it_daemon *d = *state;
+	struct ringcast *pub, *sub;
+
+	it_daemon_start(d, NULL);
+	pub = it_open(d);
+	sub = it_open(d);
+	IT_ASSERT_ERR(ringcast_unsubscribe(sub, "sem.unsub"), -ENOENT);
+	IT_ASSERT_OK(ringcast_subscribe(sub, "sem.unsub"));
+	IT_ASSERT_ERR(ringcast_subscribe(sub, "sem.unsub"), -EALREADY);
+
+	publish_text(ringcast_broadcast, pub, "sem.unsub", "before");
+	assert_one(sub, "a subscriber", "before");
+
+	IT_ASSERT_OK(ringcast_unsubscribe(sub, "sem.unsub"));
+	publish_text(ringcast_broadcast, pub, "sem.unsub", "after");
+	assert_nothing(sub, "an unsubscribed client");
+	IT_ASSERT_ERR(ringcast_unsubscribe(sub, "sem.unsub"), -ENOENT);
+
+	/* Subscribing again starts from now: "after" stays unseen. */
+	IT_ASSERT_OK(ringcast_subscribe(sub, "sem.unsub"));
+	assert_nothing(sub, "a client that subscribed again");
+	publish_text(ringcast_broadcast, pub, "sem.unsub", "again");
+	assert_one(sub, "a client that subscribed again", "again");
+	it_close(pub);
+	it_close(sub);
+}
+
+static void test_origin_and_fields(void **state)
+{
+	struct it_daemon *d = *state;
+	struct ringcast *pub, *sub;
+	struct it_inbox box = { 0 };
+	uint64_t t0, t1;
+
+	it_daemon_start(d, NULL);
+	pub = it_open(d);
+	sub = it_open(d);
+	IT_ASSERT_OK(ringcast_subscribe(sub, "sem.origin"));
+	t0 = it_now_ns();
+	publish_text(ringcast_broadcast, pub, "sem.origin", "hello");
+	t1 = it_now_ns();
+	IT_ASSERT(it_inbox_fill(sub, &box, 1, 2000) == 1, "got %d messages", box.n);
+	IT_ASSERT(!strcmp(box.m[0].origin, IT_NODE), "origin '%s', expected --node '%s'",
+		  box.m[0].origin, IT_NODE);
+	IT_ASSERT(box.m[0].topic_len == strlen("sem.origin") &&
+		  !memcmp(box.m[0].topic, "sem.origin", box.m[0].topic_len),
+		  "topic '%.*s' (%zu bytes)", (int)box.m[0].topic_len, box.m[0].topic,
+		  box.m[0].topic_len);
+	/* The same host's CLOCK_MONOTONIC: the stamp lies within the broadcast call. */
+	IT_ASSERT(box.m[0].publish_ns >= t0 && box.m[0].publish_ns <= t1,
+		  "publish_ns %llu outside the call [%llu, %llu]",
+		  (unsigned long long)box.m[0].publish_ns, (unsigned long long)t0,
+		  (unsigned long long)t1);
+	IT_ASSERT(box.m[0].seq > 0, "seq 0");
+	it_close(pub);
+	it_close(sub);
+}
+
+static void test_topic_names(void **state)
+{
+	struct it_daemon *d = *state;
+	struct ringcast *pub, *sub;
+	struct it_inbox box = { 0 };
+	char t255[256], t256[257];
+
+	memset(t255, 'a', 255);
+	t255[255] = '\0';
+	memset(t256, 'b', 256);
+	t256[256] = '\0';
+	it_daemon_start(d, NULL);
+	pub = it_open(d);
+	sub = it_open(d);
+
+	IT_ASSERT_ERR(ringcast_subscribe(sub, ""), -EINVAL);
+	IT_ASSERT_ERR(ringcast_broadcast(pub, "", "x", 1), -EINVAL);
+	IT_ASSERT_ERR(ringcast_subscribe(sub, t256), -ENAMETOOLONG);
+	IT_ASSERT_ERR(ringcast_broadcast(pub, t256, "x", 1), -ENAMETOOLONG);
+	IT_ASSERT_ERR(ringcast_unsubscribe(sub, t256), -ENAMETOOLONG);
+
+	IT_ASSERT_OK(ringcast_subscribe(sub, t255));
+	IT_ASSERT_OK(ringcast_broadcast(pub, t255, "long", 4));
+	IT_ASSERT(it_inbox_fill(sub, &box, 1, 2000) == 1, "got %d messages on a 255-byte topic",
+		  box.n);
+	IT_ASSERT(box.m[0].topic_len == 255 && !memcmp(box.m[0].topic, t255, 255),
+		  "topic of %zu bytes, expected the 255-byte one", box.m[0].topic_len);
+	it_close(pub);
+	it_close(sub);
+}
+
+static int check_big(const struct ringcast_msg *m, void *ctx)
+{
+	const unsigned char *p = m->data;
+	long *bad = ctx;
+
+	/* First byte that differs from the pattern, or -1 if all match. */
+	*bad = -1;
+	for (size_t i = 0; i < m->len; i++)
+		if (p[i] != (unsigned char)(i * 7 + 3)) {
+			*bad = (long)i;
+			break;
+		}
+	bad[1] = (long)m->len;
+	return 0;
+}
+
+static void test_message_size(void **state)
+{
+	struct it_daemon *d = *state;
+	struct ringcast *pub, *sub;
+	struct ringcast_claim c;
+	struct it_inbox box = { 0 };
+	unsigned char *buf;
+	long max, res[2] = { -2, 0 };
+
+	it_daemon_start(d, NULL);
+	pub = it_open(d);
+	sub = it_open(d);
+	IT_ASSERT_OK(ringcast_subscribe(sub, "sem.size"));
+	max = ringcast_max_msg(pub, "sem.size");
+	IT_ASSERT_OK(max);
+	IT_ASSERT(max > 0, "ringcast_max_msg = %ld", max);
+	buf = malloc((size_t)max + 1);
+	IT_ASSERT(buf != NULL, "malloc %ld", max + 1);
+	for (long i = 0; i <= max; i++)
+		buf[i] = (unsigned char)(i * 7 + 3);
+
+	IT_ASSERT_ERR(ringcast_broadcast(pub, "sem.size", buf, (size_t)max + 1), -EMSGSIZE);
+	IT_ASSERT_ERR(ringcast_claim(pub, "sem.size", (size_t)max + 1, &c), -EMSGSIZE);
+	assert_nothing(sub, "a subscriber after refused oversized messages");
+
+	IT_ASSERT_OK(ringcast_broadcast(pub, "sem.size", buf, (size_t)max));
+	IT_ASSERT(ringcast_poll(sub, check_big, res, 1) == 1, "the largest message did not arrive");
+	IT_ASSERT(res[1] == max && res[0] == -1,
+		  "largest message: %ld bytes (expected %ld), first bad byte %ld", res[1], max,
+		  res[0]);
+	free(buf);
+
+	/* Empty messages are messages too. */
+	IT_ASSERT_OK(ringcast_broadcast(pub, "sem.size", NULL, 0));
+	IT_ASSERT(it_inbox_fill(sub, &box, 1, 2000) == 1 && box.m[0].len == 0,
+		  "empty message: got %d, len %zu", box.n, box.m[0].len);
+	it_close(pub);
+	it_close(sub);
+}
+
+static void test_open_without_daemon(void **state)
+{
+	struct it_daemon *d = *state;
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	struct ringcast *rc = NULL;
+	char path[128];
+	int fd, ret;
+
+	/* No file at all. */
+	snprintf(path, sizeof(path), "%s/nobody-here.sock", d->dir);
+	ret = ringcast_open(&rc, path);
+	IT_ASSERT(ret == -ENOENT || ret == -ECONNREFUSED,
+		  "ringcast_open(missing socket) = %d (%s)", ret, ringcast_strerror(ret));
+
+	/* A socket file nobody listens on (what a crashed daemon leaves). */
+	snprintf(path, sizeof(path), "%s/stale.sock", d->dir);
+	fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+	IT_ASSERT(fd >= 0, "socket: %s", strerror(errno));
+	memcpy(sa.sun_path, path, strlen(path));
+	IT_ASSERT(bind(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0, "bind: %s", strerror(errno));
+	ret = ringcast_open(&rc, path);
+	close(fd);
+	IT_ASSERT(ret == -ENOENT || ret == -ECONNREFUSED,
+		  "ringcast_open(stale socket) = %d (%s)", ret, ringcast_strerror(ret));
+
+	/* A daemon that was there and stopped. */
+	it_daemon_start(d, NULL);
+	IT_ASSERT(it_daemon_stop(d) == 0, "ringcastd did not exit 0 on SIGTERM");
+	ret = ringcast_open(&rc, d->sock);
+	IT_ASSERT(ret == -ENOENT || ret == -ECONNREFUSED,
+		  "ringcast_open(after SIGTERM) = %d (%s)", ret, ringcast_strerror(ret));
+}
+
+struct pub_arg {
+	const char *sock;
+	const char *topic;
+	const char *text;
+};
+
+static int publish_one(void *p)
+{
+	struct pub_arg *a = p;
+	struct ringcast *rc = it_child_open(a->sock);
+
+	IT_CHECK_OK(ringcast_broadcast(rc, a->topic, a->text, strlen(a->text)));
+	ringcast_close(rc);
+	return 0;
+}
+
+/* epoll_wait, restarted after EINTR with what is left of timeout_ms; fails the test on errors. */
+static int epoll_wait_ms(int ep, struct epoll_event *out, int timeout_ms)
+{
+	uint64_t deadline = it_now_ns() + (uint64_t)timeout_ms * 1000000ull;
+	int n;
+
+	for (;;) {
+		uint64_t now = it_now_ns();
+		int left = now >= deadline ? 0 : (int)((deadline - now) / 1000000ull);
+
+		n = epoll_wait(ep, out, 1, left);
+		if (n >= 0)
+			return n;
+		if (errno != EINTR)
+			fail_msg("epoll_wait: %s", strerror(errno));
+	}
+}
+
+static void test_epoll_fd(void **state)
+{
+	struct it_daemon *d = *state;
+	struct epoll_event ev = { .events = EPOLLIN }, out;
+	struct pub_arg arg = { d->sock, "sem.epoll", "ring" };
+	struct it_inbox box = { 0 };
+	struct ringcast *sub;
+	int ep, fd, n;
+
+	it_daemon_start(d, NULL);
+	sub = it_open(d);
+	IT_ASSERT_OK(ringcast_subscribe(sub, "sem.epoll"));
+	fd = ringcast_fd(sub);
+	if (fd == -EOPNOTSUPP)
+		it_skip("ringcast_fd: this kernel has no IORING_OP_FUTEX_WAIT");
+	IT_ASSERT_OK(fd);
+	ep = epoll_create1(EPOLL_CLOEXEC);
+	IT_ASSERT(ep >= 0, "epoll_create1: %s", strerror(errno));
+	IT_ASSERT(epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev) == 0, "epoll_ctl: %s", strerror(errno));
+
+	/* Nothing published: the fd must not be readable. */
+	n = epoll_wait_ms(ep, &out, 200);
+	IT_ASSERT(n == 0, "epoll_wait reported %d ready fd(s) before anything was published", n);
+
+	it_expect_exit(it_fork(publish_one, &arg), 5000, 0, "publisher process");
+	n = epoll_wait_ms(ep, &out, 2000);
+	IT_ASSERT(n == 1 && (out.events & EPOLLIN),
+		  "epoll_wait = %d (events 0x%x) after a publish from another process", n,
+		  n == 1 ? out.events : 0);
+	n = ringcast_poll(sub, it_inbox_handler, &box, 0);
+	IT_ASSERT(n == 1 && box.m[0].len == 4 && !memcmp(box.m[0].data, "ring", 4),
+		  "ringcast_poll after readiness: %d message(s)", n);
+
+	/* Polled dry: readiness re-armed, not readable again until the next publish. */
+	n = epoll_wait_ms(ep, &out, 200);
+	IT_ASSERT(n == 0, "epoll_wait reported %d ready fd(s) after poll drained everything", n);
+
+	arg.text = "again";
+	it_expect_exit(it_fork(publish_one, &arg), 5000, 0, "second publisher process");
+	n = epoll_wait_ms(ep, &out, 2000);
+	IT_ASSERT(n == 1, "epoll_wait = %d after the second publish", n);
+	box.n = 0;
+	n = ringcast_poll(sub, it_inbox_handler, &box, 0);
+	IT_ASSERT(n == 1 && box.m[0].len == 5 && !memcmp(box.m[0].data, "again", 5),
+		  "ringcast_poll after the second readiness: %d message(s)", n);
+	close(ep);
+	it_close(sub);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_from_variants, it_setup, it_teardown),
+		cmocka_unit_test_setup_teardown(test_direct, it_setup, it_teardown),
+		cmocka_unit_test_setup_teardown(test_subscribe_unsubscribe, it_setup, it_teardown),
+		cmocka_unit_test_setup_teardown(test_origin_and_fields, it_setup, it_teardown),
+		cmocka_unit_test_setup_teardown(test_topic_names, it_setup, it_teardown),
+		cmocka_unit_test_setup_teardown(test_message_size, it_setup, it_teardown),
+		cmocka_unit_test_setup_teardown(test_open_without_daemon, it_setup, it_teardown),
+		cmocka_unit_test_setup_teardown(test_epoll_fd, it_setup, it_teardown),
+	};
+
+	it_init();
+	return cmocka_run_group_tests_name("it_semantics", tests, NULL, NULL);
+}

@@ -1,0 +1,372 @@
+// SPDX-License-Identifier: MIT
+/* Unit tests of the topic ring: format, claim/commit/abort, wrap, flow control, lapping, repair, corruption. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <sys/mman.h>
+
+#include "barrier.h"
+#include "ring_fixture.h"
+
+#define CHECK(expr) do { int _r = (expr); if (_r < 0) fail_msg("%s: %s", #expr, strerror(-_r)); } while (0)
+
+struct env {
+	struct fixture f;
+	struct rc_ring daemon, pub, sub;
+	uint64_t pos; /* subscriber's */
+};
+
+static int setup_cap(void **state, uint64_t cap, uint32_t tether_ms)
+{
+	struct env *e = calloc(1, sizeof(*e));
+
+	CHECK(fixture_make(&e->f, cap, tether_ms));
+	CHECK(rc_ring_map(&e->daemon, e->f.ring_fd, e->f.ctl_fd, true));
+	CHECK(fixture_pub(&e->f, &e->pub, 1));
+	CHECK(fixture_sub(&e->f, &e->daemon, &e->sub, 2));
+	e->pos = atomic_load(&e->sub.ctl->subs[e->sub.sub_slot].pos);
+	*state = e;
+	return 0;
+}
+
+static int setup(void **state)
+{
+	return setup_cap(state, RC_CAPACITY_MIN, 1000);
+}
+
+static int teardown(void **state)
+{
+	struct env *e = *state;
+
+	rc_ring_unmap(&e->sub);
+	rc_ring_unmap(&e->pub);
+	rc_ring_unmap(&e->daemon);
+	fixture_free(&e->f);
+	free(e);
+	return 0;
+}
+
+static void test_create_validates(void **state)
+{
+	struct env *e = *state;
+	struct rc_ring r;
+	size_t len;
+	const char *t = rc_ring_topic(&e->sub, &len);
+
+	assert_int_equal(len, 10);
+	assert_memory_equal(t, "unit.topic", 10);
+	assert_int_equal(e->sub.cap, RC_CAPACITY_MIN);
+	assert_int_equal(e->sub.max_payload, RC_CAPACITY_MIN / 2 - 32);
+	/* Same name again: refused, the existing ring is not touched. */
+	int a, b;
+	assert_int_equal(rc_ring_create(e->f.dirfd, "t", "x", 1, RC_CAPACITY_MIN, 1, 0, &a, &b), -EEXIST);
+	/* Not a power of two / too small. */
+	assert_int_equal(rc_ring_create(e->f.dirfd, "u", "x", 1, RC_CAPACITY_MIN + 8, 1, 0, &a, &b), -EINVAL);
+	assert_int_equal(rc_ring_create(e->f.dirfd, "u", "x", 1, 4096, 1, 0, &a, &b), -EINVAL);
+	assert_int_equal(rc_ring_create(e->f.dirfd, "u", "x\0y", 3, RC_CAPACITY_MIN, 1, 0, &a, &b), -EINVAL);
+	/* A mapping of the ring with the ctl of another topic is refused. */
+	CHECK(rc_ring_create(e->f.dirfd, "v", "other", 5, RC_CAPACITY_MIN, 99, 0, &a, &b));
+	assert_int_equal(rc_ring_map(&r, e->f.ring_fd, b, false), -EBADMSG);
+	close(a);
+	close(b);
+}
+
+static void corrupt_and_map(struct env *e, size_t off, uint64_t value, int want)
+{
+	struct rc_ring r;
+
+	/* The daemon's writable mapping plays the corrupter. */
+	uint8_t *base = (uint8_t *)e->daemon.hdr;
+	uint64_t saved;
+
+	memcpy(&saved, base + off, 8);
+	memcpy(base + off, &value, 8);
+	assert_int_equal(rc_ring_map(&r, e->f.ring_fd, e->f.ctl_fd, false), want);
+	memcpy(base + off, &saved, 8);
+	CHECK(rc_ring_map(&r, e->f.ring_fd, e->f.ctl_fd, false));
+	rc_ring_unmap(&r);
+}
+
+static void test_map_rejects_corrupt_header(void **state)
+{
+	struct env *e = *state;
+
+	corrupt_and_map(e, offsetof(struct rc_ring_meta, magic), 0x1234, -EBADMSG);
+	corrupt_and_map(e, offsetof(struct rc_ring_meta, version), 99 | (uint64_t)RC_RING_HDR_SIZE << 32, -EPROTO);
+	corrupt_and_map(e, offsetof(struct rc_ring_meta, capacity), RC_CAPACITY_MIN * 2, -EBADMSG);
+	corrupt_and_map(e, offsetof(struct rc_ring_meta, capacity), 12345, -EBADMSG);
+	corrupt_and_map(e, offsetof(struct rc_ring_meta, max_payload), RC_CAPACITY_MIN, -EBADMSG);
+	corrupt_and_map(e, offsetof(struct rc_ring_meta, rec_hdr_size), 16 | (uint64_t)RC_PUB_SLOTS << 32, -EBADMSG);
+}
+
+static void test_claim_commit_read(void **state)
+{
+	struct env *e = *state;
+	char buf[64];
+	size_t len;
+	uint64_t seq;
+	int i;
+
+	for (i = 0; i < 3; i++) {
+		snprintf(buf, sizeof(buf), "message %d", i);
+		CHECK(publish(&e->pub, buf, strlen(buf)));
+	}
+	for (i = 0; i < 3; i++) {
+		char want[64];
+
+		assert_int_equal(consume(&e->sub, &e->pos, buf, &len, &seq), 1);
+		snprintf(want, sizeof(want), "message %d", i);
+		assert_int_equal(len, strlen(want));
+		assert_memory_equal(buf, want, len);
+		assert_int_equal(seq, (uint64_t)i + 1);
+	}
+	assert_int_equal(consume(&e->sub, &e->pos, buf, &len, &seq), 0);
+	/* The publisher's claim is cleared after commit. */
+	assert_int_equal(atomic_load(&e->pub.hdr->pubs[e->pub.pub_slot].claim), 0);
+}
+
+static void test_zero_length_and_max(void **state)
+{
+	struct env *e = *state;
+	uint64_t pos;
+	size_t len = 99;
+
+	CHECK(publish(&e->pub, "", 0));
+	assert_int_equal(consume(&e->sub, &e->pos, NULL, &len, NULL), 1);
+	assert_int_equal(len, 0);
+	assert_int_equal(rc_ring_claim(&e->pub, e->pub.max_payload + 1, &pos), -EMSGSIZE);
+	CHECK(rc_ring_claim(&e->pub, e->pub.max_payload, &pos));
+	rc_ring_commit(&e->pub, pos, e->pub.max_payload, 1, 0, 0, NULL);
+	assert_int_equal(consume(&e->sub, &e->pos, NULL, &len, NULL), 1);
+	assert_int_equal(len, e->pub.max_payload);
+}
+
+static void test_abort_is_skipped(void **state)
+{
+	struct env *e = *state;
+	uint64_t pos, seq;
+	char buf[16];
+	size_t len;
+
+	CHECK(rc_ring_claim(&e->pub, 100, &pos));
+	/* Uncommitted: the reader waits at it. */
+	assert_int_equal(consume(&e->sub, &e->pos, buf, &len, &seq), 0);
+	rc_ring_abort(&e->pub, pos, NULL);
+	CHECK(publish(&e->pub, "after", 5));
+	assert_int_equal(consume(&e->sub, &e->pos, buf, &len, &seq), 1);
+	assert_memory_equal(buf, "after", 5);
+	/* The aborted claim used seq 1; sequence numbers stay increasing. */
+	assert_int_equal(seq, 2);
+}
+
+static void test_wrap_pads_and_never_straddles(void **state)
+{
+	struct env *e = *state;
+	uint8_t msg[1000], got[1000];
+	uint64_t i, seq, wraps = 0, last_off = 0;
+	size_t len;
+
+	for (i = 0; i < 1000; i++) {
+		size_t n = 1 + (i * 37) % sizeof(msg);
+		struct rc_view v;
+		uint64_t p;
+
+		memset(msg, (int)i, n);
+		CHECK(publish(&e->pub, msg, n));
+		p = e->pos;
+		assert_int_equal(rc_ring_peek(&e->sub, &p, &v, false), 1);
+		/* In place and whole: payload ends inside the data area. */
+		assert_true((const uint8_t *)v.data + v.len <= e->sub.data + e->sub.cap);
+		if ((p & e->sub.mask) < last_off)
+			wraps++;
+		last_off = p & e->sub.mask;
+		assert_int_equal(consume(&e->sub, &e->pos, got, &len, &seq), 1);
+		assert_int_equal(len, n);
+		assert_memory_equal(got, msg, n);
+		assert_int_equal(seq, i + 1);
+	}
+	assert_true(wraps >= 5);
+}
+
+static void test_tethered_subscriber_holds_publisher(void **state)
+{
+	struct env *e = *state;
+	uint8_t msg[1024] = { 0 };
+	uint64_t n = 0;
+	size_t len;
+	int ret;
+
+	while ((ret = publish(&e->pub, msg, sizeof(msg))) == 0)
+		n++;
+	assert_int_equal(ret, -EAGAIN);
+	/* A full ring's worth, no more: the subscriber's data was not overwritten. */
+	assert_int_equal(n, e->pub.cap / rc_align(sizeof(msg) + 32));
+	assert_int_equal(consume(&e->sub, &e->pos, msg, &len, NULL), 1);
+	CHECK(publish(&e->pub, msg, sizeof(msg)));
+	assert_int_equal(publish(&e->pub, msg, sizeof(msg)), -EAGAIN);
+	/* Releasing the subscriber (its socket closed) frees the publisher. */
+	rc_ring_sub_release(&e->daemon, (unsigned)e->sub.sub_slot);
+	CHECK(publish(&e->pub, msg, sizeof(msg)));
+}
+
+static void test_untether_and_lap_gives_exact_loss(void **state)
+{
+	struct env *e = *state;
+	uint8_t msg[200] = { 0 };
+	uint64_t sent = 0, now = 1000000000ull, pos, seq, next_seq = 1;
+	struct rc_view v;
+	int i;
+
+	for (i = 0; i < 10; i++, sent++)
+		CHECK(publish(&e->pub, msg, sizeof(msg)));
+	/* Not moving while data waits: untethered only after the timeout (1000 ms). */
+	assert_int_equal(rc_ring_untether_stalled(&e->daemon, now, NULL, NULL), 0);
+	assert_int_equal(rc_ring_untether_stalled(&e->daemon, now + 999000000ull, NULL, NULL), 0);
+	assert_int_equal(rc_ring_untether_stalled(&e->daemon, now + 1000000001ull, NULL, NULL), 1);
+	assert_int_equal(atomic_load(&e->sub.ctl->subs[e->sub.sub_slot].state), RC_SUB_UNTETHERED);
+	/* Now publishers run over it: three laps. */
+	while (sent * rc_align(sizeof(msg) + 32) < 3 * e->pub.cap) {
+		CHECK(publish(&e->pub, msg, sizeof(msg)));
+		sent++;
+	}
+	pos = e->pos;
+	assert_int_equal(rc_ring_peek(&e->sub, &pos, &v, false), -ESTALE);
+	rc_ring_live(&e->sub, &pos, &seq);
+	/* Everything published so far is skipped, exactly. */
+	assert_int_equal(seq - next_seq, sent);
+	CHECK(publish(&e->pub, "x", 1));
+	assert_int_equal(rc_ring_peek(&e->sub, &pos, &v, false), 1);
+	assert_int_equal(v.rec->seq, seq);
+	assert_true(rc_ring_still_valid(&e->sub, pos));
+	/* Caught up at the tail: it may tether again. */
+	uint64_t safe;
+	pos = v.next;
+	assert_true(rc_ring_sub_retether(&e->sub, pos, &safe));
+	assert_int_equal(atomic_load(&e->sub.ctl->subs[e->sub.sub_slot].state), RC_SUB_TETHERED);
+	assert_true(safe >= pos);
+}
+
+static void test_corrupt_records_give_ebadmsg(void **state)
+{
+	struct env *e = *state;
+	struct rc_view v;
+	uint64_t pos = e->pos, seq, word;
+	struct rc_rec *rec;
+
+	CHECK(publish(&e->pub, "hello", 5));
+	rec = rc_ring_rec(&e->daemon, pos);
+	word = atomic_load(&rec->commit);
+	seq = (uint32_t)word;
+	/* A length past the end of the ring. */
+	atomic_store(&rec->commit, ((uint64_t)0x7fffff00u << 32) | seq);
+	assert_int_equal(rc_ring_peek(&e->sub, &pos, &v, false), -EBADMSG);
+	/* Shorter than a record header. */
+	atomic_store(&rec->commit, ((uint64_t)12 << 32) | seq);
+	assert_int_equal(rc_ring_peek(&e->sub, &pos, &v, false), -EBADMSG);
+	/* Padding that is not a multiple of the alignment. */
+	atomic_store(&rec->commit, ((uint64_t)(RC_REC_PAD | 13) << 32) | seq);
+	assert_int_equal(rc_ring_peek(&e->sub, &pos, &v, false), -EBADMSG);
+	/* A misaligned reader position. */
+	pos = e->pos + 3;
+	assert_int_equal(rc_ring_peek(&e->sub, &pos, &v, false), -EBADMSG);
+	/* A reader ahead of every claim. */
+	pos = e->pos + 4096;
+	assert_int_equal(rc_ring_peek(&e->sub, &pos, &v, false), -EBADMSG);
+	/* Restored, it reads again. */
+	atomic_store(&rec->commit, word);
+	pos = e->pos;
+	assert_int_equal(rc_ring_peek(&e->sub, &pos, &v, false), 1);
+	assert_memory_equal(v.data, "hello", 5);
+}
+
+static void test_subscriber_mapping_is_read_only(void **state)
+{
+	struct env *e = *state;
+
+	/* The fd was opened O_RDONLY: no way to make the mapping writable. */
+	assert_int_equal(mprotect(e->sub.hdr, 4096, PROT_READ | PROT_WRITE), -1);
+	assert_int_equal(errno, EACCES);
+}
+
+static void test_repair_dead_publisher(void **state)
+{
+	struct env *e = *state;
+	struct rc_ring other;
+	uint64_t pos, opos, seq;
+	char buf[16];
+	size_t len;
+
+	/* A publisher claims and "dies" before committing. */
+	CHECK(rc_ring_claim(&e->pub, 100, &pos));
+	/* A second publisher commits after it; readers are stuck behind the first. */
+	CHECK(fixture_pub(&e->f, &other, 3));
+	CHECK(publish(&other, "later", 5));
+	assert_int_equal(consume(&e->sub, &e->pos, buf, &len, &seq), 0);
+	assert_int_equal(rc_ring_repair_pub(&e->daemon, (unsigned)e->pub.pub_slot, NULL), 1);
+	assert_int_equal(consume(&e->sub, &e->pos, buf, &len, &seq), 1);
+	assert_memory_equal(buf, "later", 5);
+	assert_int_equal(seq, 2);
+	/* The slot is free again. */
+	assert_int_equal(atomic_load(&e->pub.hdr->pubs[e->pub.pub_slot].client_id), 0);
+
+	/* A dead claim at the same start as a live one waits for the live one. */
+	CHECK(rc_ring_claim(&other, 10, &opos));
+	int dead = rc_ring_pub_attach(&e->daemon, 9, 1);
+	assert_true(dead >= 0);
+	atomic_store(&e->daemon.hdr->pubs[dead].end, opos + 64);
+	atomic_store(&e->daemon.hdr->pubs[dead].claim, opos | RC_CLAIM_BUSY);
+	assert_int_equal(rc_ring_repair_pub(&e->daemon, (unsigned)dead, NULL), 0);
+	memcpy(rc_ring_rec(&other, opos) + 1, "live", 4);
+	rc_ring_commit(&other, opos, 4, 3, 0, 0, NULL);
+	/* Once the live one committed, the dead claim has nothing left to repair. */
+	assert_int_equal(rc_ring_repair_pub(&e->daemon, (unsigned)dead, NULL), 1);
+	assert_int_equal(consume(&e->sub, &e->pos, buf, &len, &seq), 1);
+	assert_memory_equal(buf, "live", 4);
+	rc_ring_unmap(&other);
+}
+
+static void test_repair_across_wrap(void **state)
+{
+	struct env *e = *state;
+	uint8_t msg[3000] = { 0 };
+	uint64_t pos, tail;
+	size_t len;
+
+	/* Move the tail near the end so the next claim needs padding. */
+	while ((tail = atomic_load(&e->pub.hdr->tail.pos)) + 2 * rc_align(sizeof(msg) + 32) <= e->pub.cap) {
+		CHECK(publish(&e->pub, msg, sizeof(msg)));
+		assert_int_equal(consume(&e->sub, &e->pos, msg, &len, NULL), 1);
+	}
+	CHECK(publish(&e->pub, msg, sizeof(msg)));
+	assert_int_equal(consume(&e->sub, &e->pos, msg, &len, NULL), 1);
+	CHECK(rc_ring_claim(&e->pub, sizeof(msg), &pos));
+	assert_int_equal(pos & e->pub.mask, 0); /* it wrapped */
+	assert_int_equal(rc_ring_repair_pub(&e->daemon, (unsigned)e->pub.pub_slot, NULL), 1);
+	e->pub.pub_slot = rc_ring_pub_attach(&e->daemon, 1, 1);
+	CHECK(publish(&e->pub, "ok", 2));
+	assert_int_equal(consume(&e->sub, &e->pos, msg, &len, NULL), 1);
+	assert_int_equal(len, 2);
+	assert_memory_equal(msg, "ok", 2);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_create_validates, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_map_rejects_corrupt_header, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_claim_commit_read, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_zero_length_and_max, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_abort_is_skipped, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_wrap_pads_and_never_straddles, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_tethered_subscriber_holds_publisher, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_untether_and_lap_gives_exact_loss, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_corrupt_records_give_ebadmsg, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_subscriber_mapping_is_read_only, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_repair_dead_publisher, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_repair_across_wrap, setup, teardown),
+	};
+
+	return cmocka_run_group_tests_name("ring", tests, NULL, NULL);
+}

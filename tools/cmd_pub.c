@@ -1,0 +1,207 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * ringcast pub: publish one message, or one message per line of stdin.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+
+#define CMD "pub"
+
+enum pub_mode { PUB_ALL, PUB_FROM, PUB_LOCAL, PUB_LOCAL_FROM, PUB_DIRECT };
+
+struct pub_opts {
+	const char *socket;
+	const char *topic;
+	const char *node;
+	enum pub_mode mode;
+	int timeout_ms;
+	bool verbose;
+};
+
+static const char *const mode_name[] = {
+	[PUB_ALL] = "broadcast",
+	[PUB_FROM] = "broadcast_from",
+	[PUB_LOCAL] = "local_broadcast",
+	[PUB_LOCAL_FROM] = "local_broadcast_from",
+	[PUB_DIRECT] = "direct_broadcast",
+};
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"Usage: ringcast pub [OPTIONS] TOPIC [MESSAGE]\n"
+		"\n"
+		"Publish MESSAGE to TOPIC.  Without MESSAGE, publish each line of standard\n"
+		"input as one message, without its newline (an empty line is an empty\n"
+		"message; a last line without a newline is published too).  Put -- before a\n"
+		"MESSAGE that starts with '-'.\n"
+		"\n"
+		"Options:\n"
+		"      --from         ringcast_broadcast_from: every subscriber except this\n"
+		"                     client (which does not subscribe, so the difference\n"
+		"                     shows only in the API it exercises)\n"
+		"      --local        this node only: ringcast_local_broadcast, or\n"
+		"                     ringcast_local_broadcast_from with --from\n"
+		"      --node NODE    only the subscribers on node NODE:\n"
+		"                     ringcast_direct_broadcast (not with --from or --local)\n"
+		"      --timeout MS   how long one publish may wait for room when a tethered\n"
+		"                     subscriber has not read the ring yet (default 1000;\n"
+		"                     or with a unit: ns us ms s m h; 0 fails at once).\n"
+		"                     When it runs out, pub fails: nothing is dropped\n"
+		"                     silently.\n"
+		"  -v, --verbose      print a summary (messages, bytes, time) on stderr\n"
+		"      --socket PATH  ringcastd's socket (default: $RINGCAST_SOCKET, then\n"
+		"                     %s)\n"
+		"  -h, --help         this help\n"
+		"\n"
+		"Exit status: 0 when every message was published; 1 on a runtime error\n"
+		"(the error and how many messages were published before it go to stderr);\n"
+		"2 on bad usage.\n",
+		RINGCAST_DEFAULT_SOCKET);
+}
+
+static int publish(const struct pub_opts *o, struct ringcast *rc, const void *data, size_t len)
+{
+	switch (o->mode) {
+	case PUB_FROM:
+		return ringcast_broadcast_from(rc, o->topic, data, len);
+	case PUB_LOCAL:
+		return ringcast_local_broadcast(rc, o->topic, data, len);
+	case PUB_LOCAL_FROM:
+		return ringcast_local_broadcast_from(rc, o->topic, data, len);
+	case PUB_DIRECT:
+		return ringcast_direct_broadcast(rc, o->node, o->topic, data, len);
+	case PUB_ALL:
+		break;
+	}
+	return ringcast_broadcast(rc, o->topic, data, len);
+}
+
+static int publish_failed(const struct pub_opts *o, int err, uint64_t done)
+{
+	cli_error(CMD, err, "%s to '%s' failed after %llu message%s published", mode_name[o->mode], o->topic,
+		  (unsigned long long)done, done == 1 ? "" : "s");
+	if (err == -EAGAIN)
+		fprintf(stderr, "The ring stayed full for %d ms: a tethered subscriber is not reading "
+			"(see 'ringcast stat'; raise --timeout to wait longer).\n", o->timeout_ms);
+	return CLI_EXIT_ERR;
+}
+
+int cmd_pub(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "from", no_argument, NULL, 'f' },
+		{ "local", no_argument, NULL, 'l' },
+		{ "node", required_argument, NULL, 'n' },
+		{ "timeout", required_argument, NULL, 't' },
+		{ "verbose", no_argument, NULL, 'v' },
+		{ "socket", required_argument, NULL, 's' },
+		{ "help", no_argument, NULL, 'h' },
+		{ 0 }
+	};
+	struct pub_opts o = { .timeout_ms = 1000 };
+	bool from = false, local = false;
+	struct ringcast *rc = NULL;
+	uint64_t done = 0, bytes = 0, t0;
+	int opt, ret = CLI_EXIT_OK, err;
+
+	optind = 0;
+	while ((opt = getopt_long(argc, argv, "vh", longopts, NULL)) != -1) {
+		switch (opt) {
+		case 'f':
+			from = true;
+			break;
+		case 'l':
+			local = true;
+			break;
+		case 'n':
+			o.node = optarg;
+			break;
+		case 't':
+			o.timeout_ms = (int)(cli_duration_or_exit(CMD, "--timeout", optarg, 1000000, 0,
+								  (uint64_t)INT32_MAX * 1000000) / 1000000);
+			break;
+		case 'v':
+			o.verbose = true;
+			break;
+		case 's':
+			o.socket = optarg;
+			break;
+		case 'h':
+			usage(stdout);
+			return CLI_EXIT_OK;
+		default:
+			return cli_usage_hint(CMD);
+		}
+	}
+	if (optind >= argc)
+		return cli_usage_error(CMD, "missing TOPIC");
+	if (argc - optind > 2)
+		return cli_usage_error(CMD, "too many arguments: one TOPIC and at most one MESSAGE "
+				       "(quote a MESSAGE with spaces)");
+	o.topic = argv[optind];
+	if (!*o.topic || strlen(o.topic) > RINGCAST_TOPIC_MAX)
+		return cli_usage_error(CMD, "TOPIC must be 1 to %d bytes", RINGCAST_TOPIC_MAX);
+	if (o.node && (from || local))
+		return cli_usage_error(CMD, "--node cannot be combined with --from or --local");
+	if (o.node && !*o.node)
+		return cli_usage_error(CMD, "--node needs a node name");
+	o.mode = o.node ? PUB_DIRECT : local ? (from ? PUB_LOCAL_FROM : PUB_LOCAL) : from ? PUB_FROM : PUB_ALL;
+
+	if (cli_open(CMD, o.socket, &rc))
+		return CLI_EXIT_ERR;
+	/* A full ring waits this long instead of failing at once: see --timeout. */
+	err = ringcast_set_send_timeout(rc, o.timeout_ms);
+	if (err) {
+		ret = cli_error(CMD, err, "cannot set the send timeout to %d ms", o.timeout_ms);
+		goto out;
+	}
+
+	t0 = now_ns();
+	if (optind + 1 < argc) {
+		const char *msg = argv[optind + 1];
+
+		err = publish(&o, rc, msg, strlen(msg));
+		if (err) {
+			ret = publish_failed(&o, err, 0);
+			goto out;
+		}
+		done = 1;
+		bytes = strlen(msg);
+	} else {
+		char *line = NULL;
+		size_t cap = 0;
+		ssize_t n;
+
+		while ((n = getline(&line, &cap, stdin)) >= 0) {
+			if (n > 0 && line[n - 1] == '\n')
+				n--;
+			err = publish(&o, rc, line, (size_t)n);
+			if (err) {
+				ret = publish_failed(&o, err, done);
+				break;
+			}
+			done++;
+			bytes += (uint64_t)n;
+		}
+		if (ret == CLI_EXIT_OK && ferror(stdin))
+			ret = cli_error(CMD, -errno, "reading stdin failed after %llu messages published",
+					(unsigned long long)done);
+		free(line);
+	}
+	if (o.verbose) {
+		char tbuf[32], bbuf[32];
+
+		fprintf(stderr, "ringcast pub: %llu message%s (%s of payload) via %s to '%s'%s%s on node %s in %s\n",
+			(unsigned long long)done, done == 1 ? "" : "s", cli_fmt_bytes(bbuf, sizeof(bbuf), bytes),
+			mode_name[o.mode], o.topic, o.node ? " for node " : "", o.node ? o.node : "",
+			ringcast_node_name(rc), cli_fmt_ns(tbuf, sizeof(tbuf), now_ns() - t0));
+	}
+out:
+	ringcast_close(rc);
+	return ret;
+}

@@ -1,0 +1,110 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * ringcast: the command-line client of ringcastd.  `ringcast CMD ARGS...`
+ * runs one subcommand; each lives in its own cmd_*.c file.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+
+struct command {
+	const char *name;
+	int (*fn)(int argc, char **argv);
+	const char *summary;
+};
+
+static const struct command commands[] = {
+	{ "pub", cmd_pub, "publish a message, or each line of stdin, to a topic" },
+	{ "sub", cmd_sub, "subscribe to topics and print messages as they arrive" },
+	{ "stat", cmd_stat, "show topics, rings and subscribers (--watch to refresh)" },
+	{ "bench", cmd_bench, "measure fan-out: 1 publisher, N subscriber processes" },
+	{ "trace", NULL, "per-topic publish-to-delivery latency histograms from eBPF" },
+};
+
+#define N_COMMANDS (sizeof(commands) / sizeof(commands[0]))
+
+/* The entry point of command i, or NULL when it was not built in. */
+static int (*command_fn(size_t i))(int, char **)
+{
+	if (!strcmp(commands[i].name, "trace"))
+		return cmd_trace;
+	return commands[i].fn;
+}
+
+static const struct command *find(const char *name)
+{
+	for (size_t i = 0; i < N_COMMANDS; i++)
+		if (!strcmp(commands[i].name, name) && command_fn(i))
+			return &commands[i];
+	return NULL;
+}
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"Usage: ringcast COMMAND [OPTIONS] [ARGS]\n"
+		"       ringcast help COMMAND\n"
+		"\n"
+		"Publish/subscribe over shared-memory topic rings, through ringcastd.\n"
+		"\n"
+		"Commands:\n");
+	for (size_t i = 0; i < N_COMMANDS; i++)
+		if (command_fn(i))
+			fprintf(f, "  %-7s %s\n", commands[i].name, commands[i].summary);
+	fprintf(f,
+		"\n"
+		"Every command takes --socket PATH (default: $RINGCAST_SOCKET, then\n"
+		"%s) and --help.\n"
+		"Exit status: 0 success, 1 runtime error, 2 bad usage.\n",
+		RINGCAST_DEFAULT_SOCKET);
+}
+
+static int run(const struct command *c, int argc, char **argv)
+{
+	size_t i = (size_t)(c - commands);
+	char name[32];
+
+	/* getopt_long prefixes its complaints with argv[0]: make it "ringcast CMD". */
+	snprintf(name, sizeof(name), "ringcast %s", c->name);
+	argv[0] = name;
+	return command_fn(i)(argc, argv);
+}
+
+int main(int argc, char **argv)
+{
+	const struct command *c;
+
+	if (argc < 2) {
+		usage(stderr);
+		return CLI_EXIT_USAGE;
+	}
+	if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
+		usage(stdout);
+		return CLI_EXIT_OK;
+	}
+	if (!strcmp(argv[1], "help")) {
+		char *help_argv[] = { NULL, "--help", NULL };
+
+		if (argc == 2) {
+			usage(stdout);
+			return CLI_EXIT_OK;
+		}
+		c = find(argv[2]);
+		if (!c || argc > 3) {
+			fprintf(stderr, "ringcast help: %s '%s'\n", c ? "too many arguments after" : "no command",
+				argv[2]);
+			usage(stderr);
+			return CLI_EXIT_USAGE;
+		}
+		help_argv[0] = argv[2];
+		return run(c, 2, help_argv);
+	}
+	c = find(argv[1]);
+	if (!c) {
+		fprintf(stderr, "ringcast: '%s' is not a command\n\n", argv[1]);
+		usage(stderr);
+		return CLI_EXIT_USAGE;
+	}
+	return run(c, argc - 1, argv + 1);
+}

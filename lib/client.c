@@ -223,6 +223,7 @@ int ringcast_open(struct ringcast **out, const char *socket_path)
 		return -ENOMEM;
 	}
 	rc->light_commit = rc_fence_register();
+	rc->fence_ok = true;
 	ret = hello(rc, false);
 	if (ret < 0) {
 		ringcast_close(rc);

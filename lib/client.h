@@ -28,6 +28,7 @@ struct rc_topic {
 	uint64_t safe_from;  /* read by copy until pos reaches this (re-tether) */
 	uint64_t pending_lost;
 	bool untethered;
+	bool sleep_enabled;  /* raised the ring's fenced count (rc_ring_sleep_enable) */
 	/* publishing: read-write ring mapping, our pub slot */
 	bool publishing;
 	bool claim_open;

@@ -53,6 +53,7 @@ int ringcast_subscribe(struct ringcast *rc, const char *topic)
 		rc->copy_cap = cap;
 	}
 	t->subscribed = true;
+	t->sleep_enabled = false;
 	t->pending_lost = 0;
 	rc->subs[rc->n_subs++] = t;
 	return 0;

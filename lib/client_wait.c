@@ -51,16 +51,21 @@ static int arm(struct ringcast *rc)
 
 	/* seq_cst, before the sleepers increments: see rc_bell_ring's check. */
 	rc_store_seq_cst(bell_word(rc), RC_BELL_ARMED);
-	for (i = 0; i < rc->n_subs; i++)
-		rc_ring_sleep_prepare(&rc->subs[i]->sub);
-	/*
-	 * Publishers commit without a StoreLoad barrier (fence.c): make them
-	 * all execute one now, so that either their commit is visible to the
-	 * re-check below or their later sleepers load sees us.  If that fails
-	 * (membarrier filtered out), sleep in short slices instead of trusting
-	 * the bell.
-	 */
-	rc->fence_ok = rc_fence_heavy() == 0;
+	for (i = 0; i < rc->n_subs; i++) {
+		struct rc_topic *t = rc->subs[i];
+
+		/*
+		 * The first sleep on a ring makes its publishers fence their
+		 * commits (fence.c).  If that fails, sleep in short slices
+		 * instead of trusting the bell.
+		 */
+		if (!t->sleep_enabled) {
+			if (rc_ring_sleep_enable(&t->sub) < 0)
+				rc->fence_ok = false;
+			t->sleep_enabled = true;
+		}
+		rc_ring_sleep_prepare(&t->sub);
+	}
 	return rc_client_has_work(rc);
 }
 

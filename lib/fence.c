@@ -3,12 +3,13 @@
  * The asymmetric half of the wake-up handshake.  A publisher must not miss
  * a subscriber that goes to sleep, which classically costs the publisher a
  * full barrier (StoreLoad) on every commit: on these machines that stalls
- * it on the store of every record line the subscriber holds, and halves
+ * it on the store of every record line a busy subscriber holds, and halves
  * throughput.  Instead, every libringcast process registers for
- * MEMBARRIER_CMD_GLOBAL_EXPEDITED and the publisher's commit is a plain
- * release store; the rare side, a subscriber about to sleep, pays with a
- * membarrier() that makes every registered thread execute a full barrier.
- * See docs/ring-format.md, pair #6.
+ * MEMBARRIER_CMD_GLOBAL_EXPEDITED, publishers skip the fence on rings where
+ * no subscriber sleeps, and a subscriber that starts sleeping on a ring
+ * raises the ring's flag and pays once with a membarrier() that makes every
+ * registered thread execute a full barrier.  See publish_word() in
+ * ring_pub.c and docs/ring-format.md, pair #6.
  */
 #include <errno.h>
 #include <linux/membarrier.h>

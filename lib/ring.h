@@ -22,9 +22,8 @@ struct rc_ring {
 	uint32_t salt;
 	bool writable;
 	/*
-	 * Commit with a release store only, because this process is
-	 * registered for membarrier and sleepers run rc_fence_heavy()
-	 * (fence.c); otherwise commit is a full barrier.
+	 * This process is registered for membarrier (fence.c), so commits
+	 * may skip the full fence on rings where no subscriber sleeps.
 	 */
 	bool light_commit;
 	/* publisher-private */
@@ -122,6 +121,12 @@ bool rc_ring_still_valid(const struct rc_ring *r, uint64_t pos);
  * finish and the daemon's release drops the count.
  */
 void rc_ring_sleep_prepare(struct rc_ring *r);
+/*
+ * Before a subscriber first sleeps on r: make publishers fence their
+ * commits.  Returns 0, or a negative errno if the membarrier failed (the
+ * caller must then not trust its bell and sleep in short slices).
+ */
+int rc_ring_sleep_enable(struct rc_ring *r);
 void rc_ring_sleep_finish(struct rc_ring *r);
 
 /*

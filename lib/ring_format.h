@@ -21,6 +21,7 @@
  *   sub_slot.state                         daemon (FREE<->TETHERED, T->U),
  *                                          subscriber (U->T, by CAS)
  *   ctl.sleepers                           subscribers (+1 before sleeping)
+ *   ctl.fenced                             subscribers (+1 before first sleep), daemon (reset)
  *   bell word                              its client (arm), publishers (ring)
  */
 #ifndef RINGCAST_RING_FORMAT_H
@@ -136,6 +137,7 @@ struct rc_ctl_hdr {
 	uint32_t sub_slots; /* RC_SUB_SLOTS */
 	uint64_t topic_id;  /* matches the ring's */
 	alignas(RC_CACHELINE) _Atomic uint32_t sleepers; /* subscribers armed to sleep */
+	_Atomic uint32_t fenced; /* subscribers that may sleep: publishers commit with a full fence */
 	alignas(RC_CACHELINE) _Atomic uint32_t slots_hi; /* daemon: 1 + highest slot ever used */
 	alignas(RC_CACHELINE) struct rc_sub_slot subs[RC_SUB_SLOTS];
 };

@@ -101,27 +101,30 @@ int rc_ring_claim(struct rc_ring *r, size_t len, uint64_t *pos_out)
 }
 
 /*
- * Store a record's commit word, end our claim, and ring sleepers.  The
- * commit store pairs with the reader's acquire load of the word.  It must
- * also be ordered before our load of ctl->sleepers, against a subscriber's
- * sleepers increment followed by its re-check of this word
- * (rc_ring_sleep_prepare): one side must see the other or a wake-up is
- * lost.  With light_commit that StoreLoad order comes from the sleeper's
- * membarrier (fence.c) and we only stop the compiler; otherwise the store
- * is seq_cst (one xchg on x86).
+ * Store a record's commit word, end our claim, and ring sleepers.
+ *
+ * The commit store pairs with the reader's acquire load of the word.  When
+ * a subscriber of the ring may sleep it must also be ordered before our
+ * load of ctl->sleepers, against the subscriber's sleepers increment and
+ * re-check (rc_ring_sleep_prepare): one side must see the other or a
+ * wake-up is lost.  That StoreLoad order is a full fence, which stalls us
+ * on every record line a busy subscriber holds, so we pay it only on rings
+ * whose ctl->fenced says a subscriber may sleep.  A subscriber raises
+ * fenced and then runs membarrier() (rc_fence_heavy) before it first
+ * sleeps: wherever that barrier lands in our instruction stream, either our
+ * light commit is before it and visible to the subscriber, or our fenced
+ * load is after it and sees the flag.  Without membarrier (light_commit
+ * false) every commit is fenced.
  */
 static inline void publish_word(struct rc_ring *r, _Atomic uint64_t *commit, uint64_t word,
 				struct rc_bells_hdr *bells)
 {
-	uint32_t sleepers;
+	uint32_t sleepers = 0;
 
-	if (r->light_commit) {
-		rc_store_release(commit, word);
-		atomic_signal_fence(memory_order_seq_cst);
+	rc_store_release(commit, word);
+	if (!r->light_commit || rc_load_relaxed(&r->ctl->fenced)) {
+		rc_smp_mb();
 		sleepers = rc_load_relaxed(&r->ctl->sleepers);
-	} else {
-		rc_store_seq_cst(commit, word);
-		sleepers = rc_load_seq_cst(&r->ctl->sleepers);
 	}
 	/* Our claim is done: pairs with the daemon's acquire loads in repair. */
 	rc_store_release(&r->hdr->pubs[r->pub_slot].claim, 0);

@@ -98,6 +98,17 @@ bool rc_ring_still_valid(const struct rc_ring *r, uint64_t pos)
 	return rc_load_acquire(&r->hdr->tail.pos) - pos <= r->cap;
 }
 
+int rc_ring_sleep_enable(struct rc_ring *r)
+{
+	/*
+	 * From now on publishers of this ring fence their commits; the
+	 * membarrier makes sure none is still running on the light path
+	 * unseen (see publish_word in ring_pub.c).
+	 */
+	atomic_fetch_add(&r->ctl->fenced, 1);
+	return rc_fence_heavy();
+}
+
 void rc_ring_sleep_prepare(struct rc_ring *r)
 {
 	struct rc_sub_slot *s = &r->ctl->subs[r->sub_slot];

@@ -122,10 +122,14 @@ static inline void publish_word(struct rc_ring *r, _Atomic uint64_t *commit, uin
 	uint32_t sleepers = 0;
 
 	rc_store_release(commit, word);
-	if (!r->light_commit || rc_load_relaxed(&r->ctl->fenced)) {
-		rc_smp_mb();
-		sleepers = rc_load_relaxed(&r->ctl->sleepers);
-	}
+	/*
+	 * The fenced path reads sleepers with a seq_cst read-modify-write:
+	 * a full barrier on x86 (lock xadd), and in C11 terms the sleeper's
+	 * increment either precedes it (we see the count) or reads from it
+	 * (the sleeper then sees our commit).
+	 */
+	if (!r->light_commit || rc_load_relaxed(&r->ctl->fenced))
+		sleepers = atomic_fetch_add(&r->ctl->sleepers, 0);
 	/* Our claim is done: pairs with the daemon's acquire loads in repair. */
 	rc_store_release(&r->hdr->pubs[r->pub_slot].claim, 0);
 	if (sleepers)

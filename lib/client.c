@@ -385,6 +385,7 @@ int rc_topic_open_sub(struct ringcast *rc, struct rc_topic *t, bool resume)
 	t->pos = rc_load_acquire(&s->pos);
 	t->untethered = false;
 	t->safe_from = 0;
+	t->sleep_enabled = false; /* a new slot: raise the ring's fenced count again */
 	return 0;
 }
 

@@ -84,6 +84,15 @@ void rc_ring_sub_release(struct rc_ring *r, unsigned slot)
 	rc_store_relaxed(&s->client_id, 0);
 	/* Publishers stop counting it at their next scan (their seq_cst load). */
 	rc_store_seq_cst(&s->state, RC_SUB_FREE);
+	/*
+	 * The last subscriber gone: publishers may commit light again.  Only
+	 * the daemon attaches subscribers, so none can be arming meanwhile;
+	 * a new one raises the count again before it first sleeps.
+	 */
+	for (slot = 0; slot < slots_hi(r); slot++)
+		if (rc_load_acquire(&r->ctl->subs[slot].state) != RC_SUB_FREE)
+			return;
+	rc_store_release(&r->ctl->fenced, 0);
 }
 
 int rc_ring_pub_attach(struct rc_ring *r, uint32_t client_id, uint32_t pid)

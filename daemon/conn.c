@@ -88,6 +88,10 @@ int rcd_reply_fds(struct rcd_client *c, const struct rc_msg *m, const int *fds, 
 	unsigned i;
 	int len;
 
+	if (nfds > 2) {
+		len = -EINVAL; /* no reply carries more (conn.h) */
+		goto fail;
+	}
 	len = rc_proto_encode(m, srv->scratch, sizeof(srv->scratch));
 	if (len < 0) {
 		rcd_err(srv->log, "cannot encode a %s reply: %s", rc_proto_type_name(m->type),
@@ -244,7 +248,8 @@ static void client_recv(struct rcd_client *c)
 	c->riov.iov_len = sizeof(c->rbuf);
 	c->rmsg.msg_iov = &c->riov;
 	c->rmsg.msg_iovlen = 1;
-	/* No control buffer: fds a client sends us are closed by the kernel. */
+	/* No control buffer: fds a client sends us are closed by the kernel,
+	 * which sets MSG_CTRUNC. */
 	if (rcd_loop_recvmsg(c->srv->loop, &c->recv_op, c->fd, &c->rmsg) < 0)
 		client_gone(c, "cannot queue a receive");
 }
@@ -271,6 +276,10 @@ static void recv_cb(struct rcd_loop *loop, struct rcd_op *op, int res, unsigned 
 		client_gone(c, res ? strerror(-res) : "EOF");
 	} else if (c->rmsg.msg_flags & MSG_TRUNC) {
 		rcd_client_fail(c, 0, EMSGSIZE, "request over %d bytes", RC_PROTO_MAX_MSG);
+	} else if (c->rmsg.msg_flags & MSG_CTRUNC) {
+		/* Requests never carry fds or credentials (docs/protocol.md);
+		 * the kernel has already dropped what came, we reject. */
+		rcd_client_fail(c, 0, EBADMSG, "request with ancillary data (fds)");
 	} else {
 		c->srv->requests++;
 		rcd_request(c, c->rbuf, (size_t)res);

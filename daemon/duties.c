@@ -31,9 +31,10 @@ static size_t count_in_use(struct rcd_registry *reg)
 	unsigned i;
 
 	for (t = reg->first; t; t = t->next) {
-		/* Acquire pairs with the release store of state / client_id
-		 * in rc_ring_sub_attach() / rc_ring_pub_attach() of the
-		 * previous daemon: a slot in use has its owner fields set. */
+		/* Acquire pairs with the (seq_cst) store of state in
+		 * rc_ring_sub_attach() and the release store of client_id in
+		 * rc_ring_pub_attach() by the previous daemon: a slot seen in
+		 * use has its owner fields set. */
 		for (i = 0; i < RC_SUB_SLOTS; i++)
 			n += rc_load_acquire(&t->ring.ctl->subs[i].state) != RC_SUB_FREE;
 		for (i = 0; i < RC_PUB_SLOTS; i++)
@@ -104,9 +105,8 @@ int rcd_duties_init(struct rcd_duties *d, struct rcd_loop *loop, struct rcd_regi
 		d->orphans = calloc(n, sizeof(*d->orphans));
 		if (!d->orphans)
 			return -ENOMEM;
-		/* A slot taken between the two passes (a client of the old
-		 * daemon cannot take one: only daemons attach) is impossible,
-		 * but never write past the table. */
+		/* Only daemons attach slots, so none appears between the
+		 * two passes; collect_orphans() stops at n all the same. */
 		collect_orphans(d, n);
 		d->orphans_deadline_ns = rcd_now_ns() + (uint64_t)cfg->reap_grace_ms * 1000000ull;
 		rcd_info(log, "%zu slots of clients of the previous daemon wait %u ms to be resumed",
@@ -268,6 +268,7 @@ void rcd_duties_tick(struct rcd_duties *d, uint64_t now)
 	struct rcd_topic *t;
 
 	d->ticks++;
+	rcd_registry_check_truncated(d->reg);
 	for (t = d->reg->first; t; t = t->next) {
 		struct untether_ctx c = { d, t, now };
 
@@ -287,6 +288,27 @@ bool rcd_duties_orphan_client(const struct rcd_duties *d, uint32_t client_id, ui
 		if (d->orphans[i].client_id == client_id && d->orphans[i].pid == pid)
 			return true;
 	return false;
+}
+
+bool rcd_duties_orphan_id(const struct rcd_duties *d, uint32_t client_id)
+{
+	size_t i;
+
+	for (i = 0; i < d->norphans; i++)
+		if (d->orphans[i].client_id == client_id)
+			return true;
+	return false;
+}
+
+bool rcd_duties_orphan_bell_ok(const struct rcd_duties *d, uint32_t client_id, uint32_t bell)
+{
+	size_t i;
+
+	for (i = 0; i < d->norphans; i++)
+		if (!d->orphans[i].pub && d->orphans[i].bell == bell &&
+		    d->orphans[i].client_id != client_id)
+			return false;
+	return true;
 }
 
 int rcd_duties_orphan_take(struct rcd_duties *d, struct rcd_topic *t, bool pub, unsigned slot,

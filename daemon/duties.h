@@ -81,6 +81,13 @@ void rcd_duties_release_pub(struct rcd_duties *d, struct rcd_topic *t, unsigned 
  * check keeps one local process from resuming another's identity.)
  */
 bool rcd_duties_orphan_client(const struct rcd_duties *d, uint32_t client_id, uint32_t pid);
+/* Does any orphan slot still carry client_id (not to be handed out anew)? */
+bool rcd_duties_orphan_id(const struct rcd_duties *d, uint32_t client_id);
+/*
+ * May client_id resume bell: no orphan subscriber slot of another client
+ * rings it?  (That it is not live is the registry's to say.)
+ */
+bool rcd_duties_orphan_bell_ok(const struct rcd_duties *d, uint32_t client_id, uint32_t bell);
 /*
  * Adopt an orphan: subscriber (pub false) or publisher slot `slot` of t,
  * if it is an orphan of client_id attached for pid (and, for a

@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -368,7 +369,34 @@ static int open_bells(struct rcd_registry *reg)
 	 * predecessor's value is enough.  Stored by rcd_registry_announce(). */
 	gen = rc_load_relaxed(&reg->bells->daemon_gen) + 1;
 	reg->gen = gen;
+	/* Only the daemon writes next_client_id either: relaxed. */
+	reg->next_id = rc_load_relaxed(&reg->bells->next_client_id);
 	return 0;
+}
+
+/*
+ * The bells header is the daemon's to write.  If a client zeroed it (by
+ * truncating the file, see on_sigbus()), write it again from what we
+ * know, so that clients can map the file.  The plain reads may fault
+ * once, which restores the file's size.
+ */
+static void bells_heal(struct rcd_registry *reg)
+{
+	struct rc_bells_hdr *b = reg->bells;
+
+	if (b->magic == RC_BELLS_MAGIC && b->version == RC_FORMAT_VERSION && b->nbells == RC_BELLS)
+		return;
+	rcd_err(reg->log, "the header of %s/bells was destroyed by a client; rewriting it",
+		reg->cfg->runtime_dir);
+	b->version = RC_FORMAT_VERSION;
+	b->nbells = RC_BELLS;
+	rc_store_relaxed(&b->next_client_id, reg->next_id);
+	/* Plain stores, no pair: these are the fields a client checks when
+	 * it maps the file, which it does only after receiving the fd in
+	 * our HELLO_OK, a send that follows these stores. */
+	b->magic = RC_BELLS_MAGIC;
+	if (reg->announced)
+		rcd_registry_announce(reg);
 }
 
 void rcd_registry_announce(struct rcd_registry *reg)
@@ -381,6 +409,99 @@ void rcd_registry_announce(struct rcd_registry *reg)
 	 * sees every slot write the adoption made before it.
 	 */
 	rc_store_release(&reg->bells->daemon_gen, reg->gen);
+	reg->announced = true;
+}
+
+/*
+ * The registry the SIGBUS handler searches.  A handler gets no context
+ * pointer, so this one global is unavoidable; it is set while a registry
+ * is open and read only by the handler.
+ */
+static struct rcd_registry *sigbus_reg;
+
+static bool in_map(uintptr_t a, const void *base, size_t len)
+{
+	return base && a >= (uintptr_t)base && a - (uintptr_t)base < len;
+}
+
+/*
+ * A fault on a page past the end of a shared file: a client truncated it.
+ * Grow it back (fallocate extends the size and reserves the space, so the
+ * retried access finds a page) and return; the faulting instruction runs
+ * again and reads zeros.  Everything here is async-signal-safe: we only
+ * read our own lists (never changed while shared memory is being touched)
+ * and make two system calls.
+ */
+static void on_sigbus(int sig, siginfo_t *si, void *uctx)
+{
+	static const char msg[] = "ringcastd: error: SIGBUS outside the topic files, "
+				  "or cannot restore a truncated one\n";
+	struct rcd_registry *reg = sigbus_reg;
+	uintptr_t a = (uintptr_t)si->si_addr;
+	volatile sig_atomic_t *flag = NULL;
+	struct rcd_topic *t;
+	int fd = -1, saved = errno;
+	off_t size = 0;
+
+	for (t = reg ? reg->first : NULL; t && fd < 0; t = t->next) {
+		if (in_map(a, t->ring.hdr, t->ring.ring_len)) {
+			fd = t->ring_fd;
+			size = (off_t)t->ring.ring_len;
+		} else if (in_map(a, t->ring.ctl, RC_CTL_SIZE)) {
+			fd = t->ctl_fd;
+			size = (off_t)RC_CTL_SIZE;
+		}
+		flag = &t->truncated;
+	}
+	if (fd < 0 && reg && in_map(a, reg->bells, RC_BELLS_SIZE)) {
+		fd = reg->bells_fd;
+		size = (off_t)RC_BELLS_SIZE;
+		flag = &reg->bells_truncated;
+	}
+	if (fd >= 0 && fallocate(fd, 0, 0, size) == 0) {
+		*flag = 1;
+		errno = saved;
+		return;
+	}
+	if (write(STDERR_FILENO, msg, sizeof(msg) - 1) < 0) {
+		/* nothing more we can say */
+	}
+	/* Returning with the default action re-faults: die with a core. */
+	signal(SIGBUS, SIG_DFL);
+	errno = saved;
+}
+
+static int sigbus_install(struct rcd_registry *reg)
+{
+	struct sigaction sa;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_sigaction = on_sigbus;
+	sa.sa_flags = SA_SIGINFO;
+	sigemptyset(&sa.sa_mask);
+	sigbus_reg = reg;
+	return sigaction(SIGBUS, &sa, NULL) < 0 ? -errno : 0;
+}
+
+void rcd_registry_check_truncated(struct rcd_registry *reg)
+{
+	char esc[RCD_ESCAPED_TOPIC_MAX];
+	struct rcd_topic *t;
+
+	if (reg->bells_truncated) {
+		reg->bells_truncated = 0;
+		rcd_err(reg->log, "a client truncated %s/bells; its size is restored, "
+			"its contents (doorbells, daemon generation) are lost", reg->cfg->runtime_dir);
+		bells_heal(reg);
+	}
+	for (t = reg->first; t; t = t->next) {
+		if (!t->truncated)
+			continue;
+		t->truncated = 0;
+		rcd_err(reg->log, "a client truncated the files of '%s' (%s); their size is "
+			"restored, their contents are lost", rcd_escape(t->name, t->len, esc,
+			sizeof(esc)), t->file);
+	}
 }
 
 int rcd_registry_open(struct rcd_registry *reg, const struct rcd_config *cfg,
@@ -416,6 +537,11 @@ int rcd_registry_open(struct rcd_registry *reg, const struct rcd_config *cfg,
 			dir, strerror(-ret));
 		goto fail;
 	}
+	ret = sigbus_install(reg);
+	if (ret < 0) {
+		rcd_err(log, "cannot install the SIGBUS handler: %s", strerror(-ret));
+		goto fail;
+	}
 	ret = open_bells(reg);
 	if (ret < 0)
 		goto fail;
@@ -433,6 +559,11 @@ fail:
 void rcd_registry_close(struct rcd_registry *reg)
 {
 	struct rcd_topic *t, *next;
+
+	if (sigbus_reg == reg) {
+		signal(SIGBUS, SIG_DFL);
+		sigbus_reg = NULL;
+	}
 
 	for (t = reg->first; t; t = next) {
 		next = t->next;
@@ -476,23 +607,26 @@ int rcd_topic_ctl_fd(const struct rcd_topic *t)
 	return fd < 0 ? -errno : fd;
 }
 
-int rcd_registry_bells_fd(const struct rcd_registry *reg)
+int rcd_registry_bells_fd(struct rcd_registry *reg)
 {
-	int fd = fcntl(reg->bells_fd, F_DUPFD_CLOEXEC, 0);
+	int fd;
+
+	bells_heal(reg);
+	fd = fcntl(reg->bells_fd, F_DUPFD_CLOEXEC, 0);
 
 	return fd < 0 ? -errno : fd;
 }
 
 uint32_t rcd_registry_next_client_id(struct rcd_registry *reg)
 {
-	/* next_client_id is written by the daemon only (ring_format.h) and
-	 * read by no client: relaxed both ways, no pair.  It lives in the
-	 * bells file so ids stay unique across daemon restarts. */
-	uint32_t id = rc_load_relaxed(&reg->bells->next_client_id);
+	uint32_t id = reg->next_id ? reg->next_id : 1;
 
-	if (id == 0)
-		id = 1;
-	rc_store_relaxed(&reg->bells->next_client_id, id + 1 ? id + 1 : 1);
+	reg->next_id = id + 1 ? id + 1 : 1;
+	/* next_client_id is written by the daemon only (ring_format.h) and
+	 * read by no client: relaxed, no pair.  It lives in the bells file
+	 * so ids stay unique across daemon restarts; our copy is the truth
+	 * should a client wipe the file. */
+	rc_store_relaxed(&reg->bells->next_client_id, reg->next_id);
 	return id;
 }
 

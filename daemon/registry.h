@@ -19,6 +19,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <signal.h>
 #include <stdint.h>
 #include <sys/types.h>
 
@@ -37,6 +38,7 @@ struct rcd_topic {
 	char file[17];           /* "%016" PRIx64 of id */
 	int ring_fd, ctl_fd;     /* O_RDWR | O_CLOEXEC, ours */
 	struct rc_ring ring;     /* the daemon's writable mapping */
+	volatile sig_atomic_t truncated; /* SIGBUS handler: a client shrank a file */
 	/* duties.c: pub slots of dead publishers whose repair is pending */
 	uint64_t repairs;        /* bit i: pub slot i (RC_PUB_SLOTS <= 64) */
 	uint64_t repairs_since_ns;
@@ -55,7 +57,10 @@ struct rcd_registry {
 	int dirfd;                 /* the runtime directory, flock'ed */
 	int bells_fd;              /* O_RDWR */
 	struct rc_bells_hdr *bells;
+	volatile sig_atomic_t bells_truncated;
 	uint64_t gen;              /* this daemon's daemon_gen */
+	bool announced;            /* gen stored in the bells file */
+	uint32_t next_id;          /* next client id; mirrored in the bells file */
 	struct rcd_topic **buckets;
 	size_t nbuckets, ntopics;
 	struct rcd_topic *first, *last;
@@ -90,6 +95,16 @@ int rcd_registry_open(struct rcd_registry *reg, const struct rcd_config *cfg,
  * ready to serve: clients that see it reconnect and resume their slots.
  */
 void rcd_registry_announce(struct rcd_registry *reg);
+/*
+ * Every client holding a read-write fd (ctl files, publishers' ring files,
+ * the bells file) can ftruncate() it, and our next access to the lost
+ * pages would be a SIGBUS: one client killing the daemon.  While the
+ * registry is open, a SIGBUS handler grows such a file back to its size
+ * (the access then reads zeros: the data was lost anyway) and flags it;
+ * this reports the flags (called by the tick).  A SIGBUS anywhere else is
+ * still fatal.
+ */
+void rcd_registry_check_truncated(struct rcd_registry *reg);
 /* Unmap and close everything; ring files stay for the next daemon. */
 void rcd_registry_close(struct rcd_registry *reg);
 
@@ -110,8 +125,11 @@ int rcd_registry_get(struct rcd_registry *reg, const char *name, size_t len,
  */
 int rcd_topic_ring_fd(struct rcd_registry *reg, const struct rcd_topic *t, bool writable);
 int rcd_topic_ctl_fd(const struct rcd_topic *t);
-/* A new read-write fd of the bells file, the caller's. */
-int rcd_registry_bells_fd(const struct rcd_registry *reg);
+/*
+ * A new read-write fd of the bells file, the caller's.  Rewrites the
+ * file's header first if a client destroyed it, so new clients can map it.
+ */
+int rcd_registry_bells_fd(struct rcd_registry *reg);
 
 /* Next client id from the bells file (persists across restarts; never 0). */
 uint32_t rcd_registry_next_client_id(struct rcd_registry *reg);

@@ -80,11 +80,12 @@ static void do_hello(struct rcd_client *c, const struct rc_msg *m)
 		rcd_reply_error(c, m->req, EALREADY, "HELLO was already sent");
 		return;
 	}
-	/* Resume only the identity of an orphan of this very process whose
-	 * bell no connected client rings. */
+	/* Resume only the identity of an orphan of this very process, on a
+	 * bell that no connected client and no other orphan rings. */
 	if ((m->hello.flags & RC_HELLO_RESUME) && id && bell < RC_BELLS &&
 	    rcd_duties_orphan_client(srv->duties, id, (uint32_t)c->pid) &&
-	    !client_by_id(srv, id) && rcd_bell_take(srv->reg, bell) == 0)
+	    !client_by_id(srv, id) && rcd_duties_orphan_bell_ok(srv->duties, id, bell) &&
+	    rcd_bell_take(srv->reg, bell) == 0)
 		resumed = true;
 	if (!resumed) {
 		b = rcd_bell_get(srv->reg);
@@ -96,8 +97,7 @@ static void do_hello(struct rcd_client *c, const struct rc_msg *m)
 		/* Ids persist across restarts; skip any still in use here. */
 		do
 			id = rcd_registry_next_client_id(srv->reg);
-		while (rcd_duties_orphan_client(srv->duties, id, (uint32_t)c->pid) ||
-		       client_by_id(srv, id));
+		while (rcd_duties_orphan_id(srv->duties, id) || client_by_id(srv, id));
 	}
 	fd = rcd_registry_bells_fd(srv->reg);
 	if (fd < 0) {
@@ -265,23 +265,29 @@ static void stat_topic(struct rcd_client *c, uint32_t req, const struct rcd_topi
 	uint32_t n = 0, pubs = 0, i, hi;
 	uint64_t tail;
 
-	/* Acquire pairs with the publishers' release CAS of the tail in
-	 * rc_ring_claim(); a torn pos/seq pair only skews a statistic. */
+	/* Acquire pairs with the publishers' CAS of the tail in
+	 * rc_ring_claim() (a full barrier); a torn pos/seq pair only skews
+	 * a statistic. */
 	tail = rc_load_acquire(&r->hdr->tail.pos);
 	m.stat_topic.messages = rc_load_acquire(&r->hdr->tail.seq);
 	for (i = 0; i < RC_PUB_SLOTS; i++)
 		pubs += rc_load_relaxed(&r->hdr->pubs[i].client_id) != 0; /* ours: relaxed */
-	hi = rc_load_relaxed(&r->ctl->slots_hi); /* written by the daemon only */
+	/* Written by the daemon only, but every client can write the ctl
+	 * file: clamp it, like everything read from shared memory. */
+	hi = rc_load_relaxed(&r->ctl->slots_hi);
 	if (hi > RC_SUB_SLOTS)
 		hi = RC_SUB_SLOTS;
 	for (i = 0; i < hi && n < RC_PROTO_STAT_SUBS_MAX; i++) {
 		struct rc_sub_slot *s = &r->ctl->subs[i];
-		/* Acquire pairs with the release store (daemon) or CAS
-		 * (subscriber, U->T) that last set state. */
+		/* Acquire pairs with the store that last set state: the
+		 * daemon's (seq_cst, in rc_ring_sub_attach) or the
+		 * subscriber's CAS from UNTETHERED back to TETHERED. */
 		uint32_t state = rc_load_acquire(&s->state);
 		uint64_t pos;
 
-		if (state == RC_SUB_FREE)
+		/* A state no code writes comes from a buggy or hostile
+		 * client; the codec would refuse the whole reply for it. */
+		if (state != RC_SUB_TETHERED && state != RC_SUB_UNTETHERED)
 			continue;
 		/* Acquire pairs with the subscriber's release store of pos. */
 		pos = rc_load_acquire(&s->pos);

@@ -187,13 +187,8 @@ void rcd_server_close(struct rcd_server *srv)
 {
 	struct stat st;
 
-	/* The loop is gone: no operation will complete into a client now. */
-	while (srv->clients) {
-		struct rcd_client *c = srv->clients;
-
-		c->recv_op.armed = c->send_op.armed = false;
-		rcd_client_free(c);
-	}
+	/* The listener first: a client that sees its connection close and
+	 * reconnects at once must not land in this dying daemon's backlog. */
 	if (srv->listen_fd >= 0) {
 		close(srv->listen_fd);
 		srv->listen_fd = -1;
@@ -203,5 +198,11 @@ void rcd_server_close(struct rcd_server *srv)
 		    st.st_ino == srv->sock_ino)
 			unlink(srv->cfg->socket_path);
 	}
-}
+	/* The loop is gone: no operation will complete into a client now. */
+	while (srv->clients) {
+		struct rcd_client *c = srv->clients;
 
+		c->recv_op.armed = c->send_op.armed = false;
+		rcd_client_free(c);
+	}
+}

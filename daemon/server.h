@@ -1,14 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The control server: the listening AF_UNIX SOCK_SEQPACKET socket, one
- * struct rcd_client per connection, request dispatch and replies.
- *
- * Per client there is at most one receive and one send in flight.  One
- * receive: requests are handled in order and a slow reader cannot make us
- * buffer unboundedly (we stop receiving while its reply queue is long).
- * One send: replies leave in the order they were queued (a STAT's topics
- * before its STAT_END), which concurrent sends on io_uring would not
- * promise.
+ * The control server: the listening AF_UNIX SOCK_SEQPACKET socket and the
+ * list of connections.  Three files share the work: server.c (the socket,
+ * accept), conn.c (one connection's I/O and life cycle, struct in conn.h)
+ * and requests.c (what each request does).
  *
  * A connection's end (EOF, error, or a protocol error after its ERROR
  * reply went out) releases everything the client held at once: its

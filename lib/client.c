@@ -371,16 +371,20 @@ int rc_topic_open_sub(struct ringcast *rc, struct rc_topic *t, bool resume)
 {
 	uint32_t slot = (uint32_t)t->sub.sub_slot;
 	int ret = open_topic(rc, t, RC_MSG_SUBSCRIBE, resume, &t->sub, false, &slot);
-	const struct rc_sub_slot *s;
+	struct rc_sub_slot *s;
+	uint64_t seq;
 
 	if (ret <= 0)
 		return ret;
 	t->sub.sub_slot = (int)slot;
 	s = &t->sub.ctl->subs[slot];
 	/* Pairs with the daemon's release stores in rc_ring_sub_attach (via our socket). */
-	uint64_t seq = rc_load_acquire(&s->seq);
-	if (resume && t->next_seq && seq > t->next_seq)
-		t->pending_lost += seq - t->next_seq; /* what we missed while re-attached */
+	seq = rc_load_acquire(&s->seq);
+	if (resume && t->next_seq && seq > t->next_seq) {
+		/* A new slot after a restart: what we missed meanwhile is lost, and said so. */
+		t->pending_lost += seq - t->next_seq;
+		rc_store_relaxed(&s->lost, seq - t->next_seq);
+	}
 	t->next_seq = seq;
 	t->pos = rc_load_acquire(&s->pos);
 	t->untethered = false;

@@ -88,7 +88,8 @@ static int publish(struct ringcast *rc, const char *topic, const void *data, siz
 	ret = claim(rc, t, len, &pos);
 	if (ret < 0)
 		return ret;
-	memcpy(rc_ring_rec(&t->pub, pos) + 1, data, len);
+	if (len)
+		memcpy(rc_ring_rec(&t->pub, pos) + 1, data, len);
 	rc_ring_commit(&t->pub, pos, len, rc->client_id, flags, now, rc->bells);
 	return 0;
 }

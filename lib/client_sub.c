@@ -108,8 +108,11 @@ static void jump_live(struct rc_topic *t)
 	uint64_t pos, seq;
 
 	rc_ring_live(&t->sub, &pos, &seq);
-	if (seq > t->next_seq)
+	if (seq > t->next_seq) {
 		t->pending_lost += seq - t->next_seq;
+		/* stat shows it now; the handler hears of it with the next message. */
+		rc_store_relaxed(&s->lost, rc_load_relaxed(&s->lost) + (seq - t->next_seq));
+	}
 	t->pos = pos;
 	t->next_seq = seq;
 	rc_store_release(&s->pos, pos);
@@ -185,10 +188,7 @@ static int poll_topic(struct ringcast *rc, struct rc_topic *t, ringcast_handler 
 		m.publish_ns = rec->publish_ns;
 		m.origin = rc->node;
 		m.lost = t->pending_lost;
-		if (t->pending_lost) {
-			rc_store_relaxed(&s->lost, rc_load_relaxed(&s->lost) + t->pending_lost);
-			t->pending_lost = 0;
-		}
+		t->pending_lost = 0;
 		n++;
 		*stop = handler(&m, ctx) != 0;
 		/* After the handler: until now the record had to stay where it is. */

@@ -22,6 +22,11 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
+
+#include <ringcast.h>
+
+struct hist;
 
 #define BENCH_END_MAGIC 0x444e454843424352ull /* "RCBCHEND" read little-endian */
 #define BENCH_READY 'R'
@@ -61,6 +66,47 @@ static inline void bench_relax(void)
 	__builtin_ia32_pause();
 #endif
 }
+
+/* ---- the publisher's side (cmd_bench.c runs it, bench_report.c prints it) ---- */
+
+struct bench_opts {
+	struct bench_cfg cfg;
+	unsigned subs;
+	uint64_t count;       /* data messages to send; 0 in duration mode */
+	uint64_t duration_ns; /* duration mode */
+	uint64_t rate;        /* msgs/s; 0: flat out */
+	bool json, per_sub, zero_copy;
+};
+
+struct bench_child {
+	pid_t pid;             /* 0 once reaped */
+	int fd;                /* read end of its pipe; -1 once closed */
+	bool ready, reported;
+	int status;            /* from waitpid */
+	struct bench_report rep;
+	struct hist *hist;
+};
+
+struct bench {
+	struct bench_opts *o;
+	struct bench_child *c;
+	unsigned n;            /* children forked so far */
+	struct ringcast *rc;   /* the publisher's connection */
+	bool progress;         /* live line on stderr */
+	/* publisher results */
+	uint64_t sent, retries;
+	uint64_t start_ns, end_ns;
+	uint64_t cost_ns;      /* publisher_ns_per_msg * sent */
+	bool interrupted;
+};
+
+/*
+ * Print the results of a finished run (JSON or human, as b->o says) on
+ * stdout, with a warning on stderr for every subscriber whose counts do not
+ * add up.  0, or -ENOMEM.  *ok: false when a count is off or a message was
+ * bad (losses the subscribers were told about are not failures).
+ */
+int bench_report_print(const struct bench *b, bool *ok);
 
 /*
  * Body of subscriber process: subscribe, say 'R' on fd, receive until done,

@@ -114,7 +114,10 @@ void bench_sub_main(const struct bench_cfg *cfg, int fd)
 	hist_reset(s.hist);
 	err = ringcast_open(&rc, cfg->socket);
 	if (err) {
-		fail(&s, err, "connecting to ringcastd");
+		char what[sizeof(s.rep.what)];
+
+		snprintf(what, sizeof(what), "connecting to ringcastd at %s", cli_socket_name(cfg->socket));
+		fail(&s, err, what);
 		goto report;
 	}
 	err = ringcast_subscribe(rc, cfg->topic);

@@ -4,12 +4,20 @@
  */
 #include <errno.h>
 #include <getopt.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cli.h"
 
 #define CMD "pub"
+
+static volatile sig_atomic_t pub_stop;
+
+static void on_signal(int sig)
+{
+	pub_stop = sig;
+}
 
 enum pub_mode { PUB_ALL, PUB_FROM, PUB_LOCAL, PUB_LOCAL_FROM, PUB_DIRECT };
 
@@ -60,7 +68,8 @@ static void usage(FILE *f)
 		"\n"
 		"Exit status: 0 when every message was published; 1 on a runtime error\n"
 		"(the error and how many messages were published before it go to stderr);\n"
-		"2 on bad usage.\n",
+		"2 on bad usage; 130 when SIGINT or SIGTERM stops it while reading stdin\n"
+		"(how many messages were published goes to stderr).\n",
 		RINGCAST_DEFAULT_SOCKET);
 }
 
@@ -105,6 +114,7 @@ int cmd_pub(int argc, char **argv)
 	};
 	struct pub_opts o = { .timeout_ms = 1000 };
 	bool from = false, local = false;
+	struct sigaction sa = { .sa_handler = on_signal };
 	struct ringcast *rc = NULL;
 	uint64_t done = 0, bytes = 0, t0;
 	int opt, ret = CLI_EXIT_OK, err;
@@ -177,7 +187,14 @@ int cmd_pub(int argc, char **argv)
 		size_t cap = 0;
 		ssize_t n;
 
-		while ((n = getline(&line, &cap, stdin)) >= 0) {
+		/*
+		 * No SA_RESTART: Ctrl-C while waiting for input ends the read, so we
+		 * can say how many lines made it instead of dying silently.
+		 */
+		sigemptyset(&sa.sa_mask);
+		sigaction(SIGINT, &sa, NULL);
+		sigaction(SIGTERM, &sa, NULL);
+		while (!pub_stop && (n = getline(&line, &cap, stdin)) >= 0) {
 			if (n > 0 && line[n - 1] == '\n')
 				n--;
 			err = publish(&o, rc, line, (size_t)n);
@@ -188,9 +205,14 @@ int cmd_pub(int argc, char **argv)
 			done++;
 			bytes += (uint64_t)n;
 		}
-		if (ret == CLI_EXIT_OK && ferror(stdin))
+		if (ret == CLI_EXIT_OK && pub_stop) {
+			fprintf(stderr, "ringcast pub: interrupted after %llu message%s published to '%s'\n",
+				(unsigned long long)done, done == 1 ? "" : "s", o.topic);
+			ret = 130;
+		} else if (ret == CLI_EXIT_OK && ferror(stdin)) {
 			ret = cli_error(CMD, -errno, "reading stdin failed after %llu messages published",
 					(unsigned long long)done);
+		}
 		free(line);
 	}
 	if (o.verbose) {

@@ -82,7 +82,8 @@ static const char *state_name(int state)
 }
 
 /* The same topic in an earlier snapshot, for rates; NULL if it is new. */
-static const struct ringcast_topic_stat *find_prev(const struct snap *prev, const struct ringcast_topic_stat *t)
+static const struct ringcast_topic_stat *find_prev(const struct snap *prev,
+						   const struct ringcast_topic_stat *t)
 {
 	if (!prev)
 		return NULL;
@@ -282,6 +283,10 @@ int cmd_stat(int argc, char **argv)
 			ret = cli_error(CMD, err, "cannot read the daemon's statistics");
 			break;
 		}
+		if (!o.watch && o.topic && !cur.n) {
+			ret = cli_error(CMD, 0, "no topic '%s' on node %s", o.topic, node);
+			break;
+		}
 		if (clear)
 			fputs("\033[H\033[2J", stdout);
 		if (o.watch && !o.json) {
@@ -296,10 +301,6 @@ int cmd_stat(int argc, char **argv)
 		else
 			print_table(&cur, have_prev ? &prev : NULL, node, o.watch);
 		fflush(stdout);
-		if (!o.watch && o.topic && !cur.n) {
-			ret = cli_error(CMD, 0, "no topic '%s' on node %s", o.topic, node);
-			break;
-		}
 		if (have_prev && prev.t)
 			ringcast_stat_free(prev.t, prev.n);
 		prev = cur;

@@ -44,6 +44,8 @@ static volatile sig_atomic_t have_dir;
 static struct ringcast *clients[MAX_CLIENTS];
 /* Set in every helper process: the cleanup lists above belong to the parent. */
 static bool in_child;
+/* Write end of the pipe to the janitor (see janitor()), or -1. */
+static int janitor_fd = -1;
 
 /* ---- small utilities ---- */
 
@@ -71,7 +73,7 @@ void *it_shared(size_t size)
 		if (in_child)
 			it_child_fail(__FILE__, __LINE__, "mmap %zu shared bytes: %s", size,
 				      strerror(errno));
-		fail_msg("mmap %zu shared bytes: %s", size, strerror(errno));
+		IT_FAIL("mmap %zu shared bytes: %s", size, strerror(errno));
 	}
 	return p;
 }
@@ -100,7 +102,7 @@ char *it_read_all(int fd, int timeout_ms, size_t *lenp)
 	char *buf = malloc(cap);
 
 	if (!buf)
-		fail_msg("out of memory");
+		IT_FAIL("out of memory");
 	for (;;) {
 		struct pollfd pfd = { fd, POLLIN, 0 };
 		uint64_t now = it_now_ns();
@@ -118,7 +120,7 @@ char *it_read_all(int fd, int timeout_ms, size_t *lenp)
 
 			if (!b) {
 				free(buf);
-				fail_msg("out of memory");
+				IT_FAIL("out of memory");
 			}
 			buf = b;
 			cap *= 2;
@@ -163,6 +165,116 @@ void it_child_fail(const char *file, int line, const char *fmt, ...)
 	_exit(IT_CHILD_FAILED);
 }
 
+/* ---- the janitor ---- */
+
+static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	(void)st;
+	(void)ftw;
+	if (flag == FTW_DP)
+		rmdir(path);
+	else
+		unlink(path);
+	return 0;
+}
+
+/*
+ * A process that outlives the test binary to clean up after it.  Teardown
+ * and the SIGTERM handler cover the ordinary ways out, but not the ones
+ * that skip all of our code: a sanitizer halting on an error, SIGKILL
+ * (timeout -k), a crash.  Helpers and daemons die with the test on their
+ * own (PR_SET_PDEATHSIG); directories and mounts need this.  The test
+ * announces them on a pipe ("D path" / "d path", "M path" / "m path");
+ * when the pipe reaches EOF the test is gone, and whatever is still
+ * announced is removed.
+ */
+static void janitor(int rfd)
+{
+	char dirs[8][128], mnts[MAX_MOUNTS][128], buf[512];
+	int ndirs = 0, nmnts = 0;
+	size_t have = 0;
+
+	for (;;) {
+		ssize_t n = read(rfd, buf + have, sizeof(buf) - have);
+		char *nl;
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		have += (size_t)n;
+		while ((nl = memchr(buf, '\n', have))) {
+			char (*list)[128] = buf[0] == 'D' || buf[0] == 'd' ? dirs : mnts;
+			int *cnt = list == dirs ? &ndirs : &nmnts;
+			int cap = list == dirs ? 8 : MAX_MOUNTS;
+
+			*nl = '\0';
+			if (nl - buf > 2 && (buf[0] == 'D' || buf[0] == 'M') && *cnt < cap)
+				snprintf(list[(*cnt)++], 128, "%s", buf + 2);
+			if (nl - buf > 2 && (buf[0] == 'd' || buf[0] == 'm'))
+				for (int i = 0; i < *cnt; i++)
+					if (!strcmp(list[i], buf + 2)) {
+						memcpy(list[i], list[--*cnt], 128);
+						break;
+					}
+			have -= (size_t)(nl + 1 - buf);
+			memmove(buf, nl + 1, have);
+		}
+		if (have == sizeof(buf))
+			have = 0; /* not a line of ours */
+	}
+	if (nmnts || ndirs)
+		it_sleep_ms(100); /* helpers and daemons are dying of PDEATHSIG: let them */
+	while (nmnts > 0)
+		umount2(mnts[--nmnts], MNT_DETACH);
+	while (ndirs > 0) {
+		const char *dir = dirs[--ndirs];
+
+		nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS | FTW_MOUNT);
+		rmdir(dir);
+	}
+	_exit(0);
+}
+
+static void janitor_start(void)
+{
+	int p[2];
+	pid_t pid;
+
+	if (pipe2(p, O_CLOEXEC) < 0)
+		return; /* cleanup then relies on teardown alone */
+	pid = fork();
+	if (pid < 0) {
+		close(p[0]);
+		close(p[1]);
+		return;
+	}
+	if (pid == 0) {
+		/* Not the pipe's writer, and not killed along with the test's group. */
+		close(p[1]);
+		signal(SIGTERM, SIG_IGN);
+		signal(SIGINT, SIG_IGN);
+		signal(SIGHUP, SIG_IGN);
+		setsid();
+		janitor(p[0]);
+	}
+	close(p[0]);
+	janitor_fd = p[1];
+}
+
+static void janitor_say(char op, const char *path)
+{
+	char line[160];
+	int n;
+
+	if (janitor_fd < 0 || in_child)
+		return;
+	n = snprintf(line, sizeof(line), "%c %s\n", op, path);
+	/* One short write: atomic on a pipe, so the janitor never sees half a line. */
+	if (n > 0 && (size_t)n < sizeof(line) && write(janitor_fd, line, (size_t)n) < 0)
+		return;
+}
+
 /* ---- tracking ---- */
 
 static void track(pid_t pid)
@@ -170,7 +282,7 @@ static void track(pid_t pid)
 	if (ntracked >= MAX_TRACKED) {
 		kill(pid, SIGKILL);
 		waitpid(pid, NULL, 0);
-		fail_msg("harness: more than %d live processes", MAX_TRACKED);
+		IT_FAIL("harness: more than %d live processes", MAX_TRACKED);
 	}
 	tracked[ntracked] = pid;
 	ntracked = ntracked + 1;
@@ -189,9 +301,10 @@ static void untrack(pid_t pid)
 void it_track_mount(const char *path)
 {
 	if (nmounts >= MAX_MOUNTS)
-		fail_msg("harness: too many mounts");
+		IT_FAIL("harness: too many mounts");
 	snprintf(mounts[nmounts], sizeof(mounts[0]), "%s", path);
 	nmounts = nmounts + 1;
+	janitor_say('M', path);
 }
 
 void it_untrack_mount(const char *path)
@@ -200,6 +313,7 @@ void it_untrack_mount(const char *path)
 		if (!strcmp(mounts[i], path)) {
 			memcpy(mounts[i], mounts[nmounts - 1], sizeof(mounts[0]));
 			nmounts = nmounts - 1;
+			janitor_say('m', path);
 			return;
 		}
 }
@@ -255,6 +369,7 @@ void it_init(void)
 	sigaction(SIGHUP, &sa, NULL);
 	/* A helper that dies must not kill the test writing to its pipe. */
 	signal(SIGPIPE, SIG_IGN);
+	janitor_start();
 }
 
 /* In a fresh child: forget the parent's cleanup duties and cmocka's handlers. */
@@ -265,6 +380,10 @@ static void child_reset(pid_t parent)
 	sigset_t all;
 
 	in_child = true;
+	/* Only the test holds the janitor's pipe: its EOF means the test is gone. */
+	if (janitor_fd >= 0)
+		close(janitor_fd);
+	janitor_fd = -1;
 	ntracked = 0;
 	nmounts = 0;
 	have_dir = 0;
@@ -288,7 +407,7 @@ pid_t it_fork(int (*fn)(void *arg), void *arg)
 	fflush(NULL); /* or the child repeats our buffered output */
 	pid = fork();
 	if (pid < 0)
-		fail_msg("fork: %s", strerror(errno));
+		IT_FAIL("fork: %s", strerror(errno));
 	if (pid == 0) {
 		int ret;
 
@@ -308,11 +427,11 @@ pid_t it_spawn(char *const argv[], int *in_fd, int *out_fd, int *err_fd)
 
 	if ((in_fd && pipe2(pin, O_CLOEXEC)) || (out_fd && pipe2(pout, O_CLOEXEC)) ||
 	    (err_fd && pipe2(perr, O_CLOEXEC)))
-		fail_msg("pipe2: %s", strerror(errno));
+		IT_FAIL("pipe2: %s", strerror(errno));
 	fflush(NULL);
 	pid = fork();
 	if (pid < 0)
-		fail_msg("fork: %s", strerror(errno));
+		IT_FAIL("fork: %s", strerror(errno));
 	if (pid == 0) {
 		child_reset(parent);
 		/* dup2 clears O_CLOEXEC on the copies the program keeps. */
@@ -413,11 +532,11 @@ void it_expect_exit(pid_t pid, int timeout_ms, int code, const char *what)
 
 	if (it_wait(pid, timeout_ms, &st) == -ETIMEDOUT) {
 		it_kill(pid);
-		fail_msg("%s (pid %d) did not finish within %d ms; killed it", what, (int)pid,
+		IT_FAIL("%s (pid %d) did not finish within %d ms; killed it", what, (int)pid,
 			 timeout_ms);
 	}
 	if (!WIFEXITED(st) || WEXITSTATUS(st) != code)
-		fail_msg("%s (pid %d) %s, expected exit %d%s", what, (int)pid,
+		IT_FAIL("%s (pid %d) %s, expected exit %d%s", what, (int)pid,
 			 it_status_str(st, why, sizeof(why)), code,
 			 WIFEXITED(st) && WEXITSTATUS(st) == IT_CHILD_FAILED ?
 			 " (a check failed: see its message above)" : "");
@@ -435,7 +554,7 @@ void it_skip(const char *fmt, ...)
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
 	if (req && !strcmp(req, "1"))
-		fail_msg("cannot run, and RINGCAST_REQUIRE_ROOT_TESTS=1 forbids skipping: %s", msg);
+		IT_FAIL("cannot run, and RINGCAST_REQUIRE_ROOT_TESTS=1 forbids skipping: %s", msg);
 	printf("SKIP: %s\n", msg);
 	skip();
 }
@@ -464,6 +583,7 @@ int it_setup(void **state)
 	}
 	snprintf(test_dir, sizeof(test_dir), "%s", d->dir);
 	have_dir = 1;
+	janitor_say('D', d->dir);
 	/* 0755: tests that drop to another uid must reach the socket inside. */
 	chmod(d->dir, 0755);
 	snprintf(d->sock, sizeof(d->sock), "%s/ringcastd.sock", d->dir);
@@ -471,17 +591,6 @@ int it_setup(void **state)
 	mkdir(d->rundir, 0755);
 	snprintf(d->build, sizeof(d->build), "%s", build && *build ? build : "build");
 	*state = d;
-	return 0;
-}
-
-static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	(void)st;
-	(void)ftw;
-	if (flag == FTW_DP)
-		rmdir(path);
-	else
-		unlink(path);
 	return 0;
 }
 
@@ -530,7 +639,7 @@ pid_t it_daemon_spawn(struct it_daemon *d)
 
 	snprintf(path, sizeof(path), "%s/ringcastd", d->build);
 	if (access(path, X_OK) < 0)
-		fail_msg("%s: %s (build it first: make)", path, strerror(errno));
+		IT_FAIL("%s: %s (build it first: make)", path, strerror(errno));
 	argv[n++] = path;
 	argv[n++] = "--socket";
 	argv[n++] = d->sock;
@@ -568,32 +677,29 @@ void it_assert_daemon_alive(struct it_daemon *d)
 	char why[64];
 
 	if (!it_daemon_alive(d))
-		fail_msg("ringcastd is not running: %s",
+		IT_FAIL("ringcastd is not running: %s",
 			 it_status_str(d->last_status, why, sizeof(why)));
 }
 
 bool it_daemon_wait_ready(struct it_daemon *d, int timeout_ms)
 {
 	uint64_t deadline = it_now_ns() + (uint64_t)timeout_ms * 1000000ull;
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 
-	if (strlen(d->sock) >= sizeof(sa.sun_path))
-		fail_msg("socket path too long: %s", d->sock);
-	memcpy(sa.sun_path, d->sock, strlen(d->sock));
+	/*
+	 * Ready means a HELLO was answered, not just that connect() worked:
+	 * the kernel queues connections on a listening socket before the
+	 * daemon accepts any, and a daemon can bind and still fail its
+	 * start-up afterwards (e.g. no room for its files).
+	 */
 	do {
-		int fd;
+		struct ringcast *rc = NULL;
 
 		if (!it_daemon_alive(d))
 			return false;
-		fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
-		if (fd < 0)
-			fail_msg("socket: %s", strerror(errno));
-		/* After a kill -9 the old socket file refuses until the new daemon binds. */
-		if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0) {
-			close(fd);
+		if (ringcast_open(&rc, d->sock) == 0) {
+			ringcast_close(rc);
 			return true;
 		}
-		close(fd);
 		it_sleep_ms(5);
 	} while (it_now_ns() < deadline);
 	return false;
@@ -607,10 +713,10 @@ static void start_and_wait(struct it_daemon *d)
 	if (it_daemon_wait_ready(d, IT_START_TIMEOUT_MS))
 		return;
 	if (d->pid == 0)
-		fail_msg("ringcastd exited during start-up: %s (its messages are above)",
+		IT_FAIL("ringcastd exited during start-up: %s (its messages are above)",
 			 it_status_str(d->last_status, why, sizeof(why)));
 	it_daemon_kill(d);
-	fail_msg("ringcastd's socket %s did not accept within %d ms", d->sock, IT_START_TIMEOUT_MS);
+	IT_FAIL("ringcastd's socket %s did not accept within %d ms", d->sock, IT_START_TIMEOUT_MS);
 }
 
 void it_daemon_start(struct it_daemon *d, ...)
@@ -623,7 +729,7 @@ void it_daemon_start(struct it_daemon *d, ...)
 	while ((a = va_arg(ap, const char *))) {
 		if (d->nargs >= IT_DAEMON_ARGS_MAX) {
 			va_end(ap);
-			fail_msg("harness: too many daemon flags");
+			IT_FAIL("harness: too many daemon flags");
 		}
 		d->args[d->nargs++] = a;
 	}
@@ -634,7 +740,7 @@ void it_daemon_start(struct it_daemon *d, ...)
 void it_daemon_restart(struct it_daemon *d)
 {
 	if (d->pid > 0)
-		fail_msg("harness: restart of a running daemon (pid %d)", (int)d->pid);
+		IT_FAIL("harness: restart of a running daemon (pid %d)", (int)d->pid);
 	start_and_wait(d);
 }
 
@@ -672,14 +778,14 @@ struct ringcast *it_open(struct it_daemon *d)
 	int ret = ringcast_open(&rc, d->sock);
 
 	if (ret < 0)
-		fail_msg("ringcast_open(%s) = %d (%s)", d->sock, ret, ringcast_strerror(ret));
+		IT_FAIL("ringcast_open(%s) = %d (%s)", d->sock, ret, ringcast_strerror(ret));
 	for (int i = 0; i < MAX_CLIENTS; i++)
 		if (!clients[i]) {
 			clients[i] = rc;
 			return rc;
 		}
 	ringcast_close(rc);
-	fail_msg("harness: more than %d clients open", MAX_CLIENTS);
+	IT_FAIL("harness: more than %d clients open", MAX_CLIENTS);
 	return NULL; /* not reached: cmocka's fail longjmps */
 }
 

@@ -330,7 +330,7 @@ static int epoll_wait_ms(int ep, struct epoll_event *out, int timeout_ms)
 		if (n >= 0)
 			return n;
 		if (errno != EINTR)
-			fail_msg("epoll_wait: %s", strerror(errno));
+			IT_FAIL("epoll_wait: %s", strerror(errno));
 	}
 }
 

@@ -137,7 +137,10 @@ static void bad_count(void) { cli_u64_or_exit("test", "--count", "12q", 1, 100);
 static void low_count(void) { cli_u64_or_exit("test", "--count", "0", 1, 100); }
 static void high_count(void) { cli_u64_or_exit("test", "--count", "1k", 1, 100); }
 static void good_count(void) { assert_true(cli_u64_or_exit("test", "--count", "1Ki", 1, 1 << 20) == 1024); }
-static void bad_duration(void) { cli_duration_or_exit("test", "--timeout", "3 days", 1000000, 0, UINT64_MAX); }
+static void bad_duration(void)
+{
+	cli_duration_or_exit("test", "--timeout", "3 days", 1000000, 0, UINT64_MAX);
+}
 static void long_duration(void) { cli_duration_or_exit("test", "--timeout", "2s", 1000000, 0, 1000000000); }
 static void die_runtime(void) { cli_die("test", -ENOENT, "no %s", "daemon"); }
 

@@ -1,0 +1,449 @@
+// SPDX-License-Identifier: MIT
+/*
+ * it_kill: kill -9 at the three places the design names (invariant 6).
+ *
+ *  (a) a tethered subscriber that stopped reading holds a full ring; once
+ *      it is killed, the daemon sees its socket close and releases its
+ *      cursor, so the publisher can publish again.
+ *  (b) a publisher dies between claim and commit; subscribers waiting at
+ *      its record resume within 100 ms of its death (the daemon checks
+ *      every 10 ms).  This is the one timing bound of the suite: it is
+ *      the design's, measured from the moment waitpid() sees the death.
+ *  (c) the daemon dies: connected clients go on exchanging messages, and
+ *      a restarted daemon re-adopts the rings and the old clients.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "harness.h"
+
+/* ---- (a) killed subscriber ---- */
+
+struct ka_shared {
+	_Atomic int ready;
+};
+
+struct ka_cfg {
+	const char *sock;
+	struct ka_shared *sh;
+};
+
+/* Subscribe, then never read again. */
+static int ka_stalled_subscriber(void *p)
+{
+	struct ka_cfg *c = p;
+	struct ringcast *rc = it_child_open(c->sock);
+
+	IT_CHECK_OK(ringcast_subscribe(rc, "kill.sub"));
+	atomic_store(&c->sh->ready, 1);
+	for (;;)
+		pause();
+	return 0;
+}
+
+static void test_killed_subscriber_releases_ring(void **state)
+{
+	struct it_daemon *d = *state;
+	struct ka_shared *sh = it_shared(sizeof(*sh));
+	struct ka_cfg cfg = { d->sock, sh };
+	char msg[1024];
+	struct ringcast *pub;
+	uint64_t deadline, t_dead, t_ok = 0;
+	long sent = 0;
+	pid_t sub;
+	int ret;
+
+	/* A tether timeout far beyond the test: only the kill may free the ring. */
+	it_daemon_start(d, "--tether-timeout", "600000", NULL);
+	sub = it_fork(ka_stalled_subscriber, &cfg);
+	deadline = it_now_ns() + 5000000000ull;
+	while (!atomic_load(&sh->ready) && it_now_ns() < deadline)
+		it_sleep_ms(1);
+	IT_ASSERT(atomic_load(&sh->ready), "subscriber did not subscribe");
+
+	pub = it_open(d);
+	memset(msg, 'k', sizeof(msg));
+	/* 1 MiB ring, ~1 KiB records: full after about a thousand. */
+	while ((ret = ringcast_broadcast(pub, "kill.sub", msg, sizeof(msg))) == 0 && sent < 100000)
+		sent++;
+	IT_ASSERT_ERR(ret, -EAGAIN);
+	IT_ASSERT(sent > 0, "not one message fit");
+	printf("  ring full after %ld messages\n", sent);
+
+	/* Still full a while later: nothing but the kill will change that. */
+	it_sleep_ms(200);
+	IT_ASSERT_ERR(ringcast_broadcast(pub, "kill.sub", msg, sizeof(msg)), -EAGAIN);
+
+	kill(sub, SIGKILL);
+	IT_ASSERT(it_wait(sub, 5000, NULL) == 0, "the killed subscriber did not die");
+	t_dead = it_now_ns();
+	deadline = t_dead + 2000000000ull;
+	do {
+		ret = ringcast_broadcast(pub, "kill.sub", msg, sizeof(msg));
+		if (ret == 0) {
+			t_ok = it_now_ns();
+			break;
+		}
+		IT_ASSERT_ERR(ret, -EAGAIN);
+		it_sleep_ms(1);
+	} while (it_now_ns() < deadline);
+	IT_ASSERT(t_ok, "the publisher still gets -EAGAIN 2 s after the subscriber was killed");
+	printf("  publishing again %.1f ms after the subscriber's death\n",
+	       (double)(t_ok - t_dead) / 1e6);
+	/* And not just one record: the whole ring is free. */
+	for (long i = 0; i < sent - 1; i++)
+		IT_ASSERT_OK(ringcast_broadcast(pub, "kill.sub", msg, sizeof(msg)));
+	it_close(pub);
+	it_assert_daemon_alive(d);
+}
+
+/* ---- (b) publisher killed between claim and commit ---- */
+
+struct kb_shared {
+	_Atomic int ready;
+	_Atomic int claimed;
+	_Atomic uint64_t got_after_ns; /* when the subscriber handled "after" */
+	_Atomic int got_claimed;       /* it saw the uncommitted bytes: must never */
+	_Atomic int got_other;
+};
+
+struct kb_cfg {
+	const char *sock;
+	struct kb_shared *sh;
+};
+
+static int kb_handler(const struct ringcast_msg *m, void *ctx)
+{
+	struct kb_shared *sh = ctx;
+	uint64_t now = it_now_ns();
+
+	if (m->len == 5 && !memcmp(m->data, "after", 5)) {
+		atomic_store(&sh->got_after_ns, now);
+		return 1;
+	}
+	if (m->len >= 7 && !memcmp(m->data, "claimed", 7))
+		atomic_store(&sh->got_claimed, 1);
+	else if (!(m->len == 6 && !memcmp(m->data, "before", 6)))
+		atomic_fetch_add(&sh->got_other, 1);
+	return 0;
+}
+
+static int kb_subscriber(void *p)
+{
+	struct kb_cfg *c = p;
+	struct ringcast *rc = it_child_open(c->sock);
+	uint64_t deadline = it_now_ns() + 20000000000ull;
+
+	IT_CHECK_OK(ringcast_subscribe(rc, "kill.claim"));
+	atomic_store(&c->sh->ready, 1);
+	while (!atomic_load(&c->sh->got_after_ns) && it_now_ns() < deadline) {
+		int ret = ringcast_wait(rc, 50);
+
+		IT_CHECK(ret == 0 || ret == -ETIMEDOUT, "ringcast_wait = %d (%s)", ret,
+			 ringcast_strerror(ret));
+		IT_CHECK_OK(ringcast_poll(rc, kb_handler, c->sh, 0));
+	}
+	ringcast_close(rc);
+	return 0;
+}
+
+static int kb_claimer(void *p)
+{
+	struct kb_cfg *c = p;
+	struct ringcast *rc = it_child_open(c->sock);
+	struct ringcast_claim claim;
+
+	IT_CHECK_OK(ringcast_broadcast(rc, "kill.claim", "before", 6));
+	IT_CHECK_OK(ringcast_claim(rc, "kill.claim", 64, &claim));
+	memset(claim.data, 'x', 64);
+	memcpy(claim.data, "claimed", 7);
+	atomic_store(&c->sh->claimed, 1);
+	/* Die here, between claim and commit, when the test says so. */
+	raise(SIGSTOP);
+	for (;;)
+		pause();
+	return 0;
+}
+
+static void test_publisher_killed_mid_claim(void **state)
+{
+	struct it_daemon *d = *state;
+	struct kb_shared *sh = it_shared(sizeof(*sh));
+	struct kb_cfg cfg = { d->sock, sh };
+	struct ringcast *pub;
+	uint64_t deadline, t_kill, t_dead, t_got;
+	pid_t sub, claimer;
+	char why[64];
+	int st;
+
+	it_daemon_start(d, NULL);
+	sub = it_fork(kb_subscriber, &cfg);
+	deadline = it_now_ns() + 5000000000ull;
+	while (!atomic_load(&sh->ready) && it_now_ns() < deadline)
+		it_sleep_ms(1);
+	IT_ASSERT(atomic_load(&sh->ready), "subscriber did not subscribe");
+
+	claimer = it_fork(kb_claimer, &cfg);
+	IT_ASSERT(it_wait_flags(claimer, 5000, &st, WUNTRACED) == 0,
+		  "the claiming publisher did not stop after its claim");
+	IT_ASSERT(WIFSTOPPED(st), "the claiming publisher %s before stopping",
+		  it_status_str(st, why, sizeof(why)));
+
+	/* Published after the open claim by another publisher: it must wait behind it. */
+	pub = it_open(d);
+	IT_ASSERT_OK(ringcast_broadcast(pub, "kill.claim", "after", 5));
+	it_sleep_ms(200);
+	IT_ASSERT(!atomic_load(&sh->got_after_ns),
+		  "a message published after an open claim was delivered before the claim ended");
+
+	t_kill = it_now_ns();
+	kill(claimer, SIGKILL);
+	IT_ASSERT(it_wait(claimer, 5000, &st) == 0, "the claiming publisher did not die");
+	t_dead = it_now_ns();
+	deadline = t_dead + 2000000000ull;
+	while (!atomic_load(&sh->got_after_ns) && it_now_ns() < deadline)
+		it_sleep_ms(1);
+	t_got = atomic_load(&sh->got_after_ns);
+	IT_ASSERT(t_got, "the subscriber is still stuck 2 s after the claiming publisher died");
+	printf("  delivered %.1f ms after waitpid saw the death (%.1f ms after kill)\n",
+	       ((double)t_got - (double)t_dead) / 1e6, ((double)t_got - (double)t_kill) / 1e6);
+	/* t_got may even precede t_dead: the socket closes before the zombie is reaped. */
+	IT_ASSERT(t_got <= t_dead || t_got - t_dead <= 100000000ull,
+		  "stalled %.1f ms after the publisher's death; the design allows 100 ms",
+		  (double)(t_got - t_dead) / 1e6);
+	IT_ASSERT(!atomic_load(&sh->got_claimed), "the dead publisher's uncommitted bytes were delivered");
+	IT_ASSERT(atomic_load(&sh->got_other) == 0, "%d unexpected messages",
+		  atomic_load(&sh->got_other));
+	it_expect_exit(sub, 5000, 0, "subscriber");
+
+	/* The ring goes on: claim/commit from a live publisher still works. */
+	{
+		struct ringcast *s2 = it_open(d);
+		struct ringcast_claim c;
+		struct it_inbox box = { 0 };
+
+		IT_ASSERT_OK(ringcast_subscribe(s2, "kill.claim"));
+		IT_ASSERT_OK(ringcast_claim(pub, "kill.claim", 4, &c));
+		memcpy(c.data, "next", 4);
+		IT_ASSERT_OK(ringcast_commit(&c));
+		IT_ASSERT(it_inbox_fill(s2, &box, 1, 2000) == 1 && !memcmp(box.m[0].data, "next", 4),
+			  "a later claim/commit was not delivered (%d messages)", box.n);
+		it_close(s2);
+	}
+	it_close(pub);
+	it_assert_daemon_alive(d);
+}
+
+/* ---- (c) daemon killed, then restarted ---- */
+
+#define KC_TOPIC "kill.daemon"
+
+struct kc_shared {
+	_Atomic int stop;
+	_Atomic int ready[3];
+	_Atomic uint64_t received[3]; /* [0] old subscriber, [1] new subscriber */
+	_Atomic uint64_t sent;
+	_Atomic int bad;
+	char error[3][200];
+};
+
+struct kc_cfg {
+	const char *sock;
+	struct kc_shared *sh;
+	int index;
+};
+
+struct kc_state {
+	struct kc_cfg *c;
+	bool started;
+	uint64_t next;
+};
+
+static int kc_handler(const struct ringcast_msg *m, void *ctx)
+{
+	struct kc_state *s = ctx;
+	uint64_t v;
+
+	if (m->len != sizeof(v) || m->lost) {
+		snprintf(s->c->sh->error[s->c->index], 200, "len %zu, lost %llu (after %llu)", m->len,
+			 (unsigned long long)m->lost, (unsigned long long)s->next);
+		atomic_store(&s->c->sh->bad, 1);
+		return 1;
+	}
+	memcpy(&v, m->data, sizeof(v));
+	/* A late subscriber starts anywhere; from then on, every message in order. */
+	if (s->started && v != s->next) {
+		snprintf(s->c->sh->error[s->c->index], 200, "message %llu, expected %llu",
+			 (unsigned long long)v, (unsigned long long)s->next);
+		atomic_store(&s->c->sh->bad, 1);
+		return 1;
+	}
+	s->started = true;
+	s->next = v + 1;
+	atomic_fetch_add(&s->c->sh->received[s->c->index], 1);
+	return 0;
+}
+
+static int kc_subscriber(void *p)
+{
+	struct kc_cfg *c = p;
+	struct kc_state s = { .c = c };
+	struct ringcast *rc = it_child_open(c->sock);
+
+	IT_CHECK_OK(ringcast_subscribe(rc, KC_TOPIC));
+	atomic_store(&c->sh->ready[c->index], 1);
+	while (!atomic_load(&c->sh->stop) && !atomic_load(&c->sh->bad)) {
+		int ret = ringcast_wait(rc, 50);
+
+		IT_CHECK(ret == 0 || ret == -ETIMEDOUT, "subscriber %d: ringcast_wait = %d (%s)",
+			 c->index, ret, ringcast_strerror(ret));
+		IT_CHECK_OK(ringcast_poll(rc, kc_handler, &s, 0));
+	}
+	IT_CHECK(!atomic_load(&c->sh->bad) || !c->sh->error[c->index][0], "subscriber %d: %s",
+		 c->index, c->sh->error[c->index]);
+	ringcast_close(rc);
+	return 0;
+}
+
+static int kc_publisher(void *p)
+{
+	struct kc_cfg *c = p;
+	struct ringcast *rc = it_child_open(c->sock);
+	uint64_t v = 0;
+
+	IT_CHECK_OK(ringcast_set_send_timeout(rc, 100));
+	while (!atomic_load(&c->sh->stop)) {
+		int ret = ringcast_broadcast(rc, KC_TOPIC, &v, sizeof(v));
+
+		if (ret == -EAGAIN)
+			continue; /* a subscriber is behind: it holds us back, as it should */
+		IT_CHECK_OK(ret);
+		atomic_store(&c->sh->sent, ++v);
+		/* Not flat out: the subscribers and the daemon share two cores with us. */
+		if (v % 64 == 0)
+			it_sleep_ms(1);
+	}
+	ringcast_close(rc);
+	return 0;
+}
+
+static bool kc_wait_count(_Atomic uint64_t *n, uint64_t want, int timeout_ms, _Atomic int *bad)
+{
+	uint64_t deadline = it_now_ns() + (uint64_t)timeout_ms * 1000000ull;
+
+	while (atomic_load(n) < want && !atomic_load(bad) && it_now_ns() < deadline)
+		it_sleep_ms(2);
+	return atomic_load(n) >= want;
+}
+
+/* Does topic have a subscriber in process pid, per a fresh client's stat? */
+static bool kc_stat_has(struct it_daemon *d, pid_t pid, size_t *n_subs)
+{
+	struct ringcast_topic_stat *st = NULL;
+	struct ringcast *rc = it_open(d);
+	size_t n = 0;
+	bool found = false;
+	int ret = ringcast_stat(rc, KC_TOPIC, &st, &n);
+
+	*n_subs = 0;
+	if (ret == 0) {
+		for (size_t i = 0; i < n; i++) {
+			if (strcmp(st[i].topic, KC_TOPIC))
+				continue;
+			*n_subs = st[i].n_subs;
+			for (size_t j = 0; j < st[i].n_subs; j++)
+				found |= st[i].subs[j].pid == (uint32_t)pid;
+		}
+		ringcast_stat_free(st, n);
+	}
+	it_close(rc);
+	return found;
+}
+
+static void test_daemon_killed_and_restarted(void **state)
+{
+	struct it_daemon *d = *state;
+	struct kc_shared *sh = it_shared(sizeof(*sh));
+	struct kc_cfg old_sub = { d->sock, sh, 0 }, new_sub = { d->sock, sh, 1 };
+	struct kc_cfg pubc = { d->sock, sh, 2 };
+	pid_t osub, nsub, pub;
+	uint64_t r0, deadline;
+	size_t n_subs = 0;
+	bool found = false;
+
+	/* A short grace: clients that did not come back would be reaped before we look. */
+	it_daemon_start(d, "--reap-grace", "1000", NULL);
+	osub = it_fork(kc_subscriber, &old_sub);
+	deadline = it_now_ns() + 5000000000ull;
+	while (!atomic_load(&sh->ready[0]) && it_now_ns() < deadline)
+		it_sleep_ms(1);
+	IT_ASSERT(atomic_load(&sh->ready[0]), "subscriber did not subscribe");
+	pub = it_fork(kc_publisher, &pubc);
+	IT_ASSERT(kc_wait_count(&sh->received[0], 1000, 5000, &sh->bad),
+		  "only %llu messages before the kill (%s)",
+		  (unsigned long long)atomic_load(&sh->received[0]), sh->error[0]);
+
+	it_daemon_kill(d);
+	r0 = atomic_load(&sh->received[0]);
+	IT_ASSERT(kc_wait_count(&sh->received[0], r0 + 10000, 20000, &sh->bad),
+		  "with the daemon dead, %llu of 10000 more messages arrived (%s)",
+		  (unsigned long long)(atomic_load(&sh->received[0]) - r0), sh->error[0]);
+	printf("  %llu messages arrived while the daemon was dead\n",
+	       (unsigned long long)(atomic_load(&sh->received[0]) - r0));
+
+	it_daemon_restart(d);
+	/* The old subscriber's cursor is in the re-adopted ring. */
+	deadline = it_now_ns() + 3000000000ull;
+	do {
+		found = kc_stat_has(d, osub, &n_subs);
+		if (!found)
+			it_sleep_ms(20);
+	} while (!found && it_now_ns() < deadline);
+	IT_ASSERT(found, "after the restart, stat shows %zu subscriber(s) of %s and none is the old "
+		  "subscriber (pid %d)", n_subs, KC_TOPIC, (int)osub);
+
+	nsub = it_fork(kc_subscriber, &new_sub);
+	IT_ASSERT(kc_wait_count(&sh->received[1], 1000, 10000, &sh->bad),
+		  "a new subscriber got %llu messages from the old publisher (%s)",
+		  (unsigned long long)atomic_load(&sh->received[1]), sh->error[1]);
+
+	/* Past the reap grace: the old clients resumed their slots, none was reaped. */
+	it_sleep_ms(1500);
+	found = kc_stat_has(d, osub, &n_subs);
+	IT_ASSERT(found && n_subs == 2, "after the reap grace: old subscriber %s, %zu subscribers "
+		  "(expected it and the new one)", found ? "present" : "gone", n_subs);
+	r0 = atomic_load(&sh->received[0]);
+	IT_ASSERT(kc_wait_count(&sh->received[0], r0 + 1000, 10000, &sh->bad),
+		  "the old subscriber stopped receiving after the restart: %llu more (%s)",
+		  (unsigned long long)(atomic_load(&sh->received[0]) - r0), sh->error[0]);
+	r0 = atomic_load(&sh->received[1]);
+	IT_ASSERT(kc_wait_count(&sh->received[1], r0 + 1000, 10000, &sh->bad),
+		  "the new subscriber stopped receiving: %llu more (%s)",
+		  (unsigned long long)(atomic_load(&sh->received[1]) - r0), sh->error[1]);
+
+	atomic_store(&sh->stop, 1);
+	it_expect_exit(pub, 5000, 0, "publisher");
+	it_expect_exit(osub, 5000, 0, "old subscriber");
+	it_expect_exit(nsub, 5000, 0, "new subscriber");
+	IT_ASSERT(!atomic_load(&sh->bad), "order or loss: old '%s', new '%s'", sh->error[0],
+		  sh->error[1]);
+	IT_ASSERT(it_daemon_stop(d) == 0, "the restarted ringcastd did not exit 0 on SIGTERM");
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_killed_subscriber_releases_ring, it_setup,
+						it_teardown),
+		cmocka_unit_test_setup_teardown(test_publisher_killed_mid_claim, it_setup, it_teardown),
+		cmocka_unit_test_setup_teardown(test_daemon_killed_and_restarted, it_setup,
+						it_teardown),
+	};
+
+	it_init();
+	return cmocka_run_group_tests_name("it_kill", tests, NULL, NULL);
+}

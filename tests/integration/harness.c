@@ -209,8 +209,11 @@ static void janitor(int rfd)
 			int cap = list == dirs ? 8 : MAX_MOUNTS;
 
 			*nl = '\0';
-			if (nl - buf > 2 && (buf[0] == 'D' || buf[0] == 'M') && *cnt < cap)
-				snprintf(list[(*cnt)++], 128, "%s", buf + 2);
+			if (nl - buf > 2 && nl - buf < 128 + 2 && (buf[0] == 'D' || buf[0] == 'M') &&
+			    *cnt < cap) {
+				memcpy(list[*cnt], buf + 2, (size_t)(nl - buf - 2) + 1);
+				++*cnt;
+			}
 			if (nl - buf > 2 && (buf[0] == 'd' || buf[0] == 'm'))
 				for (int i = 0; i < *cnt; i++)
 					if (!strcmp(list[i], buf + 2)) {
@@ -617,11 +620,13 @@ int it_teardown(void **state)
 		nmounts = nmounts - 1;
 		if (umount2(mounts[nmounts], 0) < 0)
 			umount2(mounts[nmounts], MNT_DETACH);
+		janitor_say('m', mounts[nmounts]);
 	}
 	if (have_dir) {
 		nftw(test_dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS | FTW_MOUNT);
 		rmdir(test_dir);
 		have_dir = 0;
+		janitor_say('d', test_dir);
 	}
 	free(d);
 	*state = NULL;

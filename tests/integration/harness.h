@@ -9,7 +9,9 @@
  * create and remove it; teardown also kills every process the test started
  * (helpers, programs, daemons) and unmounts what it mounted, on every path
  * a test can leave by, so a failing test never leaks into the next one.
- * A SIGTERM/SIGINT to the test binary (run.sh's timeout) does the same.
+ * A SIGTERM/SIGINT to the test binary (run.sh's timeout) does the same,
+ * and a janitor process removes directories and mounts even when the
+ * test dies without running any of its code (SIGKILL, a sanitizer halt).
  *
  * Two worlds, two sets of checks:
  *  - the test process uses cmocka (IT_ASSERT_OK and friends);
@@ -35,7 +37,7 @@
 #include "ringcast.h"
 
 #define IT_DAEMON_ARGS_MAX 24
-#define IT_START_TIMEOUT_MS 5000 /* socket must accept within this */
+#define IT_START_TIMEOUT_MS 5000 /* the socket must answer a HELLO within this */
 #define IT_STOP_TIMEOUT_MS 5000  /* SIGTERM must end the daemon within this */
 #define IT_CHILD_FAILED 3        /* exit status of a helper whose check failed */
 #define IT_NODE "it-node@test"   /* --node of every harness daemon */
@@ -43,7 +45,7 @@
 struct it_daemon {
 	char dir[64];      /* the test's private directory */
 	char sock[128];    /* DIR/ringcastd.sock */
-	char rundir[128];  /* DIR/run (or whatever --runtime-dir the test chose) */
+	char rundir[128];  /* DIR/run: --runtime-dir (tests may mount a tmpfs on it) */
 	char build[256];   /* $RINGCAST_BUILD, default "build" */
 	const char *args[IT_DAEMON_ARGS_MAX]; /* extra flags, kept for restarts */
 	int nargs;
@@ -56,7 +58,8 @@ struct it_daemon {
 
 /*
  * Call first in main(): line-buffered output, emergency cleanup on
- * SIGTERM/SIGINT/SIGHUP.  Returns nothing; never fails.
+ * SIGTERM/SIGINT/SIGHUP, the janitor.  Never fails (without a janitor,
+ * cleanup relies on teardown and the signal handler alone).
  */
 void it_init(void);
 /* cmocka setup: a fresh directory; *state is the struct it_daemon (not started). */
@@ -69,7 +72,7 @@ int it_teardown(void **state);
 /*
  * Start ringcastd on d's socket and runtime dir with the extra flags given
  * (a NULL-terminated list of strings that must outlive d), then wait until
- * the socket accepts.  Fails the test (with the daemon's exit status) if
+ * it answers a HELLO.  Fails the test (with the daemon's exit status) if
  * it does not within IT_START_TIMEOUT_MS.
  */
 void it_daemon_start(struct it_daemon *d, ...) __attribute__((sentinel));
@@ -77,7 +80,12 @@ void it_daemon_start(struct it_daemon *d, ...) __attribute__((sentinel));
 void it_daemon_restart(struct it_daemon *d);
 /* Fork+exec ringcastd with d's flags and return at once (no wait); pid or fails the test. */
 pid_t it_daemon_spawn(struct it_daemon *d);
-/* Wait until d's socket accepts a connection; false after timeout_ms or if the daemon died. */
+/*
+ * Wait until ringcast_open() on d's socket succeeds (a HELLO answered, not
+ * merely a connect: the kernel queues connections before the daemon
+ * accepts, and a daemon may bind and then fail its start-up).  false after
+ * timeout_ms or if the daemon died (d->last_status says how).
+ */
 bool it_daemon_wait_ready(struct it_daemon *d, int timeout_ms);
 /* SIGTERM, wait up to IT_STOP_TIMEOUT_MS; returns the wait status (-1: did not exit, killed). */
 int it_daemon_stop(struct it_daemon *d);

@@ -18,6 +18,8 @@
 #include <signal.h>
 #include <stdatomic.h>
 #include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
@@ -250,6 +252,37 @@ static int ns_sleeper(void *p)
 	return 0;
 }
 
+/*
+ * Wait until pid sleeps in futex(2), per /proc/PID/syscall (its first
+ * field is the number of the system call a blocked task is in).  Where
+ * that file cannot be read, fall back to a generous pause.
+ */
+static void wait_in_futex(pid_t pid)
+{
+	uint64_t deadline = it_now_ns() + 5000000000ull;
+	char path[64], buf[64];
+
+	snprintf(path, sizeof(path), "/proc/%d/syscall", (int)pid);
+	do {
+		FILE *f = fopen(path, "r");
+		bool in_futex = false, readable = false;
+
+		if (f) {
+			readable = fgets(buf, sizeof(buf), f) != NULL;
+			in_futex = readable && atol(buf) == SYS_futex;
+			fclose(f);
+		}
+		if (in_futex)
+			return;
+		if (!readable) {
+			it_sleep_ms(300);
+			return;
+		}
+		it_sleep_ms(2);
+	} while (it_now_ns() < deadline);
+	IT_FAIL("the sleeping subscriber never went to sleep in futex(2)");
+}
+
 static void test_filter_catches_a_wakeup(void **state)
 {
 	struct it_daemon *d = *state;
@@ -278,8 +311,8 @@ static void test_filter_catches_a_wakeup(void **state)
 	while (atomic_load(&sh->ready) < 1 && it_now_ns() < deadline)
 		it_sleep_ms(1);
 	IT_ASSERT(atomic_load(&sh->ready) == 1, "sleeper not ready");
-	/* It goes to sleep right after subscribing; 300 ms is a wide margin for that. */
-	it_sleep_ms(300);
+	/* It goes to sleep right after subscribing: wait until it does. */
+	wait_in_futex(sleeper);
 	atomic_store(&sh->go, 1);
 	IT_ASSERT(it_wait(pub_pid, 30000, &st) == 0, "publisher did not finish in 30 s");
 	IT_ASSERT(WIFEXITED(st) && WEXITSTATUS(st) == EXIT_TRAPPED,

@@ -159,6 +159,7 @@ struct rc_bells_hdr {
 	uint32_t nbells;                   /* RC_BELLS */
 	_Atomic uint64_t daemon_gen;       /* daemon: bumped at each start (release) */
 	_Atomic uint32_t next_client_id;   /* daemon only */
+	_Atomic uint32_t trace_sample;     /* tracer: deliver probes fire for 1 message in N (0: 1) */
 	alignas(RC_CACHELINE) struct rc_bell bells[RC_BELLS];
 };
 
@@ -172,6 +173,7 @@ _Static_assert(offsetof(struct rc_rec, seq) == 8, "record seq offset");
 _Static_assert(sizeof(struct rc_sub_slot) == RC_CACHELINE, "sub slot is a line");
 _Static_assert(offsetof(struct rc_ctl_hdr, sleepers) == 64, "sleepers offset");
 _Static_assert(offsetof(struct rc_ctl_hdr, subs) == 192, "sub slots offset");
+_Static_assert(offsetof(struct rc_bells_hdr, trace_sample) == 28, "trace_sample offset");
 _Static_assert(offsetof(struct rc_bells_hdr, bells) == 64, "bells offset");
 _Static_assert(sizeof(struct rc_bell) == RC_CACHELINE, "bell is a line");
 

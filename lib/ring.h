@@ -29,6 +29,10 @@ struct rc_ring {
 	/* publisher-private */
 	int pub_slot;       /* -1 when not a publisher */
 	uint64_t limit;     /* cached: may claim below this position */
+	bool exclusive;     /* we own the tail (tail.owner == pub_slot + 1) */
+	bool shared_announced; /* we raised tail.shared: we CAS the tail */
+	bool takeover_fenced;  /* ran the membarrier before taking the tail from its owner */
+	uint64_t x_pos, x_seq; /* the tail while we own it */
 	/* subscriber-private */
 	int sub_slot;       /* -1 when not a subscriber */
 	/* daemon-private: positions seen at the last untether check */

@@ -114,12 +114,24 @@ int rc_ring_pub_attach(struct rc_ring *r, uint32_t client_id, uint32_t pid)
 	return -ENOSPC;
 }
 
-static void release_pub(struct rc_pub_slot *p)
+/* Free a publisher's slot; the last one out resets the tail's sharing state. */
+static void release_pub(struct rc_ring *r, unsigned slot)
 {
+	struct rc_pub_slot *p = &r->hdr->pubs[slot];
+	uint32_t owner = slot + 1;
+	unsigned i;
+
+	/* A dead owner's last tail store is visible: its claim ended or was repaired. */
+	atomic_compare_exchange_strong(&r->hdr->tail.owner, &owner, 0);
 	rc_store_relaxed(&p->claim, 0);
 	rc_store_relaxed(&p->end, 0);
 	rc_store_relaxed(&p->pid, 0);
 	rc_store_release(&p->client_id, 0);
+	/* Only the daemon attaches publishers, so none can appear meanwhile. */
+	for (i = 0; i < RC_PUB_SLOTS; i++)
+		if (rc_load_acquire(&r->hdr->pubs[i].client_id) != 0)
+			return;
+	rc_store_release(&r->hdr->tail.shared, 0);
 }
 
 /* Does a publisher other than the dead one still claim start? */
@@ -128,7 +140,7 @@ static bool live_claim_at(const struct rc_ring *r, unsigned dead, uint64_t start
 	unsigned i;
 
 	for (i = 0; i < RC_PUB_SLOTS; i++) {
-		/* Pairs with the release store of claim in rc_ring_claim(). */
+		/* Pairs with the release store of claim in slot_claim() (ring_pub.c). */
 		uint64_t c = rc_load_acquire(&r->hdr->pubs[i].claim);
 
 		if (i != dead && (c & RC_CLAIM_BUSY) && !(c & RC_CLAIM_DEAD) &&
@@ -138,11 +150,60 @@ static bool live_claim_at(const struct rc_ring *r, unsigned dead, uint64_t start
 	return false;
 }
 
+/*
+ * Pad what is left uncommitted of the dead claim [start, end): at most two
+ * segments, the one before the ring's end (possibly the claim's wrap
+ * padding, which the publisher commits first) and the record after it.
+ * Sets *repaired if it wrote padding; 0 or -EBADMSG.
+ */
+static int pad_claim(struct rc_ring *r, uint64_t start, uint64_t end, bool *repaired)
+{
+	uint64_t pos = start;
+	int segs;
+
+	for (segs = 0; segs < 2 && pos < end; segs++) {
+		struct rc_rec *rec = rc_ring_rec(r, pos);
+		uint64_t off = pos & r->mask, seg = end - pos, word;
+		uint32_t lf;
+
+		if (seg > r->cap - off)
+			seg = r->cap - off; /* padding never straddles the end either */
+		word = rc_load_acquire(&rec->commit);
+		for (;;) {
+			lf = (uint32_t)(word >> 32);
+			if ((uint32_t)word == rc_stamp(r->salt, pos) && lf != 0)
+				break; /* committed */
+			/*
+			 * seq_cst like a commit; the CAS fails only if the
+			 * word changed, and then we look at what is there.
+			 */
+			if (atomic_compare_exchange_strong(&rec->commit, &word,
+				((uint64_t)(RC_REC_PAD | (uint32_t)seg) << 32) | rc_stamp(r->salt, pos))) {
+				*repaired = true;
+				lf = 0;
+				break;
+			}
+		}
+		if (lf == 0) {
+			pos += seg;
+			continue;
+		}
+		/* Committed.  Only the claim's own wrap padding lets us look further. */
+		if (!(lf & RC_REC_PAD) || rc_align(lf & ~RC_REC_PAD) != r->cap - off)
+			return 0;
+		if (r->cap - off >= end - pos)
+			return 0;
+		pos += r->cap - off;
+	}
+	return pos <= end ? 0 : -EBADMSG;
+}
+
 int rc_ring_repair_pub(struct rc_ring *r, unsigned slot, struct rc_bells_hdr *bells)
 {
 	struct rc_pub_slot *p;
-	uint64_t c, start, end, pos, tail;
+	uint64_t c, start, end, tail;
 	bool repaired = false;
+	int ret = 0;
 
 	if (slot >= RC_PUB_SLOTS)
 		return -EINVAL;
@@ -153,46 +214,25 @@ int rc_ring_repair_pub(struct rc_ring *r, unsigned slot, struct rc_bells_hdr *be
 		goto done;
 	start = c & ~(RC_CLAIM_BUSY | RC_CLAIM_DEAD);
 	end = rc_load_relaxed(&p->end); /* ordered by the acquire above */
-	/* Pairs with the CAS in rc_ring_claim (a full barrier). */
-	tail = rc_load_acquire(&r->hdr->tail.pos);
-	if (tail <= start)
-		goto done;
 	if (end <= start || end - start > r->cap || (start | end) & (RC_REC_ALIGN - 1))
 		return -EBADMSG;
+	/*
+	 * Pairs with the claim's CAS (a full barrier) or the owner's tail
+	 * store.  Had the claim gone through, tail would be at end or past:
+	 * it only grows.
+	 */
+	tail = rc_load_acquire(&r->hdr->tail.pos);
+	if (tail < end)
+		goto done;
 	if (live_claim_at(r, slot, start))
 		return 0;
-	for (pos = start; pos < end;) {
-		struct rc_rec *rec = rc_ring_rec(r, pos);
-		uint64_t off = pos & r->mask, seg = end - pos, word;
-		uint32_t lf;
-
-		if (seg > r->cap - off)
-			seg = r->cap - off; /* padding never straddles the end either */
-		word = rc_load_acquire(&rec->commit);
-		lf = (uint32_t)(word >> 32);
-		if ((uint32_t)word == rc_stamp(r->salt, pos) && lf != 0) {
-			uint64_t len = rc_align(lf & ~RC_REC_PAD);
-
-			if (len < RC_REC_ALIGN || len > seg)
-				return -EBADMSG;
-			pos += len;
-			continue;
-		}
-		/*
-		 * seq_cst for the same reason as rc_ring_commit; the CAS fails
-		 * if the publisher committed after all.
-		 */
-		if (atomic_compare_exchange_strong(&rec->commit, &word,
-			((uint64_t)(RC_REC_PAD | (uint32_t)seg) << 32) | rc_stamp(r->salt, pos)))
-			repaired = true;
-		else
-			continue; /* look again at what the publisher wrote */
-		pos += seg;
-	}
+	ret = pad_claim(r, start, end, &repaired);
 	if (repaired)
 		rc_ring_wake(r, bells);
+	if (ret < 0)
+		return ret;
 done:
-	release_pub(p);
+	release_pub(r, slot);
 	return 1;
 }
 

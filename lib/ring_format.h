@@ -13,7 +13,9 @@
  *
  * Who writes what:
  *   meta, pub slot owner fields, ctl meta  the daemon, before any client maps
- *   tail (pos + seq)                       publishers, by 16-byte CAS
+ *   tail (pos + seq)                       publishers, by 16-byte CAS, or its
+ *                                          owner by 16-byte store
+ *   tail.owner / tail.shared               publishers (CAS / store), daemon (reset)
  *   pub_slot.claim/end                     the publisher owning the slot
  *   record commit word                     its publisher (release store);
  *                                          the daemon by CAS when repairing
@@ -70,6 +72,14 @@ struct rc_ring_meta {
 struct rc_ring_tail {
 	alignas(16) _Atomic uint64_t pos; /* low half of the 16-byte CAS */
 	_Atomic uint64_t seq;              /* high half */
+	/*
+	 * A publisher alone on the ring may own the tail and move it with
+	 * plain stores instead of the CAS (ring_pub.c, "exclusive claims").
+	 * owner: its pub slot + 1, 0 if none; shared: set (and kept) once a
+	 * second publisher wants in, reset by the daemon when none is left.
+	 */
+	_Atomic uint32_t owner;
+	_Atomic uint32_t shared;
 };
 
 #define RC_CLAIM_BUSY 0x1ull /* pub_slot.claim = start | BUSY from claim to commit */
@@ -166,6 +176,7 @@ struct rc_bells_hdr {
 _Static_assert(sizeof(struct rc_ring_meta) == 384, "ring meta layout");
 _Static_assert(offsetof(struct rc_ring_hdr, tail) == 448, "tail offset");
 _Static_assert(offsetof(struct rc_ring_hdr, pubs) == 512, "pub slots offset");
+_Static_assert(sizeof(struct rc_ring_tail) == 32, "tail layout");
 _Static_assert(sizeof(struct rc_ring_hdr) <= RC_RING_HDR_SIZE, "ring header fits");
 _Static_assert(sizeof(struct rc_pub_slot) == RC_CACHELINE, "pub slot is a line");
 _Static_assert(sizeof(struct rc_rec) == 32, "record header layout");

@@ -315,7 +315,8 @@ static void test_repair_dead_publisher(void **state)
 	CHECK(rc_ring_claim(&other, 10, &opos));
 	int dead = rc_ring_pub_attach(&e->daemon, 9, 1);
 	assert_true(dead >= 0);
-	atomic_store(&e->daemon.hdr->pubs[dead].end, opos + 64);
+	/* It lost the CAS for opos to `other` and died before trying again. */
+	atomic_store(&e->daemon.hdr->pubs[dead].end, opos + rc_align(32 + 10));
 	atomic_store(&e->daemon.hdr->pubs[dead].claim, opos | RC_CLAIM_BUSY);
 	assert_int_equal(rc_ring_repair_pub(&e->daemon, (unsigned)dead, NULL), 0);
 	memcpy(rc_ring_rec(&other, opos) + 1, "live", 4);
@@ -351,6 +352,111 @@ static void test_repair_across_wrap(void **state)
 	assert_memory_equal(msg, "ok", 2);
 }
 
+/* Publishers that may own the tail: this process is registered for membarrier. */
+static void make_light(struct rc_ring *r)
+{
+	assert_true(rc_fence_register());
+	r->light_commit = true;
+}
+
+static void test_exclusive_owner_and_takeover(void **state)
+{
+	struct env *e = *state;
+	struct rc_ring other;
+	uint64_t seq;
+	char buf[16];
+	size_t len;
+
+	if (!__builtin_cpu_supports("avx"))
+		skip();
+	make_light(&e->pub);
+	CHECK(publish(&e->pub, "one", 3));
+	/* Alone on the ring: it owns the tail and stores it without a CAS. */
+	assert_int_equal(atomic_load(&e->pub.hdr->tail.owner), e->pub.pub_slot + 1);
+	assert_true(e->pub.exclusive);
+	CHECK(fixture_pub(&e->f, &other, 3));
+	make_light(&other);
+	/* The owner is idle: the newcomer takes the tail over at once. */
+	CHECK(publish(&other, "two", 3));
+	assert_int_equal(atomic_load(&e->pub.hdr->tail.shared), 1);
+	assert_int_equal(atomic_load(&e->pub.hdr->tail.owner), 0);
+	/* The old owner sees the flag on its next claim and CASes from then on. */
+	CHECK(publish(&e->pub, "three", 5));
+	assert_false(e->pub.exclusive);
+	assert_int_equal(consume(&e->sub, &e->pos, buf, &len, &seq), 1);
+	assert_memory_equal(buf, "one", 3);
+	assert_int_equal(seq, 1);
+	assert_int_equal(consume(&e->sub, &e->pos, buf, &len, &seq), 1);
+	assert_memory_equal(buf, "two", 3);
+	assert_int_equal(seq, 2);
+	assert_int_equal(consume(&e->sub, &e->pos, buf, &len, &seq), 1);
+	assert_memory_equal(buf, "three", 5);
+	assert_int_equal(seq, 3);
+	/* The last publisher gone, the next one alone may own the tail again. */
+	rc_ring_repair_pub(&e->daemon, (unsigned)other.pub_slot, NULL);
+	assert_int_equal(atomic_load(&e->pub.hdr->tail.shared), 1);
+	rc_ring_repair_pub(&e->daemon, (unsigned)e->pub.pub_slot, NULL);
+	assert_int_equal(atomic_load(&e->pub.hdr->tail.shared), 0);
+	rc_ring_unmap(&other);
+}
+
+static void test_exclusive_owner_mid_claim_holds_newcomer(void **state)
+{
+	struct env *e = *state;
+	struct rc_ring other;
+	uint64_t pos, opos;
+	char buf[16];
+	size_t len;
+
+	if (!__builtin_cpu_supports("avx"))
+		skip();
+	make_light(&e->pub);
+	CHECK(rc_ring_claim(&e->pub, 5, &pos));
+	assert_true(e->pub.exclusive);
+	CHECK(fixture_pub(&e->f, &other, 3));
+	make_light(&other);
+	/* Stopped between its claim store and its tail store: the newcomer must wait. */
+	uint64_t tail = atomic_load(&e->pub.hdr->tail.pos);
+	atomic_store(&e->daemon.hdr->tail.pos, pos);
+	assert_int_equal(rc_ring_claim(&other, 5, &opos), -EAGAIN);
+	/* Past its tail store (still filling its record): the newcomer goes ahead. */
+	atomic_store(&e->daemon.hdr->tail.pos, tail);
+	CHECK(rc_ring_claim(&other, 6, &opos));
+	memcpy(rc_ring_rec(&e->pub, pos) + 1, "first", 5);
+	rc_ring_commit(&e->pub, pos, 5, 1, 0, 0, NULL);
+	assert_true(opos > pos);
+	memcpy(rc_ring_rec(&other, opos) + 1, "second", 6);
+	rc_ring_commit(&other, opos, 6, 3, 0, 0, NULL);
+	assert_int_equal(consume(&e->sub, &e->pos, buf, &len, NULL), 1);
+	assert_memory_equal(buf, "first", 5);
+	assert_int_equal(consume(&e->sub, &e->pos, buf, &len, NULL), 1);
+	assert_memory_equal(buf, "second", 6);
+	rc_ring_unmap(&other);
+}
+
+static void test_exclusive_owner_dies_mid_claim(void **state)
+{
+	struct env *e = *state;
+	struct rc_ring other;
+	uint64_t pos;
+	char buf[16];
+	size_t len;
+
+	if (!__builtin_cpu_supports("avx"))
+		skip();
+	make_light(&e->pub);
+	CHECK(rc_ring_claim(&e->pub, 5, &pos));
+	/* The owner dies here.  The daemon pads its claim and frees the tail. */
+	assert_int_equal(rc_ring_repair_pub(&e->daemon, (unsigned)e->pub.pub_slot, NULL), 1);
+	assert_int_equal(atomic_load(&e->pub.hdr->tail.owner), 0);
+	CHECK(fixture_pub(&e->f, &other, 3));
+	make_light(&other);
+	CHECK(publish(&other, "after", 5));
+	assert_int_equal(consume(&e->sub, &e->pos, buf, &len, NULL), 1);
+	assert_memory_equal(buf, "after", 5);
+	rc_ring_unmap(&other);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -366,6 +472,9 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_subscriber_mapping_is_read_only, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_repair_dead_publisher, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_repair_across_wrap, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_exclusive_owner_and_takeover, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_exclusive_owner_mid_claim_holds_newcomer, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_exclusive_owner_dies_mid_claim, setup, teardown),
 	};
 
 	return cmocka_run_group_tests_name("ring", tests, NULL, NULL);

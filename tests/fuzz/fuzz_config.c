@@ -3,13 +3,17 @@
  * libFuzzer target: arbitrary bytes as a ringcastd config file.
  *
  * The Makefile's fuzz rule compiles one tests/fuzz/X.c with the lib/
- * sources and nothing from daemon/, so the parser is compiled in here.
+ * sources and nothing from daemon/, so the files that implement
+ * daemon/config.h are compiled in here.
  *
  * Whatever the input, rcd_config_parse() must return 0 or a negative errno,
  * leave a NUL-terminated message in err, leak nothing, and leave a config
  * that the lookups can walk safely.
  */
+#include "../../daemon/acl.c"
 #include "../../daemon/config.c"
+#include "../../daemon/config_args.c"
+#include "../../daemon/config_settings.c"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

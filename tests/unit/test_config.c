@@ -3,10 +3,14 @@
  * Unit tests for ringcastd's configuration and access control.
  *
  * The Makefile links unit tests against libringcast.a only, not the
- * daemon's objects, so the code under test is compiled in here.  That also
- * lets the tests reach config.c's static helpers if they ever need to.
+ * daemon's objects, so the code under test is compiled in here: every
+ * file that implements daemon/config.h.  That also lets the tests reach
+ * their static helpers (acl.c's lookup_id()).
  */
+#include "../../daemon/acl.c"
 #include "../../daemon/config.c"
+#include "../../daemon/config_args.c"
+#include "../../daemon/config_settings.c"
 
 #include <setjmp.h>
 #include <stdarg.h>

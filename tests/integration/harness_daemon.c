@@ -1,0 +1,154 @@
+// SPDX-License-Identifier: MIT
+/*
+ * The test's own ringcastd: spawn it on the test directory's socket and
+ * runtime dir, wait until it answers, stop or kill it, and say how it
+ * ended.  The daemon is a child like any other (harness_proc.c), so
+ * teardown kills it if a test fails with it running.
+ */
+#include "harness_internal.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+pid_t it_daemon_spawn(struct it_daemon *d)
+{
+	char path[300];
+	char *argv[IT_DAEMON_ARGS_MAX + 12];
+	const char *verbose = getenv("IT_VERBOSE");
+	int n = 0;
+
+	snprintf(path, sizeof(path), "%s/ringcastd", d->build);
+	if (access(path, X_OK) < 0)
+		IT_FAIL("%s: %s (build it first: make)", path, strerror(errno));
+	argv[n++] = path;
+	argv[n++] = "--socket";
+	argv[n++] = d->sock;
+	argv[n++] = "--runtime-dir";
+	argv[n++] = d->rundir;
+	argv[n++] = "--node";
+	argv[n++] = IT_NODE;
+	for (int i = 0; i < d->nargs; i++)
+		argv[n++] = (char *)d->args[i];
+	if (verbose && *verbose == '1')
+		argv[n++] = "-v";
+	argv[n] = NULL;
+	d->pid = it_spawn(argv, NULL, NULL, NULL);
+	d->starts++;
+	return d->pid;
+}
+
+bool it_daemon_alive(struct it_daemon *d)
+{
+	int st;
+
+	if (d->pid <= 0)
+		return false;
+	if (waitpid(d->pid, &st, WNOHANG) == d->pid && (WIFEXITED(st) || WIFSIGNALED(st))) {
+		harness_untrack(d->pid);
+		d->pid = 0;
+		d->last_status = st;
+		return false;
+	}
+	return true;
+}
+
+void it_assert_daemon_alive(struct it_daemon *d)
+{
+	char why[64];
+
+	if (!it_daemon_alive(d))
+		IT_FAIL("ringcastd is not running: %s",
+			 it_status_str(d->last_status, why, sizeof(why)));
+}
+
+bool it_daemon_wait_ready(struct it_daemon *d, int timeout_ms)
+{
+	uint64_t deadline = it_now_ns() + (uint64_t)timeout_ms * 1000000ull;
+
+	/*
+	 * Ready means a HELLO was answered, not just that connect() worked:
+	 * the kernel queues connections on a listening socket before the
+	 * daemon accepts any, and a daemon can bind and still fail its
+	 * start-up afterwards (e.g. no room for its files).
+	 */
+	do {
+		struct ringcast *rc = NULL;
+
+		if (!it_daemon_alive(d))
+			return false;
+		if (ringcast_open(&rc, d->sock) == 0) {
+			ringcast_close(rc);
+			return true;
+		}
+		it_sleep_ms(5);
+	} while (it_now_ns() < deadline);
+	return false;
+}
+
+static void start_and_wait(struct it_daemon *d)
+{
+	char why[64];
+
+	it_daemon_spawn(d);
+	if (it_daemon_wait_ready(d, IT_START_TIMEOUT_MS))
+		return;
+	if (d->pid == 0)
+		IT_FAIL("ringcastd exited during start-up: %s (its messages are above)",
+			 it_status_str(d->last_status, why, sizeof(why)));
+	it_daemon_kill(d);
+	IT_FAIL("ringcastd's socket %s did not accept within %d ms", d->sock, IT_START_TIMEOUT_MS);
+}
+
+void it_daemon_start(struct it_daemon *d, ...)
+{
+	const char *a;
+	va_list ap;
+
+	d->nargs = 0;
+	va_start(ap, d);
+	while ((a = va_arg(ap, const char *))) {
+		if (d->nargs >= IT_DAEMON_ARGS_MAX) {
+			va_end(ap);
+			IT_FAIL("harness: too many daemon flags");
+		}
+		d->args[d->nargs++] = a;
+	}
+	va_end(ap);
+	start_and_wait(d);
+}
+
+void it_daemon_restart(struct it_daemon *d)
+{
+	if (d->pid > 0)
+		IT_FAIL("harness: restart of a running daemon (pid %d)", (int)d->pid);
+	start_and_wait(d);
+}
+
+int it_daemon_stop(struct it_daemon *d)
+{
+	int st;
+
+	if (d->pid <= 0)
+		return d->last_status;
+	kill(d->pid, SIGTERM);
+	if (it_wait(d->pid, IT_STOP_TIMEOUT_MS, &st) == -ETIMEDOUT) {
+		it_kill(d->pid);
+		d->pid = 0;
+		return -1;
+	}
+	d->pid = 0;
+	d->last_status = st;
+	return st;
+}
+
+void it_daemon_kill(struct it_daemon *d)
+{
+	if (d->pid <= 0)
+		return;
+	it_kill(d->pid);
+	d->pid = 0;
+	d->last_status = SIGKILL; /* as a wait status: killed by SIGKILL */
+}

@@ -28,6 +28,7 @@
 #include "log.h"
 #include "registry.h"
 #include "server.h"
+#include "trace.h"
 
 #ifndef SO_PEERGROUPS
 #define SO_PEERGROUPS 59
@@ -224,6 +225,7 @@ static void client_gone(struct rcd_client *c, const char *why)
 		rcd_duties_release_pub(srv->duties, c->pubs[i].t, c->pubs[i].slot, c->id);
 	if (c->hello) {
 		rcd_bell_put(srv->reg, c->bell);
+		RC_TRACE_CLIENT_DROP(c->id, c->pid, c->nsubs, c->npubs);
 		rcd_info(srv->log, "client %" PRIu32 " (pid %d) gone: released %u subscriptions, "
 			 "%u publisher slots", c->id, (int)c->pid, c->nsubs, c->npubs);
 	} else {

@@ -17,6 +17,7 @@
 #include "duties.h"
 #include "log.h"
 #include "registry.h"
+#include "trace.h"
 
 #define TICK_NS 10000000ll           /* 10 ms */
 #define REPAIR_LATE_NS 100000000ull  /* the design's bound on a dead publisher's stall */
@@ -166,6 +167,7 @@ static bool try_repair(struct rcd_duties *d, struct rcd_topic *t, unsigned slot)
 
 	if (ret == 0)
 		return false;
+	RC_TRACE_PUBLISHER_REPAIR(t->id, (const char *)t->name, t->len, slot, ret);
 	if (ret < 0) {
 		/* A corrupt ring: nothing more we can do for this slot, and
 		 * retrying every 10 ms would only flood the log. */
@@ -235,6 +237,8 @@ static void untethered(struct rc_ring *r, unsigned slot, void *arg)
 	moved = rc_load_relaxed(&s->moved_ns);
 	ms = moved && moved <= c->now ? (c->now - moved) / 1000000
 				      : r->hdr->meta.tether_timeout_ms;
+	RC_TRACE_UNTETHER(c->t->id, (const char *)c->t->name, c->t->len,
+			  rc_load_relaxed(&s->client_id), slot, ms);
 	rcd_info(c->d->log, "untethered client %" PRIu32 " from '%s' after %" PRIu64
 		 " ms without progress", rc_load_relaxed(&s->client_id),
 		 rcd_escape(c->t->name, c->t->len, esc, sizeof(esc)), ms);

@@ -22,6 +22,7 @@
 #include "log.h"
 #include "registry.h"
 #include "server.h"
+#include "trace.h"
 
 #define STAT_BATCH 4   /* STAT_TOPIC replies queued at a time */
 
@@ -113,6 +114,7 @@ static void do_hello(struct rcd_client *c, const struct rc_msg *m)
 	ok.hello_ok.daemon_gen = srv->reg->gen;
 	ok.hello_ok.node = srv->cfg->node;
 	ok.hello_ok.node_len = (uint16_t)strlen(srv->cfg->node);
+	RC_TRACE_CLIENT_CONNECT(id, c->pid, c->uid, bell, resumed);
 	rcd_info(srv->log, "client %" PRIu32 " (pid %d, uid %u) connected%s, bell %" PRIu32, id,
 		 (int)c->pid, (unsigned)c->uid, resumed ? " again (resumed)" : "", bell);
 	rcd_reply_fds(c, &ok, &fd, 1);

@@ -12,6 +12,7 @@
 
 #include "barrier.h"
 #include "client.h"
+#include "trace.h"
 
 static int pub_topic(struct ringcast *rc, const char *topic, struct rc_topic **out)
 {
@@ -91,6 +92,7 @@ static int publish(struct ringcast *rc, const char *topic, const void *data, siz
 	if (len)
 		memcpy(rc_ring_rec(&t->pub, pos) + 1, data, len);
 	rc_ring_commit(&t->pub, pos, len, rc->client_id, flags, now, rc->bells);
+	RC_TRACE_PUBLISH(rc, t, pos, len);
 	return 0;
 }
 
@@ -168,6 +170,7 @@ int ringcast_commit(struct ringcast_claim *c)
 		return -EINVAL;
 	rc_ring_commit(&t->pub, c->_pos, c->len, t->rc->client_id, (uint16_t)c->_flags,
 		       rc_now_ns(), t->rc->bells);
+	RC_TRACE_PUBLISH(t->rc, t, c->_pos, c->len);
 	t->claim_open = false;
 	c->_topic = NULL;
 	return 0;

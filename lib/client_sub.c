@@ -12,6 +12,7 @@
 
 #include "barrier.h"
 #include "client.h"
+#include "trace.h"
 
 int ringcast_subscribe(struct ringcast *rc, const char *topic)
 {
@@ -190,6 +191,7 @@ static int poll_topic(struct ringcast *rc, struct rc_topic *t, ringcast_handler 
 		m.lost = t->pending_lost;
 		t->pending_lost = 0;
 		n++;
+		RC_TRACE_DELIVER(rc, t, &m);
 		*stop = handler(&m, ctx) != 0;
 		/* After the handler: until now the record had to stay where it is. */
 		rc_store_relaxed(&s->delivered, rc_load_relaxed(&s->delivered) + 1);

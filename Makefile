@@ -50,7 +50,7 @@ UNIT_BINS   := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 ITEST_BINS  := $(ITEST_SRCS:tests/integration/%.c=$(BUILD)/itests/%)
 
 .DELETE_ON_ERROR:
-.PHONY: all check demo bench fuzz install clean deps test-unit test-integration \
+.PHONY: all check demo bench bench-peers fuzz install clean deps test-unit test-integration \
 	test-asan test-tsan test-header test-fuzz
 
 all: $(BUILD)/libringcast.so $(BUILD)/libringcast.a $(BUILD)/ringcastd $(BUILD)/ringcast \
@@ -77,7 +77,8 @@ $(BUILD)/ringcastd: $(DAEMON_OBJS) $(BUILD)/libringcast.a
 
 $(BUILD)/ringcast: $(TOOL_OBJS) $(BUILD)/libringcast.a
 	@$(if $(Q),echo "  LD      $@")
-	$(Q)$(CC) $(LDSAN) -o $@ $(TOOL_OBJS) $(BUILD)/libringcast.a $(LIBS_URING) $(LDLIBS_COMMON) -lm
+	$(Q)$(CC) $(LDSAN) -o $@ $(TOOL_OBJS) $(TRACE_OBJS) $(BUILD)/libringcast.a $(LIBS_URING) \
+		$(LDLIBS_COMMON) $(LIBS_BPF) -lm
 
 $(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libringcast.a
 	@mkdir -p $(dir $@)
@@ -85,15 +86,67 @@ $(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libringcast.a
 	$(Q)$(CC) $(ALL_CFLAGS) $(LDSAN) -o $@ $< $(BUILD)/libringcast.a -lcmocka $(LIBS_URING) $(LDLIBS_COMMON) -lm
 
 # Integration tests: real processes against a real ringcastd (tests/integration/run.sh).
-$(BUILD)/itests/%: tests/integration/%.c tests/integration/harness.c tests/integration/harness.h $(BUILD)/libringcast.a
+$(BUILD)/itests/%: tests/integration/%.c $(wildcard tests/integration/harness*.c) \
+		$(wildcard tests/integration/harness*.h) $(BUILD)/libringcast.a
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  ITEST   $@")
-	$(Q)$(CC) $(ALL_CFLAGS) $(LDSAN) -Itests/integration -o $@ $< tests/integration/harness.c \
+	$(Q)$(CC) $(ALL_CFLAGS) $(LDSAN) -Itests/integration -o $@ $< \
+		$(wildcard tests/integration/harness*.c) \
 		$(BUILD)/libringcast.a -lcmocka $(LIBS_URING) $(LDLIBS_COMMON) -lm
 
 $(BUILD)/ringcast.pc: lib/ringcast.pc.in
 	@mkdir -p $(dir $@)
 	$(Q)sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@VERSION@|$(VERSION)|g' $< > $@
+
+# ---- BPF: delivery tracing (bpf/, `ringcast trace`, docs/tracing.md) ----
+# vmlinux.h is generated from the running kernel's BTF; the CO-RE object
+# is built with clang -target bpf and embedded in a skeleton header
+# (bpftool gen skeleton) that the loader bpf/ringcast_trace.c includes.
+# The loader and helpers link into build/ringcast and it_trace.
+BPF_CLANG     ?= clang
+BPFTOOL       ?= bpftool
+LLVM_STRIP    ?= llvm-strip
+BPF_ARCH      := $(shell uname -m | sed -e 's/x86_64/x86/' -e 's/aarch64/arm64/')
+BPF_MULTIARCH := $(shell $(CC) -print-multiarch 2>/dev/null)
+BPF_OUT       := $(BUILD)/bpf
+BPF_OBJS      := $(BPF_OUT)/ringcast_trace.bpf.o
+BPF_SKELS     := $(BPF_OBJS:.bpf.o=.skel.h)
+TRACE_OBJS    := $(BUILD)/obj/bpf/ringcast_trace.o $(BUILD)/obj/bpf/trace_helpers.o
+LIBS_BPF      := -lbpf -lelf -lz
+
+all: $(BPF_SKELS)
+.SECONDARY: $(BPF_OBJS) # a build output (DESIGN.md), not an intermediate to delete
+
+$(BPF_OUT)/vmlinux.h:
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  BTF     $@")
+	$(Q)test -r /sys/kernel/btf/vmlinux || { echo "no /sys/kernel/btf/vmlinux: the BPF" \
+		"tracer needs a kernel built with CONFIG_DEBUG_INFO_BTF=y" >&2; exit 1; }
+	$(Q)$(BPFTOOL) btf dump file /sys/kernel/btf/vmlinux format c > $@
+
+$(BPF_OUT)/%.bpf.o: bpf/%.bpf.c bpf/%.h $(BPF_OUT)/vmlinux.h
+	@$(if $(Q),echo "  BPF     $@")
+	$(Q)$(BPF_CLANG) -g -O2 -Wall -Werror -target bpf -D__TARGET_ARCH_$(BPF_ARCH) \
+		-I$(BPF_OUT) -Ibpf $(if $(BPF_MULTIARCH),-idirafter /usr/include/$(BPF_MULTIARCH)) \
+		-c $< -o $@
+	$(Q)$(LLVM_STRIP) -g $@ # DWARF out, BTF stays
+
+$(BPF_OUT)/%.skel.h: $(BPF_OUT)/%.bpf.o
+	@$(if $(Q),echo "  SKEL    $@")
+	$(Q)$(BPFTOOL) gen skeleton $< > $@
+
+$(TRACE_OBJS): ALL_CFLAGS += -I$(BPF_OUT) -Ibpf
+$(TRACE_OBJS): $(BPF_SKELS)
+$(BUILD)/obj/tools/cmd_trace.o: ALL_CFLAGS += -Ibpf
+$(BUILD)/ringcast: $(TRACE_OBJS)
+
+$(BUILD)/itests/it_trace: tests/integration/it_trace.c $(wildcard tests/integration/harness*.c) \
+		$(wildcard tests/integration/harness*.h) $(BUILD)/libringcast.a $(TRACE_OBJS)
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  ITEST   $@")
+	$(Q)$(CC) $(ALL_CFLAGS) $(LDSAN) -Itests/integration -Ibpf -o $@ $< $(wildcard tests/integration/harness*.c) \
+		$(TRACE_OBJS) $(BUILD)/libringcast.a -lcmocka $(LIBS_URING) $(LDLIBS_COMMON) $(LIBS_BPF) -lm
+# ---- end of the BPF section ----
 
 deps:
 	$(Q)tools/install-deps.sh build
@@ -151,8 +204,29 @@ demo: deps
 	$(Q)$(MAKE) --no-print-directory all
 	$(Q)tools/demo.sh $(BUILD)
 
-bench: all
+# ---- bench: ringcast against its peers (tools/bench.sh, docs/benchmarks.md) ----
+# The peers (ZeroMQ, nng, Redis) are modules that `ringcast bench
+# --transport` loads from $(BUILD)/bench-peers/; only bench-peers builds
+# them, after installing their packages, so make and make check never
+# need libzmq, nng or hiredis.
+BENCH_PEERS     := zmq nng redis
+BENCH_PEER_SOS  := $(BENCH_PEERS:%=$(BUILD)/bench-peers/%.so)
+BENCH_LIBS_zmq  := -lzmq
+BENCH_LIBS_nng  := -lnng
+BENCH_LIBS_redis := -lhiredis
+
+$(BUILD)/bench-peers/%.so: tools/bench-peers/%.c tools/bench_transport.h
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  PEER    $@")
+	$(Q)$(CC) $(ALL_CFLAGS) -Itools -fPIC -shared -Wl,-z,defs -o $@ $< $(BENCH_LIBS_$*)
+
+bench-peers:
+	$(Q)tools/install-deps.sh bench
+	$(Q)$(MAKE) --no-print-directory $(BENCH_PEER_SOS)
+
+bench: all bench-peers
 	$(Q)tools/bench.sh $(BUILD)
+# ---- end of the bench section ----
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/sbin $(DESTDIR)$(PREFIX)/lib \

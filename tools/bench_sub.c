@@ -1,13 +1,12 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * ringcast bench: one subscriber process.  It owns its own struct ringcast
- * (never shared across fork), counts and times every message, and reports
- * to the publisher through a pipe.  See bench.h for the message format.
+ * ringcast bench: one subscriber process, the same for every transport.
+ * It opens its own connection (never shared across fork), counts, checks
+ * and times every message, and reports to the coordinator through a pipe.
+ * See bench.h for the messages and their stamp.
  */
 #include <errno.h>
-#include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
 #include <unistd.h>
 
 #include "bench.h"
@@ -21,144 +20,150 @@
 
 struct sub_state {
 	const struct bench_cfg *cfg;
+	struct bench_live_ctr *live;
 	struct hist *hist;
-	struct bench_report rep;
-	uint64_t next_index; /* index the next data message should carry */
+	struct bench_sub_report rep;
+	bool hdr;                          /* the transport stamps and counts losses */
+	uint64_t live_mask;                /* update the live counter when received & mask == 0 */
+	bool ended[BENCH_PUBS_MAX];
+	uint64_t expect[BENCH_PUBS_MAX];   /* index expected next from each publisher */
 	bool done;
 };
 
-static uint64_t get_u64(const void *p)
+/* A data message: latency, order, losses. */
+static void on_data(struct sub_state *s, const void *data, uint64_t publish_ns, uint64_t lost, uint64_t now)
 {
-	uint64_t v;
+	const struct bench_cfg *cfg = s->cfg;
+	struct bench_stamp_rd rd;
 
-	memcpy(&v, p, sizeof(v));
-	return v;
+	bench_unstamp(data, cfg->size, s->hdr, s->expect, now, &rd);
+	if (s->hdr) {
+		s->rep.lost += lost;
+		rd.publish_ns = publish_ns;
+		/* ringcast counts losses per topic: with one publisher they must explain every gap. */
+		if (cfg->pubs == 1)
+			s->expect[0] += lost;
+	}
+	if (rd.has_tag) {
+		if (rd.pub >= cfg->pubs || rd.torn || rd.index < s->expect[rd.pub]) {
+			s->rep.bad++;
+		} else {
+			uint64_t gap = rd.index - s->expect[rd.pub];
+
+			if (!s->hdr)
+				s->rep.lost += gap;
+			else if (gap && cfg->pubs == 1)
+				s->rep.bad++; /* a gap nobody told us about */
+			s->expect[rd.pub] = rd.index + 1;
+		}
+	}
+	hist_record(s->hist, now > rd.publish_ns ? now - rd.publish_ns : 0);
+	if (!s->rep.received)
+		s->rep.first_ns = now;
+	s->rep.last_ns = now;
+	if ((++s->rep.received & s->live_mask) == 0)
+		bench_live_set(s->live, s->rep.received);
 }
 
-static int on_msg(const struct ringcast_msg *m, void *arg)
+static int on_msg(void *ctx, const void *data, size_t len, uint64_t publish_ns, uint64_t lost)
 {
-	struct sub_state *s = arg;
+	struct sub_state *s = ctx;
 	const struct bench_cfg *cfg = s->cfg;
+	/*
+	 * Every message is timed.  The clock read (26-56 ns on a VM) is also
+	 * the least work a real handler does; with less, a subscriber that
+	 * keeps up sleeps more often (docs/benchmarks.md, findings).
+	 */
 	uint64_t now = now_ns();
 
-	/* Lost messages were published (and never delivered): count them first. */
-	s->rep.lost += m->lost;
-	s->next_index += m->lost;
-	if (m->len == cfg->size) {
-		if (cfg->size >= 8) {
-			uint64_t idx = get_u64(m->data);
+	if (len == cfg->size) {
+		on_data(s, data, publish_ns, lost, now);
+	} else if (len == bench_end_len(cfg->size) && bench_get_u64(data) == BENCH_END_MAGIC) {
+		uint64_t tag = bench_get_u64((const char *)data + 8);
+		unsigned pub = (unsigned)(tag >> BENCH_TAG_PUB_SHIFT);
+		uint64_t sent = tag & BENCH_INDEX_MAX;
 
-			if (idx != s->next_index ||
-			    (cfg->size >= 16 && get_u64((const char *)m->data + cfg->size - 8) != idx))
-				s->rep.bad++;
-			s->next_index = idx + 1;
-		} else {
-			s->next_index++;
+		if (s->hdr)
+			s->rep.lost += lost;
+		if (pub >= cfg->pubs) {
+			s->rep.bad++;
+		} else if (!s->ended[pub]) {
+			/* Re-sent ends repeat the first. */
+			s->ended[pub] = true;
+			s->rep.ends++;
+			s->rep.total += sent;
+			/* Lost at the very end: no later message showed the gap. */
+			if (!s->hdr && cfg->size >= 8 && sent > s->expect[pub])
+				s->rep.lost += sent - s->expect[pub];
+			s->done = s->rep.ends == cfg->pubs;
 		}
-		hist_record(s->hist, now > m->publish_ns ? now - m->publish_ns : 0);
-		if (!s->rep.received)
-			s->rep.first_ns = now;
-		s->rep.last_ns = now;
-		s->rep.received++;
-		if (cfg->count && s->rep.received + s->rep.lost >= cfg->count)
-			s->done = true;
-	} else if (m->len == bench_end_len(cfg->size) && get_u64(m->data) == BENCH_END_MAGIC) {
-		s->rep.total = get_u64((const char *)m->data + 8);
-		s->done = true;
 	} else {
 		s->rep.bad++;
 	}
 	return s->done;
 }
 
-static bool write_all(int fd, const void *buf, size_t len)
+void bench_sub_main(const struct bench_cfg *cfg, struct bench_env *env, unsigned idx, int fd,
+		    struct bench_live *live)
 {
-	const char *p = buf;
-
-	while (len) {
-		ssize_t n = write(fd, p, len);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return false;
-		p += n;
-		len -= (size_t)n;
-	}
-	return true;
-}
-
-static void fail(struct sub_state *s, int err, const char *what)
-{
-	s->rep.err = err;
-	snprintf(s->rep.what, sizeof(s->rep.what), "%s", what);
-}
-
-void bench_sub_main(const struct bench_cfg *cfg, int fd)
-{
-	struct sub_state s = { .cfg = cfg };
-	struct ringcast *rc = NULL;
+	const struct bench_transport *tr = cfg->tr;
+	struct sub_state s = { .cfg = cfg, .live = &live->received[idx], .hdr = tr->flags & BENCH_TR_HDR_STAMP };
 	pid_t parent = getppid();
-	void *buf = NULL;
+	void *conn = NULL, *buf = NULL;
 	size_t len = 0;
-	uint64_t cpu0;
+	uint64_t cpu0 = 0;
 	unsigned idle = 0;
 	char byte = BENCH_FAILED;
-	int err;
+	int err = 0;
 
+	env->err[0] = '\0';
+	/* Often enough that the coordinator sees progress even at a few large messages a second. */
+	s.live_mask = cfg->size >= 4096 ? 0 : 1023;
 	s.hist = malloc(sizeof(*s.hist));
 	if (!s.hist) {
-		fail(&s, -ENOMEM, "allocating the histogram");
+		err = -ENOMEM;
+		bench_env_err(env, "allocating the histogram");
 		goto report;
 	}
 	hist_reset(s.hist);
-	err = ringcast_open(&rc, cfg->socket);
-	if (err) {
-		char what[sizeof(s.rep.what)];
-
-		snprintf(what, sizeof(what), "connecting to ringcastd at %s", cli_socket_name(cfg->socket));
-		fail(&s, err, what);
+	err = tr->sub_open(env, idx, &conn);
+	if (err)
 		goto report;
-	}
-	err = ringcast_subscribe(rc, cfg->topic);
-	if (err) {
-		fail(&s, err, "subscribing");
-		goto report;
-	}
 	byte = BENCH_READY;
-	if (!write_all(fd, &byte, 1))
-		_exit(1); /* the publisher is gone: nobody to report to */
+	if (!bench_write_all(fd, &byte, 1))
+		_exit(1); /* the coordinator is gone: nobody to report to */
 	cpu0 = cpu_ns();
 
 	while (!s.done) {
-		int n = ringcast_poll(rc, on_msg, &s, 0);
+		int n = tr->sub_recv(conn, cfg->spin ? 0 : WAIT_SLICE_MS, on_msg, &s);
 
-		if (n < 0) {
-			fail(&s, n, "receiving (ringcast_poll)");
+		if (n < 0 && n != -EINTR && n != -EAGAIN && n != -ETIMEDOUT) {
+			err = n;
+			if (!env->err[0])
+				bench_env_err(env, "receiving");
 			break;
 		}
-		if (n > 0 || s.done) {
+		if (n > 0) {
 			idle = 0;
 			continue;
 		}
+		if (s.done)
+			break;
 		if (cfg->spin) {
 			if (++idle % SPIN_CHECK_EVERY == 0 && getppid() != parent)
 				_exit(1);
 			bench_relax();
-			continue;
-		}
-		err = ringcast_wait(rc, WAIT_SLICE_MS);
-		if (err == -ETIMEDOUT || err == -EINTR) {
-			if (getppid() != parent)
-				_exit(1);
-		} else if (err) {
-			fail(&s, err, "waiting (ringcast_wait)");
-			break;
+		} else if (getppid() != parent) {
+			_exit(1);
 		}
 	}
 	s.rep.cpu_ns = cpu_ns() - cpu0;
+	bench_live_set(s.live, s.rep.received);
 
 report:
+	s.rep.err = err;
+	if (err)
+		snprintf(s.rep.what, sizeof(s.rep.what), "%s", env->err[0] ? env->err : "failed");
 	if (s.hist) {
 		len = hist_serialize(s.hist, NULL, 0);
 		buf = malloc(len);
@@ -168,11 +173,12 @@ report:
 			len = 0;
 	}
 	s.rep.hist_len = (uint32_t)len;
-	/* Close first: our cursor stops holding the publisher back while we write. */
-	ringcast_close(rc);
-	if (byte != BENCH_READY && !write_all(fd, &byte, 1))
+	/* Close first: a ringcast cursor stops holding publishers back while we write. */
+	if (conn)
+		tr->sub_close(conn);
+	if (byte == BENCH_FAILED && !bench_write_all(fd, &byte, 1))
 		_exit(1);
-	if (!write_all(fd, &s.rep, sizeof(s.rep)) || (len && !write_all(fd, buf, len)))
+	if (!bench_write_all(fd, &s.rep, sizeof(s.rep)) || (len && !bench_write_all(fd, buf, len)))
 		_exit(1);
-	_exit(s.rep.err ? 1 : 0);
+	_exit(err ? 1 : 0);
 }

@@ -102,4 +102,9 @@ timeout 40 "$rc" bench --subs 4 --count 200000 --rate 200000 --wait sleep --per-
 heading "ringcast stat"
 "$rc" stat || fail "stat failed"
 
+# ---- traced run (eBPF; tools/demo-trace.sh, docs/tracing.md) ----
+heading "ringcast trace watching a benchmark: eBPF histogram beside bench's percentiles"
+"$(dirname "$0")/demo-trace.sh" "$build" "$dir" || fail "the traced run failed"
+# ---- end of the traced run ----
+
 heading "done: every step passed"

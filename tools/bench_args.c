@@ -1,0 +1,395 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * ringcast bench: options and --help.  Parsing never exits (the unit test
+ * drives it directly): bad usage returns CLI_EXIT_USAGE after saying why.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bench.h"
+#include "cli.h"
+
+#define CMD "bench"
+
+const char *const bench_all_transports[] = { "ringcast", "uds", "zmq", "nng", "redis", NULL };
+
+void bench_usage(FILE *f)
+{
+	fprintf(f,
+		"Usage: ringcast bench [OPTIONS]\n"
+		"       ringcast bench --sweep [OPTIONS with lists] [--csv FILE]\n"
+		"\n"
+		"Fan-out benchmark: P publisher processes send to one topic and N\n"
+		"subscriber processes (each with its own connection) receive.  Every\n"
+		"subscriber is connected before the first message is sent.  The same\n"
+		"workload runs over ringcast or a peer transport (--transport).\n"
+		"\n"
+		"Workload:\n"
+		"  -T, --transport T    ringcast (default); uds: a Unix stream socket per\n"
+		"                       subscriber, the publisher writes to each; zmq:\n"
+		"                       ZeroMQ XPUB/SUB over ipc:// (XPUB_NODROP, blocking);\n"
+		"                       nng: pub0/sub0 over ipc:// (drops when a queue is\n"
+		"                       full: counted as lost); redis: PUBLISH/SUBSCRIBE\n"
+		"                       through a private redis-server on 127.0.0.1\n"
+		"                       (persistence off, pubsub output limits off).  The\n"
+		"                       peers are loaded from bench-peers/ next to this\n"
+		"                       program (make bench-peers) or $RINGCAST_BENCH_PEERS\n"
+		"  -n, --subs N         subscriber processes (default 1, at most %d)\n"
+		"  -P, --pubs N         publisher processes (default 1, at most %d); they\n"
+		"                       share --count and --rate\n"
+		"  -s, --size B         payload bytes (default 64; k M Ki Mi suffixes; 8 B\n"
+		"                       to 64 MiB, ringcast from 0; at most the topic's\n"
+		"                       ringcast_max_msg())\n"
+		"  -c, --count N        send N messages in all (default 100000)\n"
+		"  -d, --duration S     send for S seconds instead (or ns us ms s m h)\n"
+		"  -r, --rate R         pace at R messages/s in all, busy-waiting on\n"
+		"                       CLOCK_MONOTONIC (default: flat out)\n"
+		"  -w, --wait MODE      subscribers sleep (the default: ringcast_wait, or a\n"
+		"                       blocking receive) or spin (poll without blocking)\n"
+		"      --cpus LIST      pin the processes, publishers first then\n"
+		"                       subscribers, round-robin over LIST (0,1 or 0-3)\n"
+		"  -t, --topic T        ringcast topic (default ringcast.bench; --sweep\n"
+		"                       appends .s<size>); nothing else may publish to it\n"
+		"      --zero-copy      ringcast: publish with claim/commit, writing only\n"
+		"                       the stamp in place\n"
+		"      --socket PATH    ringcastd's socket (default: $RINGCAST_SOCKET, then\n"
+		"                       %s)\n"
+		"\n"
+		"Output:\n"
+		"  -j, --json           one JSON object per run, on its own line\n"
+		"  -p, --per-sub        a line per subscriber in the human report\n"
+		"  -h, --help           this help\n"
+		"\n"
+		"Sweep: --sweep runs the grid transports x sizes x subs x waits (each\n"
+		"option above takes a comma-separated list; --transport all is\n"
+		"ringcast,uds,zmq,nng,redis), --rounds R times.  At each point of the\n"
+		"grid the transports run back to back in an order that rotates, so drift\n"
+		"on a noisy machine hits them all alike.  One CSV row per run goes to\n"
+		"--csv FILE (default stdout); with --csv, stdout gets a short line per\n"
+		"run (or the JSON lines with --json).  A failed run is a row with ok=0\n"
+		"and its error; the sweep goes on.\n"
+		"\n"
+		"Method.  Latency is CLOCK_MONOTONIC at delivery minus the publish time:\n"
+		"ringcast's record header (msg->publish_ns), or for the peers the time\n"
+		"the publisher read just before the send call and carried in the\n"
+		"payload.  It goes into a log-linear histogram (< 0.8%% error) per\n"
+		"subscriber, merged over all.  A full ringcast ring (-EAGAIN) is\n"
+		"retried, never dropped (\"backpressure retries\").  Each publisher ends\n"
+		"with an end message that says how many it sent.  Payloads carry\n"
+		"(publisher, index) at both ends: subscribers count reordered or torn\n"
+		"messages as bad and index gaps as lost (ringcast reports its own\n"
+		"losses).\n"
+		"\n"
+		"Report (human; a live progress line on stderr when it is a terminal):\n"
+		"  msgs_per_sec_per_sub  the slowest subscriber's received / (its last\n"
+		"                        delivery - first publish)\n"
+		"  msgs_per_sec_total    all deliveries / (last delivery - first publish);\n"
+		"                        bytes_per_sec_total is that times size\n"
+		"  latency_ns            p50 p90 p99 p999 p9999 max over all subscribers\n"
+		"  lost                  messages the subscribers were told of or found\n"
+		"                        missing\n"
+		"  publisher_ns_per_msg  the publishers' CPU per message sent: flat out,\n"
+		"                        the whole process (helper threads included) less\n"
+		"                        what it burnt retrying on a full ring; with\n"
+		"                        --rate, the sending thread's CPU inside the send\n"
+		"                        calls (timed on a sample, the clock's own cost\n"
+		"                        taken off) plus other threads' CPU, not the\n"
+		"                        pacing spin; for redis plus the server's CPU\n"
+		"                        (broker_ns_per_msg)\n"
+		"JSON keys: transport size subs pubs wait count duration_s rate topic\n"
+		"zero_copy msgs_per_sec_per_sub msgs_per_sec_total bytes_per_sec_total\n"
+		"lost bad backpressure_retries publisher_ns_per_msg broker_ns_per_msg\n"
+		"latency_ns{p50 p90 p99 p999 p9999 max} interrupted ok per_sub[{received\n"
+		"lost bad msgs_per_sec cpu_ns_per_msg p50 p99 p999 max}].\n"
+		"\n"
+		"Exit status: 0 when every subscriber received or was told it lost every\n"
+		"message (losses print a warning); 1 on a runtime error, a failed\n"
+		"process, a count that does not add up or a bad message (a sweep: any\n"
+		"failed run); 2 on bad usage; 130 when interrupted (a first Ctrl-C stops\n"
+		"sending and still reports; a second abandons the run).\n",
+		BENCH_SUBS_MAX, BENCH_PUBS_MAX, RINGCAST_DEFAULT_SOCKET);
+}
+
+/*
+ * Split a comma-separated list in place into at most max items.  The
+ * count, -EINVAL for an empty item (",,", a comma at either end, or
+ * nothing at all) or -E2BIG.
+ */
+static int split(char *s, char **items, unsigned max)
+{
+	unsigned n = 0;
+	size_t len = strlen(s);
+
+	if (!len || s[0] == ',' || s[len - 1] == ',' || strstr(s, ",,"))
+		return -EINVAL;
+	for (char *save = NULL, *tok = strtok_r(s, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+		if (n == max)
+			return -E2BIG;
+		items[n++] = tok;
+	}
+	return (int)n;
+}
+
+/* A list option: copy (strtok writes into it), split, check.  The count, or -1 after a usage error. */
+static int list_arg(const char *opt, const char *arg, char *copy, size_t cap, char **items)
+{
+	int n;
+
+	if (strlen(arg) >= cap) {
+		cli_usage_error(CMD, "%s: list too long", opt);
+		return -1;
+	}
+	strcpy(copy, arg);
+	n = split(copy, items, BENCH_LIST_MAX);
+	if (n == -E2BIG) {
+		cli_usage_error(CMD, "%s: at most %d values", opt, BENCH_LIST_MAX);
+		return -1;
+	}
+	if (n < 0) {
+		cli_usage_error(CMD, "%s: empty item in '%s'", opt, arg);
+		return -1;
+	}
+	return n;
+}
+
+static int num(const char *opt, const char *s, uint64_t min, uint64_t max, uint64_t *out)
+{
+	uint64_t v;
+
+	if (cli_parse_u64(s, &v) || v < min || v > max)
+		return cli_usage_error(CMD, "%s: '%s' is not a number from %llu to %llu", opt, s,
+				       (unsigned long long)min, (unsigned long long)max);
+	*out = v;
+	return 0;
+}
+
+/* "0,2,4-7": CPU numbers into o->cpus, in order. */
+static int parse_cpus(const char *arg, struct bench_opts *o)
+{
+	static char copy[1024];
+	char *items[BENCH_CPUS_MAX];
+	unsigned n = 0;
+	int k;
+
+	k = strlen(arg) < sizeof(copy) ? (strcpy(copy, arg), split(copy, items, BENCH_CPUS_MAX)) : -EINVAL;
+	if (k < 0)
+		return cli_usage_error(CMD, "--cpus: '%s' is not a list like 0,1 or 0-3", arg);
+	for (int i = 0; i < k; i++) {
+		char *dash = strchr(items[i], '-');
+		uint64_t lo = 0, hi = 0;
+
+		if (dash)
+			*dash = '\0';
+		if (num("--cpus", items[i], 0, BENCH_CPUS_MAX - 1, &lo) ||
+		    num("--cpus", dash ? dash + 1 : items[i], 0, BENCH_CPUS_MAX - 1, &hi))
+			return CLI_EXIT_USAGE;
+		if (hi < lo)
+			return cli_usage_error(CMD, "--cpus: range %llu-%llu is backwards", (unsigned long long)lo,
+					       (unsigned long long)hi);
+		for (uint64_t c = lo; c <= hi; c++) {
+			if (n == BENCH_CPUS_MAX)
+				return cli_usage_error(CMD, "--cpus: at most %d entries", BENCH_CPUS_MAX);
+			o->cpus[n++] = (int)c;
+		}
+	}
+	o->n_cpus = n;
+	return 0;
+}
+
+enum { OPT_ZERO_COPY = 256, OPT_SOCKET, OPT_CPUS, OPT_SWEEP, OPT_CSV, OPT_ROUNDS };
+
+int bench_parse_args(int argc, char **argv, struct bench_opts *o)
+{
+	static const struct option longopts[] = {
+		{ "transport", required_argument, NULL, 'T' },
+		{ "subs", required_argument, NULL, 'n' },
+		{ "pubs", required_argument, NULL, 'P' },
+		{ "size", required_argument, NULL, 's' },
+		{ "count", required_argument, NULL, 'c' },
+		{ "duration", required_argument, NULL, 'd' },
+		{ "rate", required_argument, NULL, 'r' },
+		{ "wait", required_argument, NULL, 'w' },
+		{ "cpus", required_argument, NULL, OPT_CPUS },
+		{ "topic", required_argument, NULL, 't' },
+		{ "zero-copy", no_argument, NULL, OPT_ZERO_COPY },
+		{ "json", no_argument, NULL, 'j' },
+		{ "per-sub", no_argument, NULL, 'p' },
+		{ "socket", required_argument, NULL, OPT_SOCKET },
+		{ "sweep", no_argument, NULL, OPT_SWEEP },
+		{ "csv", required_argument, NULL, OPT_CSV },
+		{ "rounds", required_argument, NULL, OPT_ROUNDS },
+		{ "help", no_argument, NULL, 'h' },
+		{ 0 }
+	};
+	/* List options keep their text here: strtok writes into it and o points into it. */
+	static char lists[4][1024];
+	char *items[BENCH_LIST_MAX];
+	bool have_count = false;
+	uint64_t v;
+	int opt, n;
+
+	memset(o, 0, sizeof(*o));
+	o->pubs = 1;
+	o->count = 100000;
+	o->rounds = 1;
+	optind = 0;
+	opterr = 1;
+	while ((opt = getopt_long(argc, argv, "T:n:P:s:c:d:r:w:t:jph", longopts, NULL)) != -1) {
+		switch (opt) {
+		case 'T':
+			n = list_arg("--transport", optarg, lists[0], sizeof(lists[0]), items);
+			if (n < 0)
+				return CLI_EXIT_USAGE;
+			o->n_transports = 0;
+			for (int i = 0; i < n; i++) {
+				if (!strcmp(items[i], "all")) {
+					for (const char *const *t = bench_all_transports; *t; t++)
+						if (o->n_transports < BENCH_TRANSPORTS_MAX)
+							o->transports[o->n_transports++] = *t;
+					continue;
+				}
+				if (o->n_transports == BENCH_TRANSPORTS_MAX)
+					return cli_usage_error(CMD, "--transport: at most %d", BENCH_TRANSPORTS_MAX);
+				o->transports[o->n_transports++] = items[i];
+			}
+			break;
+		case 'n':
+			n = list_arg("--subs", optarg, lists[1], sizeof(lists[1]), items);
+			if (n < 0)
+				return CLI_EXIT_USAGE;
+			for (int i = 0; i < n; i++) {
+				if (num("--subs", items[i], 1, BENCH_SUBS_MAX, &v))
+					return CLI_EXIT_USAGE;
+				o->subs[i] = (unsigned)v;
+			}
+			o->n_subs = (unsigned)n;
+			break;
+		case 'P':
+			if (num("--pubs", optarg, 1, BENCH_PUBS_MAX, &v))
+				return CLI_EXIT_USAGE;
+			o->pubs = (unsigned)v;
+			break;
+		case 's':
+			n = list_arg("--size", optarg, lists[2], sizeof(lists[2]), items);
+			if (n < 0)
+				return CLI_EXIT_USAGE;
+			for (int i = 0; i < n; i++) {
+				if (num("--size", items[i], 0, BENCH_SIZE_MAX, &v))
+					return CLI_EXIT_USAGE;
+				o->sizes[i] = (size_t)v;
+			}
+			o->n_sizes = (unsigned)n;
+			break;
+		case 'c':
+			if (num("--count", optarg, 1, BENCH_INDEX_MAX, &o->count))
+				return CLI_EXIT_USAGE;
+			have_count = true;
+			break;
+		case 'd':
+			if (cli_parse_duration_ns(optarg, 1000000000, &v) || v < 1000000 ||
+			    v > 7ull * 86400 * 1000000000)
+				return cli_usage_error(CMD, "--duration: '%s' is not a duration from 1 ms to 7 days",
+						       optarg);
+			o->duration_ns = v;
+			break;
+		case 'r':
+			if (num("--rate", optarg, 1, 1000000000, &o->rate))
+				return CLI_EXIT_USAGE;
+			break;
+		case 'w':
+			n = list_arg("--wait", optarg, lists[3], sizeof(lists[3]), items);
+			if (n < 0)
+				return CLI_EXIT_USAGE;
+			for (int i = 0; i < n; i++) {
+				if (!strcmp(items[i], "spin"))
+					o->waits[i] = true;
+				else if (!strcmp(items[i], "sleep"))
+					o->waits[i] = false;
+				else
+					return cli_usage_error(CMD, "--wait: '%s' is neither spin nor sleep", items[i]);
+			}
+			o->n_waits = (unsigned)n;
+			break;
+		case OPT_CPUS:
+			if (parse_cpus(optarg, o))
+				return CLI_EXIT_USAGE;
+			break;
+		case 't':
+			o->topic = optarg;
+			break;
+		case OPT_ZERO_COPY:
+			o->zero_copy = true;
+			break;
+		case 'j':
+			o->json = true;
+			break;
+		case 'p':
+			o->per_sub = true;
+			break;
+		case OPT_SOCKET:
+			o->socket = optarg;
+			break;
+		case OPT_SWEEP:
+			o->sweep = true;
+			break;
+		case OPT_CSV:
+			o->csv = optarg;
+			break;
+		case OPT_ROUNDS:
+			if (num("--rounds", optarg, 1, 100, &v))
+				return CLI_EXIT_USAGE;
+			o->rounds = (unsigned)v;
+			break;
+		case 'h':
+			o->help = true;
+			return 0;
+		default:
+			return cli_usage_hint(CMD);
+		}
+	}
+	if (optind < argc)
+		return cli_usage_error(CMD, "unexpected argument '%s'", argv[optind]);
+	if (have_count && o->duration_ns)
+		return cli_usage_error(CMD, "--count and --duration exclude each other");
+	if (o->duration_ns)
+		o->count = 0;
+	if (!o->sweep && (o->n_transports > 1 || o->n_sizes > 1 || o->n_subs > 1 || o->n_waits > 1))
+		return cli_usage_error(CMD, "lists of values need --sweep");
+	if (!o->sweep && (o->csv || o->rounds > 1))
+		return cli_usage_error(CMD, "--csv and --rounds need --sweep");
+	if (!o->n_transports)
+		o->transports[o->n_transports++] = "ringcast";
+	if (!o->n_sizes)
+		o->sizes[o->n_sizes++] = 64;
+	if (!o->n_subs)
+		o->subs[o->n_subs++] = 1;
+	if (!o->n_waits)
+		o->waits[o->n_waits++] = false;
+	if (o->count && o->count < o->pubs)
+		return cli_usage_error(CMD, "--count %llu is less than one message per publisher",
+				       (unsigned long long)o->count);
+	/* The daemon keeps every topic's ring, so the default is one fixed name, not one per run. */
+	if (!o->topic)
+		o->topic = "ringcast.bench";
+	/* --sweep appends ".s<size>" (at most 10 more bytes). */
+	if (!*o->topic || strlen(o->topic) > RINGCAST_TOPIC_MAX - (o->sweep ? 10 : 0))
+		return cli_usage_error(CMD, "--topic must be 1 to %d bytes", RINGCAST_TOPIC_MAX - (o->sweep ? 10 : 0));
+	for (unsigned i = 0; i < o->n_transports; i++) {
+		bool known = false;
+
+		for (const char *const *t = bench_all_transports; *t; t++)
+			known |= !strcmp(*t, o->transports[i]);
+		if (!known)
+			return cli_usage_error(CMD, "--transport: '%s' is not one of ringcast uds zmq nng redis all",
+					       o->transports[i]);
+		if (o->zero_copy && strcmp(o->transports[i], "ringcast"))
+			return cli_usage_error(CMD, "--zero-copy is for the ringcast transport only");
+		for (unsigned k = 0; k < o->n_sizes; k++)
+			if (strcmp(o->transports[i], "ringcast") && o->sizes[k] < 8)
+				return cli_usage_error(CMD, "--size %zu: transport %s needs at least 8 bytes for the "
+						       "stamp", o->sizes[k], o->transports[i]);
+	}
+	return 0;
+}

@@ -1,0 +1,260 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * ringcast bench: one publisher process.  It opens the transport, waits
+ * until every subscriber is attached, says ready, and on go sends its
+ * share of the messages, flat out or paced, then its end message.  It
+ * reports when the coordinator closes the go pipe (every subscriber is
+ * done); until then, on a transport that may drop, it re-sends the end
+ * message so that a subscriber that lost it still finishes.
+ *
+ * Its cost per message, publisher_ns_per_msg:
+ *   flat out   the process's CPU time from go to the report (helper
+ *              threads such as ZeroMQ's and nng's I/O threads count),
+ *              less what it burnt retrying on a full ring: the other
+ *              transports sleep when they must wait, so waiting is not a
+ *              cost of sending.
+ *   paced      the publishing thread's CPU time inside the send calls
+ *              (not the pacing spin, nor the time a woken subscriber
+ *              preempts it), plus the CPU of the process's other threads.
+ *              The thread's CPU clock is a system call (over a
+ *              microsecond on a VM), so at high rates only every 8th call
+ *              is timed, and the clock's own cost is taken off: empty
+ *              brackets timed at the same point of the loop, under the
+ *              same conditions (a cold cache after the pacing spin costs
+ *              the clock more than a hot loop would).
+ */
+#include <errno.h>
+#include <poll.h>
+#include <sched.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "bench.h"
+#include "cli.h"
+
+/* Give up when a send has been refused (ring full) for this long in a row. */
+#define STALL_NS (10ull * 1000000000)
+/* How often an end message is re-sent on a lossy transport. */
+#define END_RESEND_MS 100
+/*
+ * Paced: time every SAMPLE_EVERY-th send call, or every one when messages
+ * are at least SAMPLE_ALL_NS apart (four clock calls are then a few
+ * percent of the interval, and more samples beat the clock's jitter).
+ */
+#define SAMPLE_EVERY 8
+#define SAMPLE_ALL_NS 200000
+
+struct pub_state {
+	const struct bench_cfg *cfg;
+	const struct bench_transport *tr;
+	struct bench_env *env;
+	struct bench_live *live;
+	void *p;
+	unsigned idx;
+	uint64_t wait_cpu;   /* thread CPU spent retrying on a full ring */
+	struct bench_pub_report rep;
+};
+
+static uint64_t clock_of(clockid_t id)
+{
+	struct timespec ts;
+
+	clock_gettime(id, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* Send, retrying while the transport says -EAGAIN (a full ring): nothing is dropped here. */
+static int send_retry(struct pub_state *s, const void *buf, size_t len, bool more)
+{
+	uint64_t first_refusal = 0, cpu0 = 0;
+	int err;
+
+	for (;;) {
+		err = s->tr->pub_send(s->p, buf, len, more);
+		if (err != -EAGAIN)
+			break;
+		s->rep.retries++;
+		if (!first_refusal) {
+			first_refusal = now_ns();
+			cpu0 = clock_of(CLOCK_THREAD_CPUTIME_ID);
+		} else if (now_ns() - first_refusal > STALL_NS) {
+			break;
+		}
+		/* Subscribers may share our CPU: let them drain. */
+		sched_yield();
+	}
+	if (cpu0)
+		s->wait_cpu += clock_of(CLOCK_THREAD_CPUTIME_ID) - cpu0;
+	return err;
+}
+
+static int send_end(struct pub_state *s)
+{
+	unsigned char msg[24] = { 0 };
+
+	bench_put_u64(msg, BENCH_END_MAGIC);
+	bench_put_u64(msg + 8, bench_tag(s->idx, s->rep.sent));
+	return send_retry(s, msg, bench_end_len(s->cfg->size), false);
+}
+
+static uint64_t share(uint64_t total, unsigned n, unsigned i)
+{
+	return total / n + (i < total % n);
+}
+
+/* The sending loop.  0, or a negative errno with rep.what set. */
+static int publish(struct pub_state *s, void *buf)
+{
+	const struct bench_cfg *cfg = s->cfg;
+	bool hdr = s->tr->flags & BENCH_TR_HDR_STAMP;
+	uint64_t count = cfg->count ? share(cfg->count, cfg->pubs, s->idx) : 0;
+	uint64_t end_at = UINT64_MAX, in_calls = 0, samples = 0, brackets = 0, n_brackets = 0, now, cpu0, tcpu0, cpu;
+	/* This publisher's share of --rate: one message every pubs/rate seconds. */
+	uint64_t rate_num = (uint64_t)cfg->pubs * 1000000000ull;
+	/* Often enough that the coordinator sees progress even at a few large messages a second. */
+	uint64_t live_mask = cfg->size >= 4096 ? 0 : 1023;
+	unsigned every = cfg->rate && rate_num / cfg->rate >= SAMPLE_ALL_NS ? 1 : SAMPLE_EVERY;
+	int err = 0;
+
+	cpu0 = clock_of(CLOCK_PROCESS_CPUTIME_ID);
+	tcpu0 = clock_of(CLOCK_THREAD_CPUTIME_ID);
+	s->rep.start_ns = now = now_ns();
+	if (cfg->duration_ns)
+		end_at = s->rep.start_ns + cfg->duration_ns;
+	for (uint64_t i = 0; !count || i < count; i++) {
+		if ((i & 63) == 0) {
+			if (__atomic_load_n(&s->live->stop, __ATOMIC_RELAXED))
+				break;
+			/* Reading the clock every message would be part of what we measure. */
+			if (!cfg->rate && end_at != UINT64_MAX && now_ns() >= end_at)
+				break;
+		}
+		if (cfg->rate) {
+			/* Absolute schedule: a late message goes at once, keeping the average. */
+			uint64_t due = s->rep.start_ns + (uint64_t)((unsigned __int128)i * rate_num / cfg->rate);
+			bool sample = i % every == 0, empty = every == 1 || i % every == every / 2;
+			uint64_t c0 = 0, w0 = s->wait_cpu;
+
+			while ((now = now_ns()) < due)
+				bench_relax();
+			if (now >= end_at)
+				break;
+			if (empty) {
+				c0 = clock_of(CLOCK_THREAD_CPUTIME_ID);
+				brackets += clock_of(CLOCK_THREAD_CPUTIME_ID) - c0;
+				n_brackets++;
+			}
+			if (sample)
+				c0 = clock_of(CLOCK_THREAD_CPUTIME_ID);
+			/* The peers' stamp is read after the clocks above, just before the call, like ringcast's. */
+			bench_stamp(buf, cfg->size, hdr, s->idx, i, hdr ? 0 : sample || empty ? now_ns() : now);
+			err = send_retry(s, buf, cfg->size, false);
+			if (sample) {
+				in_calls += clock_of(CLOCK_THREAD_CPUTIME_ID) - c0 - (s->wait_cpu - w0);
+				samples++;
+			}
+		} else {
+			bench_stamp(buf, cfg->size, hdr, s->idx, i, hdr ? 0 : now_ns());
+			err = send_retry(s, buf, cfg->size, !count || i + 1 < count);
+		}
+		if (err)
+			break;
+		s->rep.sent++;
+		if ((i & live_mask) == 0)
+			bench_live_set(&s->live->sent[s->idx], s->rep.sent);
+	}
+	bench_live_set(&s->live->sent[s->idx], s->rep.sent);
+	if (!err) {
+		err = send_end(s);
+		if (err)
+			bench_env_err(s->env, "sending the end message");
+	} else if (err == -EAGAIN) {
+		bench_env_err(s->env, "sending stalled for %llu s after %llu messages: a subscriber stopped reading",
+			      STALL_NS / 1000000000, (unsigned long long)s->rep.sent);
+	} else if (!s->env->err[0]) {
+		bench_env_err(s->env, "sending failed after %llu messages", (unsigned long long)s->rep.sent);
+	}
+	s->rep.end_ns = now_ns();
+	if (err)
+		return err;
+	cpu = clock_of(CLOCK_PROCESS_CPUTIME_ID) - cpu0;
+	if (cfg->rate) {
+		/* The timed calls' mean less the empty brackets' mean, plus other threads' CPU. */
+		double call = samples ? (double)in_calls / (double)samples : 0;
+
+		if (n_brackets)
+			call -= (double)brackets / (double)n_brackets;
+		s->rep.cost_ns = (call > 0 ? (uint64_t)(call * (double)s->rep.sent) : 0) +
+				 (cpu - (clock_of(CLOCK_THREAD_CPUTIME_ID) - tcpu0));
+	} else {
+		s->rep.cost_ns = cpu > s->wait_cpu ? cpu - s->wait_cpu : 0;
+	}
+	/* linger() adds what helper threads do after this (flushing queues). */
+	return 0;
+}
+
+/* Until the coordinator closes the go pipe; re-send the end where messages may be dropped. */
+static void linger(struct pub_state *s, int go_fd)
+{
+	struct pollfd pf = { .fd = go_fd, .events = POLLIN };
+	uint64_t cpu0 = clock_of(CLOCK_PROCESS_CPUTIME_ID), tcpu0 = clock_of(CLOCK_THREAD_CPUTIME_ID);
+	unsigned char end[24] = { 0 };
+	int n;
+
+	bench_put_u64(end, BENCH_END_MAGIC);
+	bench_put_u64(end + 8, bench_tag(s->idx, s->rep.sent));
+	while ((n = poll(&pf, 1, END_RESEND_MS)) <= 0) {
+		if (n < 0 && errno != EINTR)
+			break;
+		/* One try each time: a full ring now is no reason to stall. */
+		if (n == 0 && (s->tr->flags & BENCH_TR_LOSSY))
+			s->tr->pub_send(s->p, end, bench_end_len(s->cfg->size), false);
+	}
+	/* What helper threads did meanwhile (flushing queues) is part of the cost; our own polling is not. */
+	s->rep.cost_ns += (clock_of(CLOCK_PROCESS_CPUTIME_ID) - cpu0) - (clock_of(CLOCK_THREAD_CPUTIME_ID) - tcpu0);
+}
+
+void bench_pub_main(const struct bench_cfg *cfg, struct bench_env *env, unsigned idx, int fd, int go_fd,
+		    struct bench_live *live)
+{
+	struct pub_state s = { .cfg = cfg, .tr = cfg->tr, .env = env, .live = live, .idx = idx };
+	size_t cap = cfg->size > 24 ? cfg->size : 24;
+	void *buf = malloc(cap);
+	char byte = BENCH_FAILED;
+	int err;
+
+	env->err[0] = '\0';
+	if (!buf) {
+		err = -ENOMEM;
+		bench_env_err(env, "allocating the payload");
+		goto report;
+	}
+	/* Payload bytes beyond the stamp: something other than zeros, same for every transport. */
+	memset(buf, 'x', cap);
+	err = s.tr->pub_open(env, idx, &s.p);
+	if (err)
+		goto report;
+	err = s.tr->pub_wait_subs(s.p);
+	if (err)
+		goto report;
+	byte = BENCH_READY;
+	if (!bench_write_all(fd, &byte, 1))
+		_exit(1);
+	/* Go, or EOF when the coordinator gave up: nothing to report then. */
+	if (read(go_fd, &byte, 1) != 1 || byte != BENCH_GO)
+		_exit(1);
+	err = publish(&s, buf);
+	if (!err)
+		linger(&s, go_fd);
+report:
+	s.rep.err = err;
+	if (err)
+		snprintf(s.rep.what, sizeof(s.rep.what), "%s", env->err[0] ? env->err : "failed");
+	if (s.p)
+		s.tr->pub_close(s.p);
+	if (byte == BENCH_FAILED && !bench_write_all(fd, &byte, 1))
+		_exit(1);
+	if (!bench_write_all(fd, &s.rep, sizeof(s.rep)))
+		_exit(1);
+	_exit(err ? 1 : 0);
+}

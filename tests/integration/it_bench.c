@@ -187,8 +187,20 @@ static char *bench(struct it_daemon *d, int code, char **err_out, ...)
 	return out;
 }
 
-/* The JSON line of one run, checked key by key; returns the parsed object (leaked: tests are short). */
-static struct jv *check_json(const char *out, const char *transport, unsigned size, unsigned subs, unsigned pubs,
+static void jfree(struct jv *v)
+{
+	for (size_t i = 0; i < v->n; i++) {
+		if (v->keys)
+			free(v->keys[i]);
+		jfree(&v->items[i]);
+	}
+	free(v->items);
+	free(v->keys);
+	free(v->str);
+}
+
+/* The JSON line of one run, checked key by key. */
+static void check_json(const char *out, const char *transport, unsigned size, unsigned subs, unsigned pubs,
 			     const char *wait, uint64_t count)
 {
 	static const char *const pct[] = { "p50", "p90", "p99", "p999", "p9999", "max" };
@@ -238,7 +250,8 @@ static struct jv *check_json(const char *out, const char *transport, unsigned si
 		IT_ASSERT(jnum(s, "lost") == 0 && jnum(s, "bad") == 0, "subscriber %zu lost or bad", i);
 		IT_ASSERT(jnum(s, "p50") <= jnum(s, "max"), "subscriber %zu: p50 > max", i);
 	}
-	return v;
+	jfree(v);
+	free(v);
 }
 
 /* ---- tests ---- */

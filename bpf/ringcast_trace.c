@@ -75,19 +75,6 @@ static void warnf(struct rct *t, const char *fmt, ...)
 	fputc('\n', t->warn);
 }
 
-static void say(char *why, size_t len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-
-static void say(char *why, size_t len, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (!why || !len)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(why, len, fmt, ap);
-	va_end(ap);
-}
-
 static struct bpf_map *map_at(struct rct *t, int i)
 {
 	struct bpf_map *maps[NMAPS] = { t->skel->maps.latency, t->skel->maps.deliveries,
@@ -303,13 +290,13 @@ static int pin_maps(struct rct *t, char *why, size_t len)
 			warnf(t, "replacing %s (left by --keep or pinned by another trace)", path);
 			if (unlink(path) < 0) {
 				ret = -errno;
-				say(why, len, "cannot remove the old pin %s: %s", path, strerror(-ret));
+				rct_say(why, len, "cannot remove the old pin %s: %s", path, strerror(-ret));
 				return ret;
 			}
 		}
 		ret = bpf_map__pin(map_at(t, i), path);
 		if (ret < 0) {
-			say(why, len, "cannot pin the %s map at %s: %s", bpf_map__name(map_at(t, i)),
+			rct_say(why, len, "cannot pin the %s map at %s: %s", bpf_map__name(map_at(t, i)),
 			    path, strerror(-ret));
 			return ret;
 		}
@@ -359,13 +346,13 @@ int rct_open(struct rct **out, const struct rct_opts *o, char *why, size_t len)
 
 	*out = NULL;
 	if (!o || o->sz < sizeof(struct rct_opts)) {
-		say(why, len, "rct_open: options of an unknown size");
+		rct_say(why, len, "rct_open: options of an unknown size");
 		return -EINVAL;
 	}
 	if (o->topic) {
 		topic_len = strlen(o->topic);
 		if (topic_len == 0 || topic_len >= RC_TRACE_TOPIC_LEN) {
-			say(why, len, "a topic is 1 to 255 bytes");
+			rct_say(why, len, "a topic is 1 to 255 bytes");
 			return -EINVAL;
 		}
 	}
@@ -374,7 +361,7 @@ int rct_open(struct rct **out, const struct rct_opts *o, char *why, size_t len)
 		return ret;
 	t = calloc(1, sizeof(*t));
 	if (!t) {
-		say(why, len, "out of memory");
+		rct_say(why, len, "out of memory");
 		return -ENOMEM;
 	}
 	t->pid = o->pid;
@@ -383,7 +370,7 @@ int rct_open(struct rct **out, const struct rct_opts *o, char *why, size_t len)
 	t->skel = ringcast_trace_bpf__open();
 	if (!t->skel) {
 		ret = -errno;
-		say(why, len, "cannot open the BPF object: %s", strerror(-ret));
+		rct_say(why, len, "cannot open the BPF object: %s", strerror(-ret));
 		goto fail;
 	}
 	if (o->topic) {
@@ -392,7 +379,7 @@ int rct_open(struct rct **out, const struct rct_opts *o, char *why, size_t len)
 	}
 	ret = ringcast_trace_bpf__load(t->skel);
 	if (ret < 0) {
-		say(why, len, "cannot load the BPF program: %s (run with --verbose for the "
+		rct_say(why, len, "cannot load the BPF program: %s (run with --verbose for the "
 		    "verifier's log)", strerror(-ret));
 		goto fail;
 	}
@@ -400,7 +387,7 @@ int rct_open(struct rct **out, const struct rct_opts *o, char *why, size_t len)
 	for (size_t i = 0; i < o->npaths; i++) {
 		ret = add_file(t, o->paths[i]);
 		if (ret <= 0) {
-			say(why, len, "%s: %s", o->paths[i],
+			rct_say(why, len, "%s: %s", o->paths[i],
 			    ret ? strerror(-ret) : "no ringcast USDT probes in it (not built with libringcast?)");
 			ret = ret ? ret : -ENOENT;
 			goto fail;
@@ -417,7 +404,7 @@ int rct_open(struct rct **out, const struct rct_opts *o, char *why, size_t len)
 			continue;
 		ret = attach_file(t, &t->files[i]);
 		if (ret == -ENOMEM) {
-			say(why, len, "out of memory");
+			rct_say(why, len, "out of memory");
 			goto fail;
 		}
 		if (ret > 0)
@@ -428,10 +415,10 @@ int rct_open(struct rct **out, const struct rct_opts *o, char *why, size_t len)
 	if (!nattached) {
 		ret = -ENOENT;
 		if (t->pid)
-			say(why, len, "process %d maps no file with ringcast probes that could be "
+			rct_say(why, len, "process %d maps no file with ringcast probes that could be "
 			    "attached (is it a libringcast client?)", t->pid);
 		else
-			say(why, len, "found no file with ringcast probes to attach to; name one "
+			rct_say(why, len, "found no file with ringcast probes to attach to; name one "
 			    "with --binary PATH");
 		goto fail;
 	}

@@ -47,9 +47,7 @@ void rct_libbpf_log(bool verbose)
 
 /* ---- what is missing ---- */
 
-static void say(char *why, size_t len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-
-static void say(char *why, size_t len, const char *fmt, ...)
+void rct_say(char *why, size_t len, const char *fmt, ...)
 {
 	va_list ap;
 
@@ -87,33 +85,33 @@ int rct_check_support(char *why, size_t len)
 
 	/* Loading tracing programs needs CAP_BPF + CAP_PERFMON (or CAP_SYS_ADMIN before 5.8). */
 	if (!admin && !(bpf && perfmon)) {
-		say(why, len, "needs root, or CAP_BPF and CAP_PERFMON (running as uid %d without %s%s%s)",
+		rct_say(why, len, "needs root, or CAP_BPF and CAP_PERFMON (running as uid %d without %s%s%s)",
 		    (int)geteuid(), bpf ? "" : "CAP_BPF", !bpf && !perfmon ? " and " : "",
 		    perfmon ? "" : "CAP_PERFMON");
 		return -EPERM;
 	}
 	if (access("/sys/kernel/btf/vmlinux", R_OK) < 0) {
-		say(why, len, "the kernel has no BTF: /sys/kernel/btf/vmlinux is missing "
+		rct_say(why, len, "the kernel has no BTF: /sys/kernel/btf/vmlinux is missing "
 		    "(build it with CONFIG_DEBUG_INFO_BTF=y); the CO-RE program needs it");
 		return -EOPNOTSUPP;
 	}
 	if (access("/sys/bus/event_source/devices/uprobe/type", R_OK) < 0) {
-		say(why, len, "the kernel has no uprobes: /sys/bus/event_source/devices/uprobe "
+		rct_say(why, len, "the kernel has no uprobes: /sys/bus/event_source/devices/uprobe "
 		    "is missing (CONFIG_UPROBE_EVENTS=y is needed for USDT probes)");
 		return -EOPNOTSUPP;
 	}
 	if (access("/sys/bus/event_source/devices/uprobe/format/ref_ctr_offset", R_OK) < 0) {
-		say(why, len, "the kernel's uprobes cannot raise USDT semaphores (no "
+		rct_say(why, len, "the kernel's uprobes cannot raise USDT semaphores (no "
 		    "uprobe ref_ctr_offset: Linux 4.20 or later is needed)");
 		return -EOPNOTSUPP;
 	}
 	ret = libbpf_probe_bpf_prog_type(BPF_PROG_TYPE_KPROBE, NULL);
 	if (ret <= 0) {
 		if (ret == -EPERM || ret == -EACCES)
-			say(why, len, "the bpf() system call is not permitted here (%s): a seccomp "
+			rct_say(why, len, "the bpf() system call is not permitted here (%s): a seccomp "
 			    "filter, a container or an LSM forbids it", strerror(-ret));
 		else
-			say(why, len, "the kernel cannot load kprobe/uprobe BPF programs (%s): "
+			rct_say(why, len, "the kernel cannot load kprobe/uprobe BPF programs (%s): "
 			    "CONFIG_BPF_SYSCALL and CONFIG_BPF_EVENTS are needed",
 			    ret ? strerror(-ret) : "not supported");
 		return ret ? ret : -EOPNOTSUPP;
@@ -132,7 +130,7 @@ int rct_prepare_pin_dir(const char *dir, bool *created, char *why, size_t len)
 {
 	*created = false;
 	if (strlen(dir) >= PATH_MAX - 32) { /* room for "/deliveries" */
-		say(why, len, "pin directory name too long");
+		rct_say(why, len, "pin directory name too long");
 		return -ENAMETOOLONG;
 	}
 	/* The default lives under /sys/fs/bpf, which may not be mounted yet. */
@@ -140,7 +138,7 @@ int rct_prepare_pin_dir(const char *dir, bool *created, char *why, size_t len)
 	    mount("bpf", "/sys/fs/bpf", "bpf", 0, "mode=0700") < 0) {
 		int err = -errno;
 
-		say(why, len, "no BPF filesystem on /sys/fs/bpf and cannot mount one: %s",
+		rct_say(why, len, "no BPF filesystem on /sys/fs/bpf and cannot mount one: %s",
 		    strerror(-err));
 		return err;
 	}
@@ -149,14 +147,14 @@ int rct_prepare_pin_dir(const char *dir, bool *created, char *why, size_t len)
 	} else if (errno != EEXIST) {
 		int err = -errno;
 
-		say(why, len, "cannot create the pin directory %s: %s", dir, strerror(-err));
+		rct_say(why, len, "cannot create the pin directory %s: %s", dir, strerror(-err));
 		return err;
 	}
 	if (!on_bpffs(dir)) {
 		if (*created)
 			rmdir(dir);
 		*created = false;
-		say(why, len, "%s is not on a BPF filesystem: pick a --pin-dir under /sys/fs/bpf "
+		rct_say(why, len, "%s is not on a BPF filesystem: pick a --pin-dir under /sys/fs/bpf "
 		    "(or mount one there first: mount -t bpf bpf %s)", dir, dir);
 		return -EINVAL;
 	}

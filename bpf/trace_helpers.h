@@ -28,6 +28,9 @@ void rct_libbpf_log(bool verbose);
  */
 int rct_check_support(char *why, size_t len);
 
+/* Write what went wrong into why[0..len) (both may be NULL/0). */
+void rct_say(char *why, size_t len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
 /*
  * Make sure dir exists on a BPF filesystem, mounting bpffs on
  * /sys/fs/bpf if nothing is mounted there yet (as bpftool does).

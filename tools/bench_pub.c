@@ -63,6 +63,20 @@ static uint64_t clock_of(clockid_t id)
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
+/*
+ * CPU time of the process's other threads (helper threads: ZeroMQ's and
+ * nng's I/O) since the process and thread clocks read cpu0 and tcpu0.
+ * The thread clock is read first, so that a lone thread never looks as if
+ * it used more than its process; never below 0.
+ */
+static uint64_t other_threads_cpu(uint64_t cpu0, uint64_t tcpu0)
+{
+	uint64_t t = clock_of(CLOCK_THREAD_CPUTIME_ID) - tcpu0;
+	uint64_t p = clock_of(CLOCK_PROCESS_CPUTIME_ID) - cpu0;
+
+	return p > t ? p - t : 0;
+}
+
 /* Send, retrying while the transport says -EAGAIN (a full ring): nothing is dropped here. */
 static int send_retry(struct pub_state *s, const void *buf, size_t len, bool more)
 {
@@ -108,7 +122,7 @@ static int publish(struct pub_state *s, void *buf)
 	const struct bench_cfg *cfg = s->cfg;
 	bool hdr = s->tr->flags & BENCH_TR_HDR_STAMP;
 	uint64_t count = cfg->count ? share(cfg->count, cfg->pubs, s->idx) : 0;
-	uint64_t end_at = UINT64_MAX, in_calls = 0, samples = 0, brackets = 0, n_brackets = 0, now, cpu0, tcpu0, cpu;
+	uint64_t end_at = UINT64_MAX, in_calls = 0, samples = 0, brackets = 0, n_brackets = 0, now, cpu0, tcpu0;
 	/* This publisher's share of --rate: one message every pubs/rate seconds. */
 	uint64_t rate_num = (uint64_t)cfg->pubs * 1000000000ull;
 	/* Often enough that the coordinator sees progress even at a few large messages a second. */
@@ -177,16 +191,16 @@ static int publish(struct pub_state *s, void *buf)
 	s->rep.end_ns = now_ns();
 	if (err)
 		return err;
-	cpu = clock_of(CLOCK_PROCESS_CPUTIME_ID) - cpu0;
 	if (cfg->rate) {
 		/* The timed calls' mean less the empty brackets' mean, plus other threads' CPU. */
 		double call = samples ? (double)in_calls / (double)samples : 0;
 
 		if (n_brackets)
 			call -= (double)brackets / (double)n_brackets;
-		s->rep.cost_ns = (call > 0 ? (uint64_t)(call * (double)s->rep.sent) : 0) +
-				 (cpu - (clock_of(CLOCK_THREAD_CPUTIME_ID) - tcpu0));
+		s->rep.cost_ns = (call > 0 ? (uint64_t)(call * (double)s->rep.sent) : 0) + other_threads_cpu(cpu0, tcpu0);
 	} else {
+		uint64_t cpu = clock_of(CLOCK_PROCESS_CPUTIME_ID) - cpu0;
+
 		s->rep.cost_ns = cpu > s->wait_cpu ? cpu - s->wait_cpu : 0;
 	}
 	/* linger() adds what helper threads do after this (flushing queues). */
@@ -211,7 +225,7 @@ static void linger(struct pub_state *s, int go_fd)
 			s->tr->pub_send(s->p, end, bench_end_len(s->cfg->size), false);
 	}
 	/* What helper threads did meanwhile (flushing queues) is part of the cost; our own polling is not. */
-	s->rep.cost_ns += (clock_of(CLOCK_PROCESS_CPUTIME_ID) - cpu0) - (clock_of(CLOCK_THREAD_CPUTIME_ID) - tcpu0);
+	s->rep.cost_ns += other_threads_cpu(cpu0, tcpu0);
 }
 
 void bench_pub_main(const struct bench_cfg *cfg, struct bench_env *env, unsigned idx, int fd, int go_fd,

@@ -153,6 +153,19 @@ bool it_wait_subscribers(struct it_daemon *d, const char *topic, size_t min_subs
  * Root-only tests: returns when root.  Otherwise prints "SKIP: reason" and
  * skips the test, or fails it when RINGCAST_REQUIRE_ROOT_TESTS=1.
  */
+#include <signal.h>
+#if defined(__x86_64__)
+#define IT_AUDIT_ARCH 0xc000003eu /* AUDIT_ARCH_X86_64 */
+#elif defined(__aarch64__)
+#define IT_AUDIT_ARCH 0xc00000b7u /* AUDIT_ARCH_AARCH64 */
+#endif
+/*
+ * From here on the process may only exit: any other system call raises
+ * SIGSYS (on_sigsys runs).  0, or a negative errno (-EOPNOTSUPP when
+ * IT_AUDIT_ARCH is not defined for this architecture).
+ */
+int it_seccomp_exit_only(void (*on_sigsys)(int, siginfo_t *, void *));
+
 void it_require_root(const char *reason);
 /* As it_require_root(), for a missing capability or feature found at run time. */
 void it_skip(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

@@ -21,7 +21,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -32,12 +31,6 @@
 #define NMSG 10000
 #define NSUBS 2
 #define EXIT_TRAPPED 42
-
-#if defined(__x86_64__)
-#define IT_AUDIT_ARCH AUDIT_ARCH_X86_64
-#elif defined(__aarch64__)
-#define IT_AUDIT_ARCH AUDIT_ARCH_AARCH64
-#endif
 
 struct ns_shared {
 	_Atomic int ready;
@@ -129,31 +122,15 @@ static int ns_publisher(void *p)
 	struct ns_cfg *c = p;
 	struct ns_shared *sh = c->sh;
 	struct ringcast *rc = it_child_open(c->sock);
-	struct sock_filter filter[] = {
-		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, arch)),
-		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, IT_AUDIT_ARCH, 1, 0),
-		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_KILL_PROCESS),
-		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
-		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_exit_group, 2, 0),
-		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_exit, 1, 0),
-		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_TRAP),
-		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
-	};
-	struct sock_fprog prog = { sizeof(filter) / sizeof(filter[0]), filter };
-	struct sigaction sa = { .sa_sigaction = on_sigsys, .sa_flags = SA_SIGINFO };
 	uint64_t v = 0;
 	int ret;
 
 	/* Opening the topic talks to the daemon: do it before the filter. */
 	IT_CHECK_OK(ringcast_broadcast(rc, TOPIC, &v, sizeof(v)));
 	trap_sh = sh;
-	sigemptyset(&sa.sa_mask);
-	IT_CHECK(sigaction(SIGSYS, &sa, NULL) == 0, "sigaction: %s", strerror(errno));
-	IT_CHECK(prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == 0, "PR_SET_NO_NEW_PRIVS: %s",
-		 strerror(errno));
+	ret = it_seccomp_exit_only(on_sigsys);
+	IT_CHECK(ret == 0, "seccomp filter: %s", strerror(-ret));
 	atomic_store(&sh->pub_ready, 1);
-	if (syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &prog) != 0)
-		IT_CHECK(0, "seccomp: %s", strerror(errno));
 
 	/* From here on: no stdio, no IT_CHECK (both write); exit_group only. */
 	while (c->wait_go && !atomic_load(&sh->go))

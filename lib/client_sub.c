@@ -2,8 +2,8 @@
 /*
  * Subscribing and delivery.  ringcast_poll() walks the subscribed topics
  * round-robin and hands each record to the handler in place (tethered) or
- * from a private copy (untethered, or just re-tethered).  After each
- * message it publishes its new position in its sub slot: that release
+ * from a private copy (untethered, or just re-tethered).  After a batch
+ * of messages it publishes its new position in its sub slot: that release
  * store is what lets publishers reuse the space.
  */
 #include <errno.h>
@@ -13,6 +13,9 @@
 #include "barrier.h"
 #include "client.h"
 #include "trace.h"
+
+/* Records read between two stores of our position (see store_progress). */
+#define RC_SUB_BATCH 64u
 
 int ringcast_subscribe(struct ringcast *rc, const char *topic)
 {
@@ -133,11 +136,28 @@ static void track_tether(struct rc_topic *t)
 	}
 }
 
+/*
+ * Publish how far we have read: delivered records since the last call,
+ * and our position, whose release store is what lets publishers reuse the
+ * space (pairs with rc_ring_min_tethered's acquire).  Done once per batch,
+ * not per record: a publisher waiting for space reads this line, and
+ * every store of ours would have to take it back.
+ */
+static void store_progress(struct rc_topic *t, unsigned delivered)
+{
+	struct rc_sub_slot *s = my_slot(t);
+
+	rc_store_relaxed(&s->delivered, rc_load_relaxed(&s->delivered) + delivered);
+	rc_store_relaxed(&s->seq, t->next_seq);
+	rc_store_release(&s->pos, t->pos);
+}
+
 static int poll_topic(struct ringcast *rc, struct rc_topic *t, ringcast_handler handler,
 		      void *ctx, unsigned max, bool *stop)
 {
-	struct rc_sub_slot *s = my_slot(t);
-	unsigned n = 0;
+	unsigned n = 0, stored = 0;
+	uint64_t stored_pos = t->pos;
+	int err = 0;
 
 	track_tether(t);
 	while (n < max) {
@@ -150,8 +170,10 @@ static int poll_topic(struct ringcast *rc, struct rc_topic *t, ringcast_handler 
 			jump_live(t);
 			continue;
 		}
-		if (ret < 0)
-			return ret;
+		if (ret < 0) {
+			err = ret;
+			break;
+		}
 		if (ret == 0) {
 			if (t->untethered)
 				track_tether(t);
@@ -177,10 +199,8 @@ static int poll_topic(struct ringcast *rc, struct rc_topic *t, ringcast_handler 
 			break;
 		t->pos = v.next;
 		t->next_seq = rec->seq + 1;
-		if ((rec->flags & RC_REC_F_FROM) && rec->client_id == rc->client_id) {
-			rc_store_release(&s->pos, t->pos);
+		if ((rec->flags & RC_REC_F_FROM) && rec->client_id == rc->client_id)
 			continue;
-		}
 		m.topic = t->name;
 		m.topic_len = t->len;
 		m.data = v.data;
@@ -193,14 +213,22 @@ static int poll_topic(struct ringcast *rc, struct rc_topic *t, ringcast_handler 
 		n++;
 		RC_TRACE_DELIVER(rc, t, &m);
 		*stop = handler(&m, ctx) != 0;
-		/* After the handler: until now the record had to stay where it is. */
-		rc_store_relaxed(&s->delivered, rc_load_relaxed(&s->delivered) + 1);
-		rc_store_relaxed(&s->seq, t->next_seq);
-		rc_store_release(&s->pos, t->pos); /* pairs with rc_ring_min_tethered's acquire */
 		if (*stop)
 			break;
+		/*
+		 * After the handler: until now the record had to stay where
+		 * it is.  A batch at most RC_SUB_BATCH long, so a subscriber
+		 * that never catches up still frees space as it goes.
+		 */
+		if (n - stored >= RC_SUB_BATCH) {
+			store_progress(t, n - stored);
+			stored = n;
+			stored_pos = t->pos;
+		}
 	}
-	return (int)n;
+	if (n != stored || t->pos != stored_pos)
+		store_progress(t, n - stored);
+	return err ? err : (int)n;
 }
 
 int ringcast_poll(struct ringcast *rc, ringcast_handler handler, void *ctx, unsigned max)

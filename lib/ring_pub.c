@@ -374,8 +374,20 @@ void rc_ring_wake(struct rc_ring *r, struct rc_bells_hdr *bells)
 		struct rc_sub_slot *s = &r->ctl->subs[i];
 
 		/* asleep pairs with the subscriber's seq_cst store before its re-check. */
-		if (rc_load_relaxed(&s->state) != RC_SUB_FREE && rc_load_acquire(&s->asleep))
+		if (rc_load_relaxed(&s->state) == RC_SUB_FREE || !rc_load_acquire(&s->asleep))
+			continue;
+		/*
+		 * Take the sleeper off the count as we ring it, so the commits
+		 * that follow skip this scan until it sleeps again (it would
+		 * otherwise count until it runs, tens of µs on a busy machine).
+		 * exchange: its rc_ring_sleep_finish, the daemon's release or
+		 * another publisher may race to drop the same count; only one
+		 * of us does.
+		 */
+		if (atomic_exchange(&s->asleep, 0)) {
+			atomic_fetch_sub(&r->ctl->sleepers, 1);
 			rc_bell_ring(bells, rc_load_relaxed(&s->bell));
+		}
 	}
 }
 

@@ -211,6 +211,41 @@ static void test_topic_names(void **state)
 	it_close(sub);
 }
 
+/*
+ * A publisher remembers its last topic: names that are prefixes of one
+ * another, or differ in their last byte, must still reach their own topic
+ * only, and a bad name must still be refused right after a good one.
+ */
+static void test_topic_switching(void **state)
+{
+	static const char *const topics[] = { "sem.sw", "sem.swx", "sem.sw", "sem.swy",
+					       "sem.swx", "sem.s", "sem.sw" };
+	struct it_daemon *d = *state;
+	struct ringcast *pub, *sub[4];
+	const char *const names[4] = { "sem.sw", "sem.swx", "sem.swy", "sem.s" };
+	size_t i, k;
+
+	it_daemon_start(d, NULL);
+	pub = it_open(d);
+	for (k = 0; k < 4; k++) {
+		sub[k] = it_open(d);
+		IT_ASSERT_OK(ringcast_subscribe(sub[k], names[k]));
+	}
+	for (i = 0; i < sizeof(topics) / sizeof(topics[0]); i++) {
+		IT_ASSERT_OK(ringcast_broadcast(pub, topics[i], topics[i], strlen(topics[i])));
+		IT_ASSERT_ERR(ringcast_broadcast(pub, NULL, "x", 1), -EINVAL);
+		for (k = 0; k < 4; k++) {
+			if (!strcmp(names[k], topics[i]))
+				assert_one(sub[k], names[k], topics[i]);
+			else
+				assert_nothing(sub[k], names[k]);
+		}
+	}
+	for (k = 0; k < 4; k++)
+		it_close(sub[k]);
+	it_close(pub);
+}
+
 static int check_big(const struct ringcast_msg *m, void *ctx)
 {
 	const unsigned char *p = m->data;
@@ -391,6 +426,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_subscribe_unsubscribe, it_setup, it_teardown),
 		cmocka_unit_test_setup_teardown(test_origin_and_fields, it_setup, it_teardown),
 		cmocka_unit_test_setup_teardown(test_topic_names, it_setup, it_teardown),
+		cmocka_unit_test_setup_teardown(test_topic_switching, it_setup, it_teardown),
 		cmocka_unit_test_setup_teardown(test_message_size, it_setup, it_teardown),
 		cmocka_unit_test_setup_teardown(test_open_without_daemon, it_setup, it_teardown),
 		cmocka_unit_test_setup_teardown(test_epoll_fd, it_setup, it_teardown),

@@ -211,6 +211,46 @@ static void test_tethered_subscriber_holds_publisher(void **state)
 	CHECK(publish(&e->pub, msg, sizeof(msg)));
 }
 
+/*
+ * A commit that finds a sleeper rings its bell once and takes it off the
+ * count, so the commits after it skip the scan until it sleeps again, and
+ * the sleeper's own finish does not drop the count a second time.
+ */
+static void test_commit_wakes_sleeper_once(void **state)
+{
+	struct env *e = *state;
+	struct rc_sub_slot *slot = &e->sub.ctl->subs[e->sub.sub_slot];
+	struct rc_bells_hdr *b;
+	_Atomic uint32_t *bell;
+	uint64_t pos;
+	int fd, round;
+
+	CHECK(rc_bells_create(e->f.dirfd, "bells", false, &fd));
+	CHECK(rc_bells_map(fd, &b));
+	close(fd);
+	bell = &b->bells[atomic_load(&slot->bell)].word;
+	/* Its membarrier may be refused here; fenced is what the publisher reads. */
+	(void)rc_ring_sleep_enable(&e->sub);
+	for (round = 0; round < 2; round++) {
+		atomic_store(bell, RC_BELL_ARMED);
+		rc_ring_sleep_prepare(&e->sub);
+		assert_int_equal(atomic_load(&e->sub.ctl->sleepers), 1);
+		CHECK(rc_ring_claim(&e->pub, 8, &pos));
+		rc_ring_commit(&e->pub, pos, 8, 7, 0, 123, b);
+		assert_int_equal(atomic_load(bell), RC_BELL_RUNG);
+		assert_int_equal(atomic_load(&slot->asleep), 0);
+		assert_int_equal(atomic_load(&e->sub.ctl->sleepers), 0);
+		/* Rung already: a second commit must not ring an idle bell. */
+		atomic_store(bell, RC_BELL_IDLE);
+		CHECK(rc_ring_claim(&e->pub, 8, &pos));
+		rc_ring_commit(&e->pub, pos, 8, 7, 0, 123, b);
+		assert_int_equal(atomic_load(bell), RC_BELL_IDLE);
+		rc_ring_sleep_finish(&e->sub);
+		assert_int_equal(atomic_load(&e->sub.ctl->sleepers), 0);
+	}
+	rc_bells_unmap(b);
+}
+
 static void test_untether_and_lap_gives_exact_loss(void **state)
 {
 	struct env *e = *state;
@@ -467,6 +507,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_abort_is_skipped, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_wrap_pads_and_never_straddles, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_tethered_subscriber_holds_publisher, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_commit_wakes_sleeper_once, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_untether_and_lap_gives_exact_loss, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_corrupt_records_give_ebadmsg, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_subscriber_mapping_is_read_only, setup, teardown),

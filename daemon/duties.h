@@ -12,6 +12,9 @@
  *    of the previous daemon.  They keep their slots (and bells) for
  *    cfg.reap_grace_ms so a reconnecting client can resume them, then are
  *    released.
+ *  - the node clock: a new line of the TSC against CLOCK_MONOTONIC in
+ *    the bells file, for clients to stamp and read time cheaply
+ *    (lib/clock.h).
  */
 #ifndef RINGCASTD_DUTIES_H
 #define RINGCASTD_DUTIES_H
@@ -20,6 +23,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "clock.h"
 #include "loop.h"
 
 struct rcd_config;
@@ -49,6 +53,7 @@ struct rcd_duties {
 	struct rcd_orphan *orphans;
 	size_t norphans;
 	uint64_t orphans_deadline_ns; /* reap what is left after this */
+	struct rc_clock_fit clock;
 	/* counters for the shutdown summary */
 	uint64_t ticks, repaired, untethered, resumed, reaped;
 };

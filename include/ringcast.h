@@ -67,6 +67,15 @@ RINGCAST_API void ringcast_close(struct ringcast *rc);
 RINGCAST_API const char *ringcast_node_name(struct ringcast *rc);
 /* This client's id on its node (the publishing client id in records). */
 RINGCAST_API uint32_t ringcast_client_id(struct ringcast *rc);
+/*
+ * CLOCK_MONOTONIC in ns, read the way publish_ns is stamped: from the TSC
+ * through the line ringcastd fits to CLOCK_MONOTONIC and shares with every
+ * process of the node (within a few ns of clock_gettime, for a third of
+ * its cost), or clock_gettime() itself where there is no such line (no
+ * invariant TSC, no daemon, rc NULL).  Compare it with publish_ns to time
+ * a delivery.  Thread-safe; it only reads shared memory.
+ */
+RINGCAST_API uint64_t ringcast_now_ns(struct ringcast *rc);
 
 /*
  * Start receiving topic's messages published from now on.  -EINVAL: empty

@@ -24,14 +24,6 @@
 #define RC_REPLY_TIMEOUT_S 10
 #define RC_RECONNECT_EVERY_NS 100000000ull
 
-uint64_t rc_now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
 static uint64_t fnv1a(const char *s, size_t len)
 {
 	uint64_t h = 0xcbf29ce484222325ull;
@@ -268,6 +260,11 @@ const char *ringcast_node_name(struct ringcast *rc)
 uint32_t ringcast_client_id(struct ringcast *rc)
 {
 	return rc ? rc->client_id : 0;
+}
+
+uint64_t ringcast_now_ns(struct ringcast *rc)
+{
+	return rc_clock_ns(rc ? rc->bells : NULL);
 }
 
 int ringcast_set_send_timeout(struct ringcast *rc, int timeout_ms)

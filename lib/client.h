@@ -11,6 +11,7 @@
 
 #include "ringcast.h"
 #include "proto.h"
+#include "clock.h"
 #include "ring.h"
 
 struct io_uring;
@@ -71,7 +72,6 @@ struct rc_topic *rc_topic_get(struct ringcast *rc, const char *topic, size_t len
 int rc_topic_open_pub(struct ringcast *rc, struct rc_topic *t, bool resume);
 int rc_topic_open_sub(struct ringcast *rc, struct rc_topic *t, bool resume);
 int rc_client_reconnect(struct ringcast *rc);
-uint64_t rc_now_ns(void);
 
 /* client_sub.c */
 int rc_client_has_work(struct ringcast *rc);

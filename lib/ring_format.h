@@ -25,6 +25,7 @@
  *   ctl.sleepers                           subscribers (+1 before sleeping)
  *   ctl.fenced                             subscribers (+1 before first sleep), daemon (reset)
  *   bell word                              its client (arm), publishers (ring)
+ *   bells clock_*                          the daemon (seqlock; clock.c)
  */
 #ifndef RINGCAST_RING_FORMAT_H
 #define RINGCAST_RING_FORMAT_H
@@ -170,6 +171,16 @@ struct rc_bells_hdr {
 	_Atomic uint64_t daemon_gen;       /* daemon: bumped at each start (release) */
 	_Atomic uint32_t next_client_id;   /* daemon only */
 	_Atomic uint32_t trace_sample;     /* tracer: deliver probes fire for 1 message in N (0: 1) */
+	/*
+	 * The node clock (clock.h): CLOCK_MONOTONIC = clock_ns + (TSC -
+	 * clock_tsc) * clock_mult / 2^32.  Daemon only, a seqlock on
+	 * clock_seq (odd while it writes); clock_mult 0: no TSC clock.
+	 */
+	_Atomic uint32_t clock_seq;
+	uint32_t reserved0;
+	_Atomic uint64_t clock_mult;
+	_Atomic uint64_t clock_tsc;
+	_Atomic uint64_t clock_ns;
 	alignas(RC_CACHELINE) struct rc_bell bells[RC_BELLS];
 };
 
@@ -185,6 +196,8 @@ _Static_assert(sizeof(struct rc_sub_slot) == RC_CACHELINE, "sub slot is a line")
 _Static_assert(offsetof(struct rc_ctl_hdr, sleepers) == 64, "sleepers offset");
 _Static_assert(offsetof(struct rc_ctl_hdr, subs) == 192, "sub slots offset");
 _Static_assert(offsetof(struct rc_bells_hdr, trace_sample) == 28, "trace_sample offset");
+_Static_assert(offsetof(struct rc_bells_hdr, clock_seq) == 32, "clock_seq offset");
+_Static_assert(offsetof(struct rc_bells_hdr, clock_ns) == 56, "clock_ns offset");
 _Static_assert(offsetof(struct rc_bells_hdr, bells) == 64, "bells offset");
 _Static_assert(sizeof(struct rc_bell) == RC_CACHELINE, "bell is a line");
 

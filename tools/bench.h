@@ -50,6 +50,7 @@
 #include <sys/types.h>
 
 #include "bench_transport.h"
+#include "ringcast.h"
 
 struct hist;
 
@@ -91,6 +92,12 @@ struct bench_opts {
 	bool zero_copy, json, per_sub, sweep, help;
 	const char *csv;      /* --sweep's CSV file; NULL: stdout */
 	unsigned rounds;      /* --sweep repeats its grid */
+	/*
+	 * Not an option: a connection to ringcastd opened for its node clock
+	 * (ringcast_now_ns), or NULL (no daemon: clock_gettime).  The
+	 * children inherit it and only read its shared clock.
+	 */
+	struct ringcast *clock;
 };
 
 /* One run: a point of the grid, or the whole of a plain `ringcast bench`. */
@@ -104,6 +111,15 @@ struct bench_cfg {
 	uint64_t count, duration_ns, rate;
 	unsigned round;       /* --sweep: which repetition */
 };
+
+/*
+ * The clock every transport's stamps and delivery times are read with:
+ * the node clock ringcast stamps publish_ns with, so all compare alike.
+ */
+static inline uint64_t bench_clock_ns(const struct bench_cfg *cfg)
+{
+	return ringcast_now_ns(cfg->o->clock);
+}
 
 /* Parse argv into o (zeroed first).  0, or CLI_EXIT_USAGE after saying why; o->help for --help. */
 int bench_parse_args(int argc, char **argv, struct bench_opts *o);

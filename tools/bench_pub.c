@@ -132,7 +132,7 @@ static int publish(struct pub_state *s, void *buf)
 
 	cpu0 = clock_of(CLOCK_PROCESS_CPUTIME_ID);
 	tcpu0 = clock_of(CLOCK_THREAD_CPUTIME_ID);
-	s->rep.start_ns = now = now_ns();
+	s->rep.start_ns = now = bench_clock_ns(cfg);
 	if (cfg->duration_ns)
 		end_at = s->rep.start_ns + cfg->duration_ns;
 	for (uint64_t i = 0; !count || i < count; i++) {
@@ -140,7 +140,7 @@ static int publish(struct pub_state *s, void *buf)
 			if (__atomic_load_n(&s->live->stop, __ATOMIC_RELAXED))
 				break;
 			/* Reading the clock every message would be part of what we measure. */
-			if (!cfg->rate && end_at != UINT64_MAX && now_ns() >= end_at)
+			if (!cfg->rate && end_at != UINT64_MAX && bench_clock_ns(cfg) >= end_at)
 				break;
 		}
 		if (cfg->rate) {
@@ -149,7 +149,7 @@ static int publish(struct pub_state *s, void *buf)
 			bool sample = i % every == 0, empty = every == 1 || i % every == every / 2;
 			uint64_t c0 = 0, w0 = s->wait_cpu;
 
-			while ((now = now_ns()) < due)
+			while ((now = bench_clock_ns(cfg)) < due)
 				bench_relax();
 			if (now >= end_at)
 				break;
@@ -161,14 +161,14 @@ static int publish(struct pub_state *s, void *buf)
 			if (sample)
 				c0 = clock_of(CLOCK_THREAD_CPUTIME_ID);
 			/* The peers' stamp is read after the clocks above, just before the call, like ringcast's. */
-			bench_stamp(buf, cfg->size, hdr, s->idx, i, hdr ? 0 : sample || empty ? now_ns() : now);
+			bench_stamp(buf, cfg->size, hdr, s->idx, i, hdr ? 0 : sample || empty ? bench_clock_ns(cfg) : now);
 			err = send_retry(s, buf, cfg->size, false);
 			if (sample) {
 				in_calls += clock_of(CLOCK_THREAD_CPUTIME_ID) - c0 - (s->wait_cpu - w0);
 				samples++;
 			}
 		} else {
-			bench_stamp(buf, cfg->size, hdr, s->idx, i, hdr ? 0 : now_ns());
+			bench_stamp(buf, cfg->size, hdr, s->idx, i, hdr ? 0 : bench_clock_ns(cfg));
 			err = send_retry(s, buf, cfg->size, !count || i + 1 < count);
 		}
 		if (err)
@@ -188,7 +188,7 @@ static int publish(struct pub_state *s, void *buf)
 	} else if (!s->env->err[0]) {
 		bench_env_err(s->env, "sending failed after %llu messages", (unsigned long long)s->rep.sent);
 	}
-	s->rep.end_ns = now_ns();
+	s->rep.end_ns = bench_clock_ns(cfg);
 	if (err)
 		return err;
 	if (cfg->rate) {

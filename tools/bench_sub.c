@@ -69,12 +69,8 @@ static int on_msg(void *ctx, const void *data, size_t len, uint64_t publish_ns, 
 {
 	struct sub_state *s = ctx;
 	const struct bench_cfg *cfg = s->cfg;
-	/*
-	 * Every message is timed.  The clock read (26-56 ns on a VM) is also
-	 * the least work a real handler does; with less, a subscriber that
-	 * keeps up sleeps more often (docs/benchmarks.md, findings).
-	 */
-	uint64_t now = now_ns();
+	/* Every message is timed, with the clock its stamp was read with. */
+	uint64_t now = bench_clock_ns(cfg);
 
 	if (len == cfg->size) {
 		on_data(s, data, publish_ns, lost, now);

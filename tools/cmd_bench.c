@@ -78,5 +78,10 @@ int cmd_bench(int argc, char **argv)
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
-	return o.sweep ? bench_sweep(&o, &bench_stop) : run_one(&o);
+	/* Before any fork, so every process reads the same clock; no daemon: NULL. */
+	if (ringcast_open(&o.clock, o.socket) < 0)
+		o.clock = NULL;
+	ret = o.sweep ? bench_sweep(&o, &bench_stop) : run_one(&o);
+	ringcast_close(o.clock);
+	return ret;
 }

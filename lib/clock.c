@@ -168,7 +168,7 @@ int64_t rc_clock_fit_tick(struct rc_clock_fit *f, struct rc_bells_hdr *b)
 		return err;
 	}
 	/* Steer: cover err over one more span, at most 1/1024 (~1000 ppm) off the slope. */
-	corr = (int64_t)(((__int128)err << 32) / (__int128)span);
+	corr = (int64_t)((__int128)err * ((__int128)1 << 32) / (__int128)span);
 	most = (int64_t)(mult >> 10);
 	if (corr > most)
 		corr = most;

@@ -7,9 +7,10 @@
  * (ringcast_trace.c) attaches it, pins the maps, and reads them.
  *
  * Latency is bpf_ktime_get_ns() (CLOCK_MONOTONIC) at the deliver probe
- * minus the publish_ns the library stamped with clock_gettime
- * (CLOCK_MONOTONIC): the same clock, so the difference is meaningful for
- * messages published on this host.
+ * minus the publish_ns the library stamped with the node clock
+ * (CLOCK_MONOTONIC read through the TSC, within 1 µs of it: lib/clock.h):
+ * the same clock, so the difference is meaningful for messages published
+ * on this host.
  *
  * Dual-licensed: bpf_probe_read_user() is only for GPL-compatible programs.
  */

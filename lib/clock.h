@@ -63,7 +63,8 @@ static inline uint64_t rc_clock_ns(const struct rc_bells_hdr *b)
 struct rc_clock_fit {
 	bool usable;          /* the TSC is invariant: constant rate, never stops */
 	uint64_t tsc0, ns0;   /* the first sample: the slope is measured from it */
-	uint64_t line_tsc, line_ns, line_mult; /* the line last published */
+	/* The line last published: ours, since clients can write the bells file. */
+	uint64_t line_tsc, line_ns, line_mult;
 	uint64_t last_tsc;    /* the previous sample */
 };
 

@@ -39,7 +39,7 @@ int cmd_bench(int argc, char **argv);
  */
 int cmd_trace(int argc, char **argv) __attribute__((weak));
 
-/* CLOCK_MONOTONIC in nanoseconds: the clock the library stamps publish_ns with. */
+/* CLOCK_MONOTONIC in nanoseconds (to compare with publish_ns, use ringcast_now_ns()). */
 static inline uint64_t now_ns(void)
 {
 	struct timespec ts;

@@ -23,6 +23,7 @@ static void on_signal(int sig)
 }
 
 struct sub_ctx {
+	struct ringcast *rc; /* its clock is the one publish_ns was stamped with */
 	const char *node; /* this node: latency is only meaningful for its messages */
 	bool json;
 	uint64_t count;   /* stop after this many; 0: never */
@@ -104,7 +105,7 @@ static void print_json(const struct sub_ctx *c, const struct ringcast_msg *m, ui
 static int on_msg(const struct ringcast_msg *m, void *arg)
 {
 	struct sub_ctx *c = arg;
-	uint64_t now = now_ns();
+	uint64_t now = ringcast_now_ns(c->rc);
 
 	if (m->lost) {
 		c->lost += m->lost;
@@ -190,6 +191,7 @@ int cmd_sub(int argc, char **argv)
 
 	if (cli_open(CMD, socket, &rc))
 		return CLI_EXIT_ERR;
+	c.rc = rc;
 	c.node = ringcast_node_name(rc);
 	for (int i = optind; i < argc; i++) {
 		err = ringcast_subscribe(rc, argv[i]);

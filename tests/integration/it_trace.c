@@ -740,15 +740,23 @@ static int unprivileged(void *p)
 	struct unpriv_cfg *c = p;
 	char why[512];
 	int fd = open(c->log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+	/*
+	 * Opened while still root: the build directory may sit under one
+	 * that uid 12345 cannot search (a checkout in a mktemp -d, 0700).
+	 */
+	int cli = open(c->cli, O_RDONLY | O_CLOEXEC);
+	char *const argv[] = { (char *)c->cli, "trace", "--socket", "/nonexistent/sock", NULL };
 
 	IT_CHECK(fd >= 0, "open %s: %s", c->log, strerror(errno));
+	IT_CHECK(cli >= 0, "open %s: %s", c->cli, strerror(errno));
 	IT_CHECK(setgroups(0, NULL) == 0 && setresgid(12345, 12345, 12345) == 0 &&
 		 setresuid(12345, 12345, 12345) == 0, "dropping to uid 12345: %s", strerror(errno));
 	IT_CHECK(rct_check_support(why, sizeof(why)) == -EPERM, "rct_check_support() allowed uid 12345");
 	IT_CHECK(strstr(why, "needs root, or CAP_BPF and CAP_PERFMON"), "the reason: %s", why);
 	dup2(fd, 1);
 	dup2(fd, 2);
-	execl(c->cli, c->cli, "trace", "--socket", "/nonexistent/sock", (char *)NULL);
+	fexecve(cli, argv, environ);
+	fprintf(stderr, "exec %s as uid 12345: %s\n", c->cli, strerror(errno));
 	return 127;
 }
 

@@ -291,8 +291,8 @@ int rc_bells_create(int dirfd, const char *name, bool adopt, int *fd)
 
 int rc_bells_map(int fd, struct rc_bells_hdr **out)
 {
-	size_t len;
-	void *map;
+	size_t len = 0;
+	void *map = NULL;
 	int ret;
 
 	ret = map_fd(fd, &len, PROT_READ | PROT_WRITE, &map);

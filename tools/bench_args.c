@@ -227,7 +227,7 @@ int bench_parse_args(int argc, char **argv, struct bench_opts *o)
 	static char lists[4][1024];
 	char *items[BENCH_LIST_MAX];
 	bool have_count = false;
-	uint64_t v;
+	uint64_t v = 0; /* num() sets it; LTO cannot see that */
 	int opt, n;
 
 	memset(o, 0, sizeof(*o));

@@ -168,7 +168,7 @@ void it_kill(pid_t pid)
 void it_expect_exit(pid_t pid, int timeout_ms, int code, const char *what)
 {
 	char why[64];
-	int st;
+	int st = 0;
 
 	if (it_wait(pid, timeout_ms, &st) == -ETIMEDOUT) {
 		it_kill(pid);

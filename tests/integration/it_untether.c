@@ -168,7 +168,7 @@ static void test_stalled_subscriber_is_untethered(void **state)
 	struct ringcast *pub;
 	struct ut_msg msg;
 	uint64_t sent = 0, t_full, t_free = 0, deadline, cap_bytes, at_free, pre_full;
-	int go[2], ret, st;
+	int go[2], ret, st = 0;
 	pid_t sub;
 
 	/* 64 KiB ring: a lap is ~280 messages, so lapping is quick and certain. */

@@ -34,7 +34,7 @@ struct env {
 static int setup(void **state)
 {
 	struct env *e = calloc(1, sizeof(*e));
-	int fd;
+	int fd = -1;
 
 	snprintf(e->dir, sizeof(e->dir), "/dev/shm/rc-clock-XXXXXX");
 	if (!mkdtemp(e->dir))

@@ -52,7 +52,7 @@ static void test_create_validates(void **state)
 {
 	struct env *e = *state;
 	struct rc_ring r;
-	size_t len;
+	size_t len = 0;
 	const char *t = rc_ring_topic(&e->sub, &len);
 
 	assert_int_equal(len, 10);
@@ -105,8 +105,8 @@ static void test_claim_commit_read(void **state)
 {
 	struct env *e = *state;
 	char buf[64];
-	size_t len;
-	uint64_t seq;
+	size_t len = 0;
+	uint64_t seq = 0;
 	int i;
 
 	for (i = 0; i < 3; i++) {
@@ -146,9 +146,9 @@ static void test_zero_length_and_max(void **state)
 static void test_abort_is_skipped(void **state)
 {
 	struct env *e = *state;
-	uint64_t pos, seq;
+	uint64_t pos, seq = 0;
 	char buf[16];
-	size_t len;
+	size_t len = 0;
 
 	CHECK(rc_ring_claim(&e->pub, 100, &pos));
 	/* Uncommitted: the reader waits at it. */
@@ -165,8 +165,8 @@ static void test_wrap_pads_and_never_straddles(void **state)
 {
 	struct env *e = *state;
 	uint8_t msg[1000], got[1000];
-	uint64_t i, seq, wraps = 0, last_off = 0;
-	size_t len;
+	uint64_t i, seq = 0, wraps = 0, last_off = 0;
+	size_t len = 0;
 
 	for (i = 0; i < 1000; i++) {
 		size_t n = 1 + (i * 37) % sizeof(msg);
@@ -195,7 +195,7 @@ static void test_tethered_subscriber_holds_publisher(void **state)
 	struct env *e = *state;
 	uint8_t msg[1024] = { 0 };
 	uint64_t n = 0;
-	size_t len;
+	size_t len = 0;
 	int ret;
 
 	while ((ret = publish(&e->pub, msg, sizeof(msg))) == 0)
@@ -334,9 +334,9 @@ static void test_repair_dead_publisher(void **state)
 {
 	struct env *e = *state;
 	struct rc_ring other;
-	uint64_t pos, opos, seq;
+	uint64_t pos, opos, seq = 0;
 	char buf[16];
-	size_t len;
+	size_t len = 0;
 
 	/* A publisher claims and "dies" before committing. */
 	CHECK(rc_ring_claim(&e->pub, 100, &pos));
@@ -373,7 +373,7 @@ static void test_repair_across_wrap(void **state)
 	struct env *e = *state;
 	uint8_t msg[3000] = { 0 };
 	uint64_t pos, tail;
-	size_t len;
+	size_t len = 0;
 
 	/* Move the tail near the end so the next claim needs padding. */
 	while ((tail = atomic_load(&e->pub.hdr->tail.pos)) + 2 * rc_align(sizeof(msg) + 32) <= e->pub.cap) {
@@ -403,9 +403,9 @@ static void test_exclusive_owner_and_takeover(void **state)
 {
 	struct env *e = *state;
 	struct rc_ring other;
-	uint64_t seq;
+	uint64_t seq = 0;
 	char buf[16];
-	size_t len;
+	size_t len = 0;
 
 	if (!__builtin_cpu_supports("avx"))
 		skip();
@@ -446,7 +446,7 @@ static void test_exclusive_owner_mid_claim_holds_newcomer(void **state)
 	struct rc_ring other;
 	uint64_t pos, opos;
 	char buf[16];
-	size_t len;
+	size_t len = 0;
 
 	if (!__builtin_cpu_supports("avx"))
 		skip();
@@ -480,7 +480,7 @@ static void test_exclusive_owner_dies_mid_claim(void **state)
 	struct rc_ring other;
 	uint64_t pos;
 	char buf[16];
-	size_t len;
+	size_t len = 0;
 
 	if (!__builtin_cpu_supports("avx"))
 		skip();

@@ -14,20 +14,49 @@
 #include "client.h"
 #include "trace.h"
 
-/*
- * Is topic the topic t names?  One pass that stops at the first byte that
- * differs, so it never reads past the caller's string: a hit skips the
- * strnlen and lookup of the general path (t's name was checked when t
- * was made).
- */
-static inline bool is_topic(const struct rc_topic *t, const char *topic)
-{
-	size_t i;
+/* An unaligned 8-byte load the compiler may not assume aligned. */
+typedef uint64_t __attribute__((may_alias, aligned(1))) rc_u64_una;
 
-	for (i = 0; i < t->len; i++)
-		if (topic[i] != t->name[i])
+/*
+ * Is topic the topic t names?  It compares len + 1 bytes (the NUL too)
+ * eight at a time, inline: strcmp through the PLT, or a byte loop, took a
+ * sixth to a third of a publish.  A hit skips the strnlen and lookup of
+ * the general path (t's name was checked when t was made).
+ *
+ * A word may run past the end of a shorter caller's string, which is why
+ * ASan must not instrument this, but never onto an unmapped page: the
+ * word at i is read only after topic[0..i) matched name's non-NUL bytes,
+ * so topic[i] is in the string, and only if the word stays in topic[i]'s
+ * page (4096: no page is smaller; a larger one only makes this cautious);
+ * otherwise that word is compared a byte at a time.  Bytes past
+ * the first difference never change the answer.
+ */
+__attribute__((no_sanitize_address)) static inline bool is_topic(const struct rc_topic *t,
+								  const char *topic)
+{
+	size_t n = t->len + 1, i;
+
+	for (i = 0; i < n; i += 8) {
+		size_t k = n - i < 8 ? n - i : 8, j;
+		uint64_t a, b, mask = ~0ull;
+
+		/* The first k bytes in memory: the low ones on a little-endian machine. */
+		if (k < 8)
+			mask = __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__ ? (1ull << (8 * k)) - 1 :
+									 ~0ull << (8 * (8 - k));
+
+		if (((uintptr_t)(topic + i) & 4095) > 4096 - 8) {
+			for (j = 0; j < k; j++)
+				if (topic[i + j] != t->name[i + j])
+					return false;
+			continue;
+		}
+		a = *(const rc_u64_una *)(topic + i);
+		b = *(const rc_u64_una *)(t->name + i);
+		if ((a ^ b) & mask)
 			return false;
-	return topic[i] == '\0';
+	}
+	return true;
 }
 
 static int pub_topic(struct ringcast *rc, const char *topic, struct rc_topic **out)

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -255,6 +256,56 @@ static void test_topic_switching(void **state)
 	it_close(pub);
 }
 
+/*
+ * The publisher compares a topic with its last one eight bytes at a time.
+ * A caller's string that ends at the last byte of a page, before a page
+ * it cannot read, must neither fault nor match a longer topic it is a
+ * prefix of.
+ */
+static void test_topic_at_page_end(void **state)
+{
+	static const char *const longer = "sem.page.longer", *const shorter = "sem.page";
+	struct it_daemon *d = *state;
+	struct ringcast *pub, *sub_long, *sub_short;
+	long page = sysconf(_SC_PAGESIZE);
+	struct it_inbox box;
+	char *map, *s;
+	int round, n;
+
+	map = mmap(NULL, (size_t)page * 2, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	IT_ASSERT(map != MAP_FAILED, "mmap");
+	IT_ASSERT_OK(mprotect(map + page, (size_t)page, PROT_NONE));
+	/* shorter, NUL last, against the unreadable page. */
+	s = map + page - (strlen(shorter) + 1);
+	memcpy(s, shorter, strlen(shorter) + 1);
+
+	it_daemon_start(d, NULL);
+	pub = it_open(d);
+	sub_long = it_open(d);
+	sub_short = it_open(d);
+	IT_ASSERT_OK(ringcast_subscribe(sub_long, longer));
+	IT_ASSERT_OK(ringcast_subscribe(sub_short, shorter));
+	for (round = 0; round < 2; round++) {
+		/* After the longer topic: a prefix of it must not match. */
+		IT_ASSERT_OK(ringcast_broadcast(pub, longer, "L", 1));
+		IT_ASSERT_OK(ringcast_broadcast(pub, s, "S1", 2));
+		/* After itself: the same bytes at the page's end must match. */
+		IT_ASSERT_OK(ringcast_broadcast(pub, s, "S2", 2));
+		assert_one(sub_long, longer, "L");
+		box = (struct it_inbox){ 0 };
+		n = it_inbox_fill(sub_short, &box, 2, 2000);
+		IT_ASSERT(n == 2, "%s received %d message(s), expected 2", shorter, n);
+		IT_ASSERT(box.m[0].len == 2 && !memcmp(box.m[0].data, "S1", 2) && box.m[1].len == 2 &&
+			  !memcmp(box.m[1].data, "S2", 2), "%s received '%.*s', '%.*s'", shorter,
+			  (int)box.m[0].len, box.m[0].data, (int)box.m[1].len, box.m[1].data);
+		assert_nothing(sub_short, shorter);
+	}
+	it_close(sub_short);
+	it_close(sub_long);
+	it_close(pub);
+	munmap(map, (size_t)page * 2);
+}
+
 static int check_big(const struct ringcast_msg *m, void *ctx)
 {
 	const unsigned char *p = m->data;
@@ -436,6 +487,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_origin_and_fields, it_setup, it_teardown),
 		cmocka_unit_test_setup_teardown(test_topic_names, it_setup, it_teardown),
 		cmocka_unit_test_setup_teardown(test_topic_switching, it_setup, it_teardown),
+		cmocka_unit_test_setup_teardown(test_topic_at_page_end, it_setup, it_teardown),
 		cmocka_unit_test_setup_teardown(test_message_size, it_setup, it_teardown),
 		cmocka_unit_test_setup_teardown(test_open_without_daemon, it_setup, it_teardown),
 		cmocka_unit_test_setup_teardown(test_epoll_fd, it_setup, it_teardown),

@@ -50,17 +50,19 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-# Rings for large messages: room for 16 of them (ZeroMQ queues 1000, a Unix
-# socket about 200 KiB); the daemon's default 1 MiB otherwise.
+# Rings of 16 MiB, or room for 16 messages where that is more (ZeroMQ
+# queues 1000, a Unix socket about 200 KiB).  The daemon's default 1 MiB
+# holds under a millisecond of 64 B messages flat out: on a 2-CPU machine
+# a subscriber that loses a time slice to the coordinator or the daemon
+# then stops the publisher, which cost a third of the 1 -> 1 throughput
+# (docs/benchmarks.md, Findings).  Capacity is a per-topic setting.
 conf="$dir/ringcastd.conf"
 : >"$conf"
 for s in ${sizes//,/ }; do
 	bytes=$(numfmt --from=auto "$s")
-	cap=1048576
+	cap=16777216
 	while [ $((cap)) -lt $((16 * (bytes + 32))) ]; do cap=$((cap * 2)); done
-	if [ "$cap" -gt 1048576 ]; then
-		printf '[topic "ringcast.bench.s%s"]\ncapacity = %s\n\n' "$bytes" "$cap" >>"$conf"
-	fi
+	printf '[topic "ringcast.bench.s%s"]\ncapacity = %s\n\n' "$bytes" "$cap" >>"$conf"
 done
 # Private copies: other people's rebuilds of $build must not swap binaries under a run.
 mkdir -p "$dir/bin/bench-peers"

@@ -432,15 +432,8 @@ int rc_client_reconnect(struct ringcast *rc)
 	return 0;
 }
 
-void rc_client_check_daemon(struct ringcast *rc)
+void rc_client_daemon_changed(struct ringcast *rc)
 {
-	/*
-	 * A restarted daemon bumps daemon_gen (release) once it has adopted
-	 * the rings; re-attach then so it does not reap our slots.  The load
-	 * is of a line nobody writes in steady state, so it stays cached.
-	 */
-	if (rc_load_acquire(&rc->bells->daemon_gen) == rc->daemon_gen && rc->sock >= 0)
-		return;
 	if (rc_now_ns() - rc->reconnect_ns < RC_RECONNECT_EVERY_NS)
 		return;
 	rc_client_reconnect(rc);

@@ -12,6 +12,7 @@
 #include "ringcast.h"
 #include "proto.h"
 #include "clock.h"
+#include "barrier.h"
 #include "ring.h"
 
 struct io_uring;
@@ -66,7 +67,21 @@ struct ringcast {
 int rc_client_request(struct ringcast *rc, struct rc_msg *req, struct rc_msg *reply,
 		      int *fds, int *nfds);
 int rc_client_recv(struct ringcast *rc, uint32_t req, struct rc_msg *reply, int *fds, int *nfds);
-void rc_client_check_daemon(struct ringcast *rc);
+/* rc_client_check_daemon() found a new daemon generation or no socket: re-attach (rate-limited). */
+void rc_client_daemon_changed(struct ringcast *rc);
+
+/*
+ * A restarted daemon bumps daemon_gen (release) once it has adopted the
+ * rings; re-attach then so it does not reap our slots.  The load is of a
+ * line nobody writes in steady state, so it stays cached.  Inline: every
+ * publish and poll asks.
+ */
+static inline void rc_client_check_daemon(struct ringcast *rc)
+{
+	if (rc_load_acquire(&rc->bells->daemon_gen) != rc->daemon_gen || rc->sock < 0)
+		rc_client_daemon_changed(rc);
+}
+
 int rc_topic_check(const char *topic, size_t *len);
 struct rc_topic *rc_topic_get(struct ringcast *rc, const char *topic, size_t len, bool create);
 int rc_topic_open_pub(struct ringcast *rc, struct rc_topic *t, bool resume);

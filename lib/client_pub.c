@@ -12,6 +12,7 @@
 
 #include "barrier.h"
 #include "client.h"
+#include "ring_pub.h"
 #include "trace.h"
 
 /* An unaligned 8-byte load the compiler may not assume aligned. */
@@ -59,20 +60,14 @@ __attribute__((no_sanitize_address)) static inline bool is_topic(const struct rc
 	return true;
 }
 
-static int pub_topic(struct ringcast *rc, const char *topic, struct rc_topic **out)
+/* The general path of pub_topic(): look the topic up, open it for publishing. */
+static __attribute__((noinline)) int pub_topic_slow(struct ringcast *rc, const char *topic,
+						    struct rc_topic **out)
 {
-	struct rc_topic *t;
+	struct rc_topic *t = rc->last;
 	size_t len;
 	int ret;
 
-	if (!rc)
-		return -EINVAL;
-	t = rc->last;
-	/* Publishers mostly repeat the topic of their last call. */
-	if (t && t->publishing && topic && is_topic(t, topic)) {
-		*out = t;
-		return 0;
-	}
 	ret = rc_topic_check(topic, &len);
 	if (ret < 0)
 		return ret;
@@ -92,14 +87,30 @@ static int pub_topic(struct ringcast *rc, const char *topic, struct rc_topic **o
 	return 0;
 }
 
-/* Claim, waiting up to the send timeout while tethered subscribers catch up. */
-static int claim(struct ringcast *rc, struct rc_topic *t, size_t len, uint64_t *pos)
+static RC_HOT_INLINE int pub_topic(struct ringcast *rc, const char *topic, struct rc_topic **out)
+{
+	struct rc_topic *t;
+
+	if (!rc)
+		return -EINVAL;
+	t = rc->last;
+	/* Publishers mostly repeat the topic of their last call. */
+	if (t && t->publishing && topic && is_topic(t, topic)) {
+		*out = t;
+		return 0;
+	}
+	return pub_topic_slow(rc, topic, out);
+}
+
+/* The ring was full: retry up to the send timeout while tethered subscribers catch up. */
+static __attribute__((noinline)) int claim_wait(struct ringcast *rc, struct rc_topic *t, size_t len,
+						uint64_t *pos)
 {
 	uint64_t deadline = 0;
 	unsigned spins = 0;
-	int ret;
+	int ret = -EAGAIN;
 
-	while ((ret = rc_ring_claim(&t->pub, len, pos)) == -EAGAIN) {
+	do {
 		uint64_t now;
 
 		if (rc->send_timeout_ms <= 0)
@@ -116,11 +127,18 @@ static int claim(struct ringcast *rc, struct rc_topic *t, size_t len, uint64_t *
 			sched_yield();
 		else
 			nanosleep(&(struct timespec){ 0, 20000 }, NULL);
-	}
+	} while ((ret = rc_ring_claim(&t->pub, len, pos)) == -EAGAIN);
 	return ret;
 }
 
-static int publish(struct ringcast *rc, const char *topic, const void *data, size_t len,
+static RC_HOT_INLINE int claim(struct ringcast *rc, struct rc_topic *t, size_t len, uint64_t *pos)
+{
+	int ret = rc_ring_claim(&t->pub, len, pos);
+
+	return ret == -EAGAIN ? claim_wait(rc, t, len, pos) : ret;
+}
+
+static inline int publish(struct ringcast *rc, const char *topic, const void *data, size_t len,
 		   uint16_t flags)
 {
 	struct rc_topic *t;

@@ -71,24 +71,13 @@ void rc_ring_unmap(struct rc_ring *r);
 
 /* ---- publishing (publisher holding pub_slot) ---- */
 
-/*
- * Reserve a record for len payload bytes: *pos is its position, its seq
- * field is filled.  Returns 0, -EAGAIN (a tethered subscriber has not read
- * the space yet) or -EMSGSIZE.
- */
-int rc_ring_claim(struct rc_ring *r, size_t len, uint64_t *pos);
+/* rc_ring_claim() and rc_ring_commit() are inline: ring_pub.h. */
+
 /* The record claimed at pos. */
 static inline struct rc_rec *rc_ring_rec(struct rc_ring *r, uint64_t pos)
 {
 	return (struct rc_rec *)(r->data + (pos & r->mask));
 }
-/*
- * Publish the record at pos (header fields other than commit already
- * written by the caller, or written here from the arguments), then wake
- * sleeping subscribers.  bells: the node's bells file (may be NULL).
- */
-void rc_ring_commit(struct rc_ring *r, uint64_t pos, size_t len, uint32_t client_id,
-		    uint16_t flags, uint64_t publish_ns, struct rc_bells_hdr *bells);
 /* Turn the claim at pos into padding that readers skip. */
 void rc_ring_abort(struct rc_ring *r, uint64_t pos, struct rc_bells_hdr *bells);
 

@@ -12,6 +12,9 @@
  * repair the claim of a publisher that dies before committing (see
  * ring_daemon.c).
  *
+ * The claim of a publisher that owns the tail, and the commit, are inline
+ * in ring_pub.h; so is why a lone publisher owns the tail.
+ *
  * Commit.  The record's first word, written last, is
  * (length << 32) | stamp(pos): a reader that loads it with acquire sees
  * the header and payload the publisher wrote before (release).  The
@@ -31,7 +34,7 @@
 #include <unistd.h>
 
 #include "barrier.h"
-#include "ring.h"
+#include "ring_pub.h"
 
 typedef unsigned __int128 rc_u128;
 
@@ -51,82 +54,10 @@ static inline rc_u128 tail_cas(struct rc_ring_tail *t, rc_u128 old, rc_u128 new)
 	return __sync_val_compare_and_swap((rc_u128 *)t, old, new);
 }
 
-static uint64_t refresh_limit(struct rc_ring *r)
+uint64_t rc_ring_refresh_limit(struct rc_ring *r)
 {
 	r->limit = rc_ring_min_tethered(r) + r->cap;
 	return r->limit;
-}
-
-/*
- * Exclusive claims.  The locked CAS is a full barrier: it waits for the
- * previous record's stores, to lines a busy subscriber holds, to drain,
- * and that wait was nearly all of a publisher's time (perf: 97% of claim
- * samples right after the cmpxchg16b).  So a publisher alone on a ring
- * takes ownership of the tail (tail.owner, by CAS, once) and then moves it
- * with one plain 16-byte store per message.
- *
- * A second publisher sets tail.shared, runs membarrier() (fence.c), and
- * then looks at the owner's pub slot.  The owner stores its claim (BUSY,
- * with its end) before it reads tail.shared on every claim, so wherever
- * the barrier lands in the owner's instruction stream, either that claim
- * store is before it and visible (the newcomer waits until tail reaches
- * the claim's end: the owner's last plain store is done), or the owner's
- * load of shared is after it and sees the flag (the owner gives the tail
- * up and CASes like everyone else).  shared stays set until the daemon sees no
- * publisher left, so ownership is never taken again meanwhile.
- *
- * The 16-byte store keeps (pos, seq) one value for readers of the pair
- * (rc_ring_live): aligned 16-byte SSE stores are atomic on every x86
- * processor with AVX (Intel SDM 3A 9.1.1; AMD APM 2, 7.3.2).  Without
- * AVX, or without membarrier, or under TSan (which cannot see either),
- * publishers always CAS.
- */
-#if defined(__x86_64__) && !defined(__SANITIZE_THREAD__)
-#include <immintrin.h>
-#define RC_HAVE_EXCLUSIVE 1
-
-static inline void tail_store16(struct rc_ring_tail *t, uint64_t pos, uint64_t seq)
-{
-	/* An x86 store is a release store (TSO); keep the compiler in order too. */
-	atomic_signal_fence(memory_order_release);
-	_mm_store_si128((__m128i *)t, _mm_set_epi64x((long long)seq, (long long)pos));
-}
-
-static bool exclusive_possible(const struct rc_ring *r)
-{
-	return r->light_commit && __builtin_cpu_supports("avx");
-}
-#else
-#define RC_HAVE_EXCLUSIVE 0
-static inline void tail_store16(struct rc_ring_tail *t, uint64_t pos, uint64_t seq)
-{
-	(void)t, (void)pos, (void)seq;
-}
-
-static bool exclusive_possible(const struct rc_ring *r)
-{
-	(void)r;
-	return false;
-}
-#endif
-
-/* Record the claim [pos, end) in our slot; see the header comment of ring_daemon.c. */
-static inline void slot_claim(struct rc_pub_slot *ps, uint64_t pos, uint64_t end)
-{
-	/*
-	 * claim = 0 first, so a publisher killed between the end and claim
-	 * stores never leaves a claim paired with a stale end.  The release
-	 * on claim orders end before it for the daemon.
-	 */
-	rc_store_relaxed(&ps->claim, 0);
-	rc_store_relaxed(&ps->end, end);
-	rc_store_release(&ps->claim, pos | RC_CLAIM_BUSY);
-}
-
-static inline uint64_t pad_for(const struct rc_ring *r, uint64_t pos, uint64_t need)
-{
-	/* A record never straddles the end of the ring: pad to the start. */
-	return (pos & r->mask) + need > r->cap ? r->cap - (pos & r->mask) : 0;
 }
 
 /* Try to become the tail's owner; true if we are. */
@@ -135,7 +66,7 @@ static bool take_tail(struct rc_ring *r)
 	struct rc_ring_tail *t = &r->hdr->tail;
 	uint32_t none = 0;
 
-	if (!exclusive_possible(r) || rc_load_relaxed(&t->shared))
+	if (!rc_exclusive_possible(r) || rc_load_relaxed(&t->shared))
 		return false;
 	if (!atomic_compare_exchange_strong(&t->owner, &none, (uint32_t)r->pub_slot + 1))
 		return false;
@@ -155,7 +86,7 @@ static bool take_tail(struct rc_ring *r)
 	return true;
 }
 
-static void give_tail(struct rc_ring *r)
+void rc_ring_give_tail(struct rc_ring *r)
 {
 	uint32_t me = (uint32_t)r->pub_slot + 1;
 
@@ -195,26 +126,6 @@ static int share_tail(struct rc_ring *r, uint32_t owner)
 	return 0;
 }
 
-static int claim_exclusive(struct rc_ring *r, uint64_t need, uint64_t *pos, uint64_t *seq)
-{
-	uint64_t p = r->x_pos, pad = pad_for(r, p, need), end = p + pad + need;
-
-	if (end > r->limit && end > refresh_limit(r))
-		return -EAGAIN;
-	slot_claim(&r->hdr->pubs[r->pub_slot], p, end);
-	/* After the claim store, as the comment above requires. */
-	if (rc_load_relaxed(&r->hdr->tail.shared)) {
-		give_tail(r);
-		return 1; /* claim again, shared */
-	}
-	*pos = p;
-	*seq = r->x_seq;
-	tail_store16(&r->hdr->tail, end, r->x_seq + 1);
-	r->x_pos = end;
-	r->x_seq++;
-	return 0;
-}
-
 static int claim_shared(struct rc_ring *r, uint64_t need, uint64_t *pos, uint64_t *seq)
 {
 	struct rc_pub_slot *ps = &r->hdr->pubs[r->pub_slot];
@@ -223,11 +134,11 @@ static int claim_shared(struct rc_ring *r, uint64_t need, uint64_t *pos, uint64_
 	/* A torn read of the pair only costs one failed CAS, which returns the real one. */
 	cur = tail_pair(rc_load_relaxed(&r->hdr->tail.pos), rc_load_relaxed(&r->hdr->tail.seq));
 	for (;;) {
-		uint64_t p = (uint64_t)cur, pad = pad_for(r, p, need), end = p + pad + need;
+		uint64_t p = (uint64_t)cur, pad = rc_pad_for(r, p, need), end = p + pad + need;
 
-		if (end > r->limit && end > refresh_limit(r))
+		if (end > r->limit && end > rc_ring_refresh_limit(r))
 			return -EAGAIN;
-		slot_claim(ps, p, end);
+		rc_slot_claim(ps, p, end);
 		seen = tail_cas(&r->hdr->tail, cur, tail_pair(end, (uint64_t)(cur >> 64) + 1));
 		if (seen == cur) {
 			*pos = p;
@@ -238,18 +149,19 @@ static int claim_shared(struct rc_ring *r, uint64_t need, uint64_t *pos, uint64_
 	}
 }
 
-int rc_ring_claim(struct rc_ring *r, size_t len, uint64_t *pos_out)
+/* rc_ring_claim (ring_pub.h) when we do not own the tail, or gave it up. */
+int rc_ring_claim_slow(struct rc_ring *r, size_t len, uint64_t *pos_out)
 {
 	struct rc_ring_tail *t = &r->hdr->tail;
 	uint32_t me = (uint32_t)r->pub_slot + 1, owner;
-	uint64_t need, pos, seq, pad;
+	uint64_t need, pos, seq;
 	int ret;
 
 	if (len > r->max_payload)
 		return -EMSGSIZE;
 	need = rc_align(sizeof(struct rc_rec) + len);
 	if (r->exclusive || (!r->shared_announced && RC_HAVE_EXCLUSIVE && take_tail(r))) {
-		ret = claim_exclusive(r, need, &pos, &seq);
+		ret = rc_claim_exclusive(r, need, &pos, &seq);
 		if (ret < 0)
 			return ret;
 		if (ret == 0)
@@ -275,65 +187,8 @@ int rc_ring_claim(struct rc_ring *r, size_t len, uint64_t *pos_out)
 	if (ret < 0)
 		return ret;
 claimed:
-	pad = pad_for(r, pos, need);
-	if (pad) {
-		struct rc_rec *p = rc_ring_rec(r, pos);
-
-		/* Pairs with the reader's acquire load of the commit word. */
-		rc_store_release(&p->commit, ((uint64_t)(RC_REC_PAD | pad) << 32) | rc_stamp(r->salt, pos));
-	}
-	rc_ring_rec(r, pos + pad)->seq = seq;
-	*pos_out = pos + pad;
+	*pos_out = rc_claim_finish(r, pos, need, seq);
 	return 0;
-}
-
-/*
- * Store a record's commit word, end our claim, and ring sleepers.
- *
- * The commit store pairs with the reader's acquire load of the word.  When
- * a subscriber of the ring may sleep it must also be ordered before our
- * load of ctl->sleepers, against the subscriber's sleepers increment and
- * re-check (rc_ring_sleep_prepare): one side must see the other or a
- * wake-up is lost.  That StoreLoad order is a full fence, which stalls us
- * on every record line a busy subscriber holds, so we pay it only on rings
- * whose ctl->fenced says a subscriber may sleep.  A subscriber raises
- * fenced and then runs membarrier() (rc_fence_heavy) before it first
- * sleeps: wherever that barrier lands in our instruction stream, either our
- * light commit is before it and visible to the subscriber, or our fenced
- * load is after it and sees the flag.  Without membarrier (light_commit
- * false) every commit is fenced.
- */
-static inline void publish_word(struct rc_ring *r, _Atomic uint64_t *commit, uint64_t word,
-				struct rc_bells_hdr *bells)
-{
-	uint32_t sleepers = 0;
-
-	rc_store_release(commit, word);
-	/*
-	 * The fenced path reads sleepers with a seq_cst read-modify-write:
-	 * a full barrier on x86 (lock xadd), and in C11 terms the sleeper's
-	 * increment either precedes it (we see the count) or reads from it
-	 * (the sleeper then sees our commit).
-	 */
-	if (!r->light_commit || rc_load_relaxed(&r->ctl->fenced))
-		sleepers = atomic_fetch_add(&r->ctl->sleepers, 0);
-	/* Our claim is done: pairs with the daemon's acquire loads in repair. */
-	rc_store_release(&r->hdr->pubs[r->pub_slot].claim, 0);
-	if (sleepers)
-		rc_ring_wake(r, bells);
-}
-
-void rc_ring_commit(struct rc_ring *r, uint64_t pos, size_t len, uint32_t client_id,
-		    uint16_t flags, uint64_t publish_ns, struct rc_bells_hdr *bells)
-{
-	struct rc_rec *rec = rc_ring_rec(r, pos);
-	uint64_t word = ((uint64_t)(sizeof(*rec) + len) << 32) | rc_stamp(r->salt, pos);
-
-	rec->publish_ns = publish_ns;
-	rec->client_id = client_id;
-	rec->origin_node = 0;
-	rec->flags = flags;
-	publish_word(r, &rec->commit, word, bells);
 }
 
 void rc_ring_abort(struct rc_ring *r, uint64_t pos, struct rc_bells_hdr *bells)
@@ -343,7 +198,7 @@ void rc_ring_abort(struct rc_ring *r, uint64_t pos, struct rc_bells_hdr *bells)
 	uint64_t word = ((uint64_t)(RC_REC_PAD | (uint32_t)(end - pos)) << 32) | rc_stamp(r->salt, pos);
 
 	/* As in commit: readers skip it, sleepers must hear about it. */
-	publish_word(r, &rec->commit, word, bells);
+	rc_publish_word(r, &rec->commit, word, bells);
 }
 
 void rc_bell_ring(struct rc_bells_hdr *b, uint32_t bell)

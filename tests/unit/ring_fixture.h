@@ -10,7 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "ring.h"
+#include "ring_pub.h"
 
 struct fixture {
 	char dir[64];

@@ -139,7 +139,7 @@ static RC_HOT_INLINE int claim(struct ringcast *rc, struct rc_topic *t, size_t l
 }
 
 static inline int publish(struct ringcast *rc, const char *topic, const void *data, size_t len,
-		   uint16_t flags)
+			  uint16_t flags)
 {
 	struct rc_topic *t;
 	uint64_t pos, now;

@@ -140,7 +140,7 @@ static bool live_claim_at(const struct rc_ring *r, unsigned dead, uint64_t start
 	unsigned i;
 
 	for (i = 0; i < RC_PUB_SLOTS; i++) {
-		/* Pairs with the release store of claim in slot_claim() (ring_pub.c). */
+		/* Pairs with the release store of claim: slot_claim() or rc_slot_claim_owner(). */
 		uint64_t c = rc_load_acquire(&r->hdr->pubs[i].claim);
 
 		if (i != dead && (c & RC_CLAIM_BUSY) && !(c & RC_CLAIM_DEAD) &&

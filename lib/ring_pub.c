@@ -60,6 +60,19 @@ uint64_t rc_ring_refresh_limit(struct rc_ring *r)
 	return r->limit;
 }
 
+/* Record the claim [pos, end) in our slot; see the header comment of ring_daemon.c. */
+static inline void slot_claim(struct rc_pub_slot *ps, uint64_t pos, uint64_t end)
+{
+	/*
+	 * claim = 0 first, so a publisher killed between the end and claim
+	 * stores never leaves a claim paired with a stale end.  The release
+	 * on claim orders end before it for the daemon.
+	 */
+	rc_store_relaxed(&ps->claim, 0);
+	rc_store_relaxed(&ps->end, end);
+	rc_store_release(&ps->claim, pos | RC_CLAIM_BUSY);
+}
+
 /* Try to become the tail's owner; true if we are. */
 static bool take_tail(struct rc_ring *r)
 {
@@ -138,7 +151,7 @@ static int claim_shared(struct rc_ring *r, uint64_t need, uint64_t *pos, uint64_
 
 		if (end > r->limit && end > rc_ring_refresh_limit(r))
 			return -EAGAIN;
-		rc_slot_claim(ps, p, end);
+		slot_claim(ps, p, end);
 		seen = tail_cas(&r->hdr->tail, cur, tail_pair(end, (uint64_t)(cur >> 64) + 1));
 		if (seen == cur) {
 			*pos = p;

@@ -69,7 +69,7 @@ static inline bool rc_exclusive_possible(const struct rc_ring *r)
  * The owner's claim, (start | BUSY, end) in one 16-byte store: atomic for
  * the same reason as the tail's, so the daemon and a newcomer never see a
  * claim with another claim's end (the shared path needs three stores for
- * that, see rc_slot_claim).  A release store on x86, like the tail's.
+ * that, see slot_claim in ring_pub.c).  A release store on x86, like the tail's.
  */
 static inline void rc_slot_claim_owner(struct rc_pub_slot *ps, uint64_t pos, uint64_t end)
 {
@@ -95,28 +95,18 @@ static inline void rc_slot_claim_owner(struct rc_pub_slot *ps, uint64_t pos, uin
 }
 #endif
 
-
-/* Record the claim [pos, end) in our slot; see the header comment of ring_daemon.c. */
-static inline void rc_slot_claim(struct rc_pub_slot *ps, uint64_t pos, uint64_t end)
-{
-	/*
-	 * claim = 0 first, so a publisher killed between the end and claim
-	 * stores never leaves a claim paired with a stale end.  The release
-	 * on claim orders end before it for the daemon.
-	 */
-	rc_store_relaxed(&ps->claim, 0);
-	rc_store_relaxed(&ps->end, end);
-	rc_store_release(&ps->claim, pos | RC_CLAIM_BUSY);
-}
-
 static inline uint64_t rc_pad_for(const struct rc_ring *r, uint64_t pos, uint64_t need)
 {
 	/* A record never straddles the end of the ring: pad to the start. */
 	return (pos & r->mask) + need > r->cap ? r->cap - (pos & r->mask) : 0;
 }
 
-/* Claim need bytes as the tail's owner: 0, -EAGAIN (full), or 1 (gave the tail up: claim shared). */
-static RC_HOT_INLINE int rc_claim_exclusive(struct rc_ring *r, uint64_t need, uint64_t *pos, uint64_t *seq)
+/*
+ * Claim need bytes as the tail's owner: 0, -EAGAIN (full), or 1 (we gave
+ * the tail up: claim shared).
+ */
+static RC_HOT_INLINE int rc_claim_exclusive(struct rc_ring *r, uint64_t need, uint64_t *pos,
+					     uint64_t *seq)
 {
 	uint64_t p = r->x_pos, pad = rc_pad_for(r, p, need), end = p + pad + need;
 
@@ -136,8 +126,12 @@ static RC_HOT_INLINE int rc_claim_exclusive(struct rc_ring *r, uint64_t need, ui
 	return 0;
 }
 
-/* A claim went through at pos with seq: pad to the ring's start if needed; the record's position. */
-static RC_HOT_INLINE uint64_t rc_claim_finish(struct rc_ring *r, uint64_t pos, uint64_t need, uint64_t seq)
+/*
+ * A claim went through at pos with seq: pad to the ring's start if need
+ * be.  Returns the record's position.
+ */
+static RC_HOT_INLINE uint64_t rc_claim_finish(struct rc_ring *r, uint64_t pos, uint64_t need,
+					       uint64_t seq)
 {
 	uint64_t pad = rc_pad_for(r, pos, need);
 
@@ -191,8 +185,8 @@ static RC_HOT_INLINE int rc_ring_claim(struct rc_ring *r, size_t len, uint64_t *
  * load is after it and sees the flag.  Without membarrier (light_commit
  * false) every commit is fenced.
  */
-static RC_HOT_INLINE void rc_publish_word(struct rc_ring *r, _Atomic uint64_t *commit, uint64_t word,
-				   struct rc_bells_hdr *bells)
+static RC_HOT_INLINE void rc_publish_word(struct rc_ring *r, _Atomic uint64_t *commit,
+					  uint64_t word, struct rc_bells_hdr *bells)
 {
 	uint32_t sleepers = 0;
 
@@ -216,8 +210,9 @@ static RC_HOT_INLINE void rc_publish_word(struct rc_ring *r, _Atomic uint64_t *c
  * written by the caller, or written here from the arguments), then wake
  * sleeping subscribers.  bells: the node's bells file (may be NULL).
  */
-static RC_HOT_INLINE void rc_ring_commit(struct rc_ring *r, uint64_t pos, size_t len, uint32_t client_id,
-				  uint16_t flags, uint64_t publish_ns, struct rc_bells_hdr *bells)
+static RC_HOT_INLINE void rc_ring_commit(struct rc_ring *r, uint64_t pos, size_t len,
+					 uint32_t client_id, uint16_t flags, uint64_t publish_ns,
+					 struct rc_bells_hdr *bells)
 {
 	struct rc_rec *rec = rc_ring_rec(r, pos);
 	uint64_t word = ((uint64_t)(sizeof(*rec) + len) << 32) | rc_stamp(r->salt, pos);
@@ -228,6 +223,5 @@ static RC_HOT_INLINE void rc_ring_commit(struct rc_ring *r, uint64_t pos, size_t
 	rec->flags = flags;
 	rc_publish_word(r, &rec->commit, word, bells);
 }
-
 
 #endif /* RINGCAST_RING_PUB_H */

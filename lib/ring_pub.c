@@ -162,17 +162,14 @@ static int claim_shared(struct rc_ring *r, uint64_t need, uint64_t *pos, uint64_
 	}
 }
 
-/* rc_ring_claim (ring_pub.h) when we do not own the tail, or gave it up. */
-int rc_ring_claim_slow(struct rc_ring *r, size_t len, uint64_t *pos_out)
+/* rc_ring_claim (ring_pub.h), which checked len, when we do not own the tail or gave it up. */
+int rc_ring_claim_slow(struct rc_ring *r, uint64_t need, uint64_t *pos_out)
 {
 	struct rc_ring_tail *t = &r->hdr->tail;
 	uint32_t me = (uint32_t)r->pub_slot + 1, owner;
-	uint64_t need, pos, seq;
+	uint64_t pos, seq;
 	int ret;
 
-	if (len > r->max_payload)
-		return -EMSGSIZE;
-	need = rc_align(sizeof(struct rc_rec) + len);
 	if (r->exclusive || (!r->shared_announced && RC_HAVE_EXCLUSIVE && take_tail(r))) {
 		ret = rc_claim_exclusive(r, need, &pos, &seq);
 		if (ret < 0)

@@ -18,8 +18,8 @@
 /* The compiler's inliner weighs these as ordinary calls; a publish needs them flat. */
 #define RC_HOT_INLINE inline __attribute__((always_inline))
 
-/* ring_pub.c: the claim's other paths */
-int rc_ring_claim_slow(struct rc_ring *r, size_t len, uint64_t *pos);
+/* ring_pub.c: the claim's other paths, for need (aligned record) bytes */
+int rc_ring_claim_slow(struct rc_ring *r, uint64_t need, uint64_t *pos);
 /* Recompute the cached limit from the tethered subscribers; returns it. */
 uint64_t rc_ring_refresh_limit(struct rc_ring *r);
 /* Give up owning the tail (another publisher raised tail.shared). */
@@ -157,8 +157,8 @@ static RC_HOT_INLINE int rc_ring_claim(struct rc_ring *r, size_t len, uint64_t *
 
 	if (len > r->max_payload)
 		return -EMSGSIZE;
+	need = rc_align(sizeof(struct rc_rec) + len);
 	if (r->exclusive) {
-		need = rc_align(sizeof(struct rc_rec) + len);
 		ret = rc_claim_exclusive(r, need, &pos, &seq);
 		if (ret <= 0) {
 			if (ret == 0)
@@ -166,7 +166,7 @@ static RC_HOT_INLINE int rc_ring_claim(struct rc_ring *r, size_t len, uint64_t *
 			return ret;
 		}
 	}
-	return rc_ring_claim_slow(r, len, pos_out);
+	return rc_ring_claim_slow(r, need, pos_out);
 }
 
 /*

@@ -192,7 +192,7 @@ test-tsan:
 	$(Q)TSAN_OPTIONS=halt_on_error=1 build-tsan/tests/test_ring_mt
 
 FUZZ_BINS := $(FUZZ_SRCS:tests/fuzz/%.c=$(BUILD)-fuzz/%)
-$(BUILD)-fuzz/%: tests/fuzz/%.c $(LIB_SRCS)
+$(BUILD)-fuzz/%: tests/fuzz/%.c $(LIB_SRCS) $(wildcard lib/*.h include/*.h)
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  FUZZ    $@")
 	$(Q)clang -std=gnu11 -D_GNU_SOURCE -Iinclude -Ilib -g -O1 -mcx16 -fsanitize=fuzzer,address,undefined \

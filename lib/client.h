@@ -21,6 +21,9 @@ struct rc_topic {
 	struct ringcast *rc;
 	char name[RINGCAST_TOPIC_MAX + 1];
 	size_t len;
+	/* name and its NUL as 8-byte words, for the publisher's compare (client_pub.c) */
+	uint32_t words;
+	uint64_t last_mask; /* the bytes of the last word that belong to it */
 	uint64_t hash;
 	/* subscription: read-only ring mapping, our sub slot */
 	bool subscribed;

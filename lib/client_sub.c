@@ -12,6 +12,7 @@
 
 #include "barrier.h"
 #include "client.h"
+#include "ring_sub.h"
 #include "trace.h"
 
 /* Records read between two stores of our position (see store_progress). */

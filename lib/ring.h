@@ -39,6 +39,13 @@ struct rc_ring {
 	uint64_t *seen;
 };
 
+/*
+ * For the per-message paths (ring_pub.h, ring_sub.h): the compiler's
+ * inliner weighs these as ordinary calls, and a publish or a delivery
+ * needs them flat.
+ */
+#define RC_HOT_INLINE inline __attribute__((always_inline))
+
 /* What rc_ring_peek() found at a reader's position. */
 struct rc_view {
 	const struct rc_rec *rec; /* in the ring */
@@ -92,8 +99,9 @@ void rc_ring_wake(struct rc_ring *r, struct rc_bells_hdr *bells);
  * ring is corrupt (a length, alignment or position that cannot be),
  * -ESTALE if *pos was overwritten (lapped: only an untethered reader;
  * a tethered one passes tethered = true and skips that check).
+ * rc_ring_peek() in ring_sub.h is the same, with its common cases inline.
  */
-int rc_ring_peek(const struct rc_ring *r, uint64_t *pos, struct rc_view *v, bool tethered);
+int rc_ring_peek_slow(const struct rc_ring *r, uint64_t *pos, struct rc_view *v, bool tethered);
 
 /*
  * For a lapped reader: a consistent (position, sequence) pair at the

@@ -139,7 +139,7 @@ static int share_tail(struct rc_ring *r, uint32_t owner)
 	return 0;
 }
 
-static int claim_shared(struct rc_ring *r, uint64_t need, uint64_t *pos, uint64_t *seq)
+static int claim_shared(struct rc_ring *r, uint64_t need, uint64_t *pos_out)
 {
 	struct rc_pub_slot *ps = &r->hdr->pubs[r->pub_slot];
 	rc_u128 cur, seen;
@@ -154,8 +154,7 @@ static int claim_shared(struct rc_ring *r, uint64_t need, uint64_t *pos, uint64_
 		slot_claim(ps, p, end);
 		seen = tail_cas(&r->hdr->tail, cur, tail_pair(end, (uint64_t)(cur >> 64) + 1));
 		if (seen == cur) {
-			*pos = p;
-			*seq = (uint64_t)(cur >> 64);
+			*pos_out = rc_claim_place(r, p, pad, (uint64_t)(cur >> 64));
 			return 0;
 		}
 		cur = seen;
@@ -167,15 +166,12 @@ int rc_ring_claim_slow(struct rc_ring *r, uint64_t need, uint64_t *pos_out)
 {
 	struct rc_ring_tail *t = &r->hdr->tail;
 	uint32_t me = (uint32_t)r->pub_slot + 1, owner;
-	uint64_t pos, seq;
 	int ret;
 
 	if (r->exclusive || (!r->shared_announced && RC_HAVE_EXCLUSIVE && take_tail(r))) {
-		ret = rc_claim_exclusive(r, need, &pos, &seq);
-		if (ret < 0)
+		ret = rc_claim_exclusive(r, need, pos_out);
+		if (ret <= 0)
 			return ret;
-		if (ret == 0)
-			goto claimed;
 		/* We gave the tail up: from now on we CAS like everyone. */
 	}
 	if (!r->shared_announced) {
@@ -193,12 +189,7 @@ int rc_ring_claim_slow(struct rc_ring *r, uint64_t need, uint64_t *pos_out)
 		if (ret < 0)
 			return ret;
 	}
-	ret = claim_shared(r, need, &pos, &seq);
-	if (ret < 0)
-		return ret;
-claimed:
-	*pos_out = rc_claim_finish(r, pos, need, seq);
-	return 0;
+	return claim_shared(r, need, pos_out);
 }
 
 void rc_ring_abort(struct rc_ring *r, uint64_t pos, struct rc_bells_hdr *bells)

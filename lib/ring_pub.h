@@ -15,9 +15,6 @@
 #include "barrier.h"
 #include "ring.h"
 
-/* The compiler's inliner weighs these as ordinary calls; a publish needs them flat. */
-#define RC_HOT_INLINE inline __attribute__((always_inline))
-
 /* ring_pub.c: the claim's other paths, for need (aligned record) bytes */
 int rc_ring_claim_slow(struct rc_ring *r, uint64_t need, uint64_t *pos);
 /* Recompute the cached limit from the tethered subscribers; returns it. */
@@ -102,39 +99,13 @@ static inline uint64_t rc_pad_for(const struct rc_ring *r, uint64_t pos, uint64_
 }
 
 /*
- * Claim need bytes as the tail's owner: 0, -EAGAIN (full), or 1 (we gave
- * the tail up: claim shared).
+ * A claim of [pos, pos + pad + need) went through with seq: write the
+ * padding record if the ring's end needs one, and the record's seq.
+ * Returns the record's position.
  */
-static RC_HOT_INLINE int rc_claim_exclusive(struct rc_ring *r, uint64_t need, uint64_t *pos,
-					     uint64_t *seq)
+static RC_HOT_INLINE uint64_t rc_claim_place(struct rc_ring *r, uint64_t pos, uint64_t pad,
+					      uint64_t seq)
 {
-	uint64_t p = r->x_pos, pad = rc_pad_for(r, p, need), end = p + pad + need;
-
-	if (end > r->limit && end > rc_ring_refresh_limit(r))
-		return -EAGAIN;
-	rc_slot_claim_owner(&r->hdr->pubs[r->pub_slot], p, end);
-	/* After the claim store, as the comment above requires. */
-	if (rc_load_relaxed(&r->hdr->tail.shared)) {
-		rc_ring_give_tail(r);
-		return 1;
-	}
-	*pos = p;
-	*seq = r->x_seq;
-	rc_tail_store16(&r->hdr->tail, end, r->x_seq + 1);
-	r->x_pos = end;
-	r->x_seq++;
-	return 0;
-}
-
-/*
- * A claim went through at pos with seq: pad to the ring's start if need
- * be.  Returns the record's position.
- */
-static RC_HOT_INLINE uint64_t rc_claim_finish(struct rc_ring *r, uint64_t pos, uint64_t need,
-					       uint64_t seq)
-{
-	uint64_t pad = rc_pad_for(r, pos, need);
-
 	if (pad) {
 		struct rc_rec *p = rc_ring_rec(r, pos);
 
@@ -146,25 +117,45 @@ static RC_HOT_INLINE uint64_t rc_claim_finish(struct rc_ring *r, uint64_t pos, u
 }
 
 /*
+ * Claim need bytes as the tail's owner: 0 (*pos_out is the record's
+ * position), -EAGAIN (full), or 1 (we gave the tail up: claim shared).
+ */
+static RC_HOT_INLINE int rc_claim_exclusive(struct rc_ring *r, uint64_t need, uint64_t *pos_out)
+{
+	uint64_t p = r->x_pos, seq = r->x_seq, pad = rc_pad_for(r, p, need), end = p + pad + need;
+
+	if (end > r->limit && end > rc_ring_refresh_limit(r))
+		return -EAGAIN;
+	rc_slot_claim_owner(&r->hdr->pubs[r->pub_slot], p, end);
+	/* After the claim store, as the comment above requires. */
+	if (rc_load_relaxed(&r->hdr->tail.shared)) {
+		rc_ring_give_tail(r);
+		return 1;
+	}
+	rc_tail_store16(&r->hdr->tail, end, seq + 1);
+	r->x_pos = end;
+	r->x_seq = seq + 1;
+	*pos_out = rc_claim_place(r, p, pad, seq);
+	return 0;
+}
+
+/*
  * Reserve a record for len payload bytes: *pos is its position, its seq
  * field is filled.  Returns 0, -EAGAIN (a tethered subscriber has not read
  * the space yet) or -EMSGSIZE.
  */
 static RC_HOT_INLINE int rc_ring_claim(struct rc_ring *r, size_t len, uint64_t *pos_out)
 {
-	uint64_t need, pos, seq;
-	int ret;
+	uint64_t need;
 
 	if (len > r->max_payload)
 		return -EMSGSIZE;
 	need = rc_align(sizeof(struct rc_rec) + len);
 	if (r->exclusive) {
-		ret = rc_claim_exclusive(r, need, &pos, &seq);
-		if (ret <= 0) {
-			if (ret == 0)
-				*pos_out = rc_claim_finish(r, pos, need, seq);
+		int ret = rc_claim_exclusive(r, need, pos_out);
+
+		if (ret <= 0)
 			return ret;
-		}
 	}
 	return rc_ring_claim_slow(r, need, pos_out);
 }

@@ -14,9 +14,9 @@
 #include <errno.h>
 
 #include "barrier.h"
-#include "ring.h"
+#include "ring_sub.h"
 
-int rc_ring_peek(const struct rc_ring *r, uint64_t *posp, struct rc_view *v, bool tethered)
+int rc_ring_peek_slow(const struct rc_ring *r, uint64_t *posp, struct rc_view *v, bool tethered)
 {
 	uint64_t pos = *posp, skipped = 0;
 

@@ -77,29 +77,34 @@ static uint64_t other_threads_cpu(uint64_t cpu0, uint64_t tcpu0)
 	return p > t ? p - t : 0;
 }
 
-/* Send, retrying while the transport says -EAGAIN (a full ring): nothing is dropped here. */
-static int send_retry(struct pub_state *s, const void *buf, size_t len, bool more)
+/*
+ * The transport said -EAGAIN (a full ring): retry until it takes the
+ * message or STALL_NS pass.  Nothing is dropped here.
+ */
+static __attribute__((noinline)) int send_refused(struct pub_state *s, const void *buf, size_t len,
+						  bool more)
 {
-	uint64_t first_refusal = 0, cpu0 = 0;
-	int err;
+	uint64_t first_refusal = now_ns(), cpu0 = clock_of(CLOCK_THREAD_CPUTIME_ID);
+	int err = -EAGAIN;
 
-	for (;;) {
-		err = s->tr->pub_send(s->p, buf, len, more);
-		if (err != -EAGAIN)
-			break;
+	do {
 		s->rep.retries++;
-		if (!first_refusal) {
-			first_refusal = now_ns();
-			cpu0 = clock_of(CLOCK_THREAD_CPUTIME_ID);
-		} else if (now_ns() - first_refusal > STALL_NS) {
+		if (now_ns() - first_refusal > STALL_NS)
 			break;
-		}
 		/* Subscribers may share our CPU: let them drain. */
 		sched_yield();
-	}
-	if (cpu0)
-		s->wait_cpu += clock_of(CLOCK_THREAD_CPUTIME_ID) - cpu0;
+		err = s->tr->pub_send(s->p, buf, len, more);
+	} while (err == -EAGAIN);
+	s->wait_cpu += clock_of(CLOCK_THREAD_CPUTIME_ID) - cpu0;
 	return err;
+}
+
+/* Send, retrying while the transport refuses; inline, since it runs for every message. */
+static inline int send_retry(struct pub_state *s, const void *buf, size_t len, bool more)
+{
+	int err = s->tr->pub_send(s->p, buf, len, more);
+
+	return err == -EAGAIN ? send_refused(s, buf, len, more) : err;
 }
 
 static int send_end(struct pub_state *s)

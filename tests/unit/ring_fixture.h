@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "ring_pub.h"
+#include "ring_sub.h"
 
 struct fixture {
 	char dir[64];

@@ -246,8 +246,13 @@ int ringcast_poll(struct ringcast *rc, ringcast_handler handler, void *ctx, unsi
 	rc_client_check_daemon(rc);
 	rc_client_fd_reap(rc);
 	n = rc->n_subs;
+	/* An unsubscribe may have left rr past the end. */
+	if (rc->rr >= n)
+		rc->rr = 0;
+	/* rr < n: the index wraps by one subtraction, not a division per poll. */
 	for (k = 0; k < n && total < max && !stop; k++) {
-		struct rc_topic *t = rc->subs[(rc->rr + k) % n];
+		size_t i = rc->rr + k < n ? rc->rr + k : rc->rr + k - n;
+		struct rc_topic *t = rc->subs[i];
 
 		ret = poll_topic(rc, t, handler, ctx, max - total, &stop);
 		if (ret < 0)
@@ -255,7 +260,7 @@ int ringcast_poll(struct ringcast *rc, ringcast_handler handler, void *ctx, unsi
 		total += (unsigned)ret;
 	}
 	if (n)
-		rc->rr = (rc->rr + 1) % n;
+		rc->rr = rc->rr + 1 < n ? rc->rr + 1 : 0;
 	rc_client_fd_rearm(rc);
 	return ret < 0 && total == 0 ? ret : (int)total;
 }

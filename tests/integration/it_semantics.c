@@ -150,6 +150,35 @@ static void test_subscribe_unsubscribe(void **state)
 	it_close(sub);
 }
 
+/*
+ * ringcast_poll starts each call one topic further round the subscribed
+ * ones.  Unsubscribing shortens that list under the remembered start: the
+ * next poll must still reach the topics that are left, and only them.
+ */
+static void test_unsubscribe_behind_round_robin(void **state)
+{
+	static const char *const topics[] = { "sem.rr.a", "sem.rr.b", "sem.rr.c" };
+	struct it_daemon *d = *state;
+	struct ringcast *pub, *sub;
+	struct it_inbox box = { 0 };
+	int i;
+
+	it_daemon_start(d, NULL);
+	pub = it_open(d);
+	sub = it_open(d);
+	for (i = 0; i < 3; i++)
+		IT_ASSERT_OK(ringcast_subscribe(sub, topics[i]));
+	/* Two empty polls: the next one would start at the third topic. */
+	for (i = 0; i < 2; i++)
+		IT_ASSERT(ringcast_poll(sub, it_inbox_handler, &box, 0) == 0, "poll %d found messages", i);
+	IT_ASSERT_OK(ringcast_unsubscribe(sub, topics[1]));
+	IT_ASSERT_OK(ringcast_unsubscribe(sub, topics[2]));
+	publish_text(ringcast_broadcast, pub, topics[0], "left");
+	assert_one(sub, "the one topic left after unsubscribing the others", "left");
+	it_close(pub);
+	it_close(sub);
+}
+
 static void test_origin_and_fields(void **state)
 {
 	struct it_daemon *d = *state;
@@ -488,6 +517,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_topic_names, it_setup, it_teardown),
 		cmocka_unit_test_setup_teardown(test_topic_switching, it_setup, it_teardown),
 		cmocka_unit_test_setup_teardown(test_topic_at_page_end, it_setup, it_teardown),
+		cmocka_unit_test_setup_teardown(test_unsubscribe_behind_round_robin, it_setup, it_teardown),
 		cmocka_unit_test_setup_teardown(test_message_size, it_setup, it_teardown),
 		cmocka_unit_test_setup_teardown(test_open_without_daemon, it_setup, it_teardown),
 		cmocka_unit_test_setup_teardown(test_epoll_fd, it_setup, it_teardown),

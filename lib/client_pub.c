@@ -39,8 +39,8 @@ __attribute__((no_sanitize_address)) static inline uint64_t word_at(const char *
 	return *(const rc_u64_una *)(s + i * 8);
 }
 
-static __attribute__((noinline, no_sanitize_address)) bool is_topic_at_page_end(const struct rc_topic *t,
-										 const char *topic)
+static __attribute__((noinline, no_sanitize_address)) bool
+is_topic_at_page_end(const struct rc_topic *t, const char *topic)
 {
 	for (size_t i = 0; i < t->words; i++) {
 		uint64_t mask = i + 1 == t->words ? t->last_mask : ~0ull;
@@ -165,8 +165,8 @@ static RC_HOT_INLINE int claim(struct ringcast *rc, struct rc_topic *t, size_t l
 	return ret == -EAGAIN ? claim_wait(rc, t, len, pos) : ret;
 }
 
-static RC_HOT_INLINE int publish(struct ringcast *rc, const char *topic, const void *data, size_t len,
-			  uint16_t flags)
+static RC_HOT_INLINE int publish(struct ringcast *rc, const char *topic, const void *data,
+				 size_t len, uint16_t flags)
 {
 	struct rc_topic *t;
 	uint64_t pos, now;

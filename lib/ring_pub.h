@@ -110,7 +110,8 @@ static RC_HOT_INLINE uint64_t rc_claim_place(struct rc_ring *r, uint64_t pos, ui
 		struct rc_rec *p = rc_ring_rec(r, pos);
 
 		/* Pairs with the reader's acquire load of the commit word. */
-		rc_store_release(&p->commit, ((uint64_t)(RC_REC_PAD | pad) << 32) | rc_stamp(r->salt, pos));
+		rc_store_release(&p->commit,
+				 ((uint64_t)(RC_REC_PAD | pad) << 32) | rc_stamp(r->salt, pos));
 	}
 	rc_ring_rec(r, pos + pad)->seq = seq;
 	return pos + pad;

@@ -38,8 +38,9 @@ static void walk(const struct rc_ring *r, uint64_t pos, bool tethered)
 		/* Padding may move pos, never backwards; the record starts where pos now is. */
 		if (pos < before || (const uint8_t *)v.rec != r->data + (pos & r->mask))
 			__builtin_trap();
-		if ((const uint8_t *)v.data != (const uint8_t *)(v.rec + 1) || v.len > r->max_payload ||
-		    (const uint8_t *)v.data + v.len > r->data + r->cap || v.next <= pos)
+		if ((const uint8_t *)v.data != (const uint8_t *)(v.rec + 1) ||
+		    v.len > r->max_payload || (const uint8_t *)v.data + v.len > r->data + r->cap ||
+		    v.next <= pos)
 			__builtin_trap();
 		for (size_t k = 0; k < v.len; k++)
 			sum += ((const uint8_t *)v.data)[k];

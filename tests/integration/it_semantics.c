@@ -170,7 +170,8 @@ static void test_unsubscribe_behind_round_robin(void **state)
 		IT_ASSERT_OK(ringcast_subscribe(sub, topics[i]));
 	/* Two empty polls: the next one would start at the third topic. */
 	for (i = 0; i < 2; i++)
-		IT_ASSERT(ringcast_poll(sub, it_inbox_handler, &box, 0) == 0, "poll %d found messages", i);
+		IT_ASSERT(ringcast_poll(sub, it_inbox_handler, &box, 0) == 0, "poll %d found messages",
+			  i);
 	IT_ASSERT_OK(ringcast_unsubscribe(sub, topics[1]));
 	IT_ASSERT_OK(ringcast_unsubscribe(sub, topics[2]));
 	publish_text(ringcast_broadcast, pub, topics[0], "left");

@@ -21,22 +21,13 @@ int rc_ring_peek_slow(const struct rc_ring *r, uint64_t *posp, struct rc_view *v
 	uint64_t pos = *posp, skipped = 0;
 
 	for (;;) {
-		uint64_t off = pos & r->mask, word, tail;
-		const struct rc_rec *rec;
+		uint64_t off = pos & r->mask, tail;
 		uint32_t lf;
 
 		if (pos & (RC_REC_ALIGN - 1))
 			return -EBADMSG;
-		rec = (const struct rc_rec *)(r->data + off);
-		/* Pairs with the publisher's store of commit (ring_pub.c). */
-		word = rc_load_acquire(&rec->commit);
-		lf = (uint32_t)(word >> 32);
-		if ((uint32_t)word != rc_stamp(r->salt, pos) || lf == 0) {
-			/*
-			 * A tethered reader cannot be lapped, and busy-polling
-			 * readers land here constantly: leave tail's line to
-			 * the publishers.
-			 */
+		lf = rc_rec_committed(r, pos);
+		if (!lf) {
 			if (tethered)
 				return 0;
 			tail = rc_load_acquire(&r->hdr->tail.pos);
@@ -46,27 +37,17 @@ int rc_ring_peek_slow(const struct rc_ring *r, uint64_t *posp, struct rc_view *v
 				return -ESTALE;
 			return 0;
 		}
-		if (lf & RC_REC_PAD) {
-			uint32_t plen = lf & ~RC_REC_PAD;
-
-			if (plen < RC_REC_ALIGN || plen % RC_REC_ALIGN || plen > r->cap - off)
-				return -EBADMSG;
-			pos += plen;
-			*posp = pos;
-			/* More than a lap of padding is no ring we wrote. */
-			skipped += plen;
-			if (skipped > r->cap)
-				return -EBADMSG;
-			continue;
-		}
-		if (lf < sizeof(*rec) || lf - sizeof(*rec) > r->max_payload ||
-		    rc_align(lf) > r->cap - off)
+		if (!(lf & RC_REC_PAD))
+			return rc_rec_view(r, pos, lf, v);
+		lf &= ~RC_REC_PAD;
+		if (lf < RC_REC_ALIGN || lf % RC_REC_ALIGN || lf > r->cap - off)
 			return -EBADMSG;
-		v->rec = rec;
-		v->data = rec + 1;
-		v->len = lf - sizeof(*rec);
-		v->next = pos + rc_align(lf);
-		return 1;
+		pos += lf;
+		*posp = pos;
+		/* More than a lap of padding is no ring we wrote. */
+		skipped += lf;
+		if (skipped > r->cap)
+			return -EBADMSG;
 	}
 }
 

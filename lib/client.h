@@ -79,9 +79,14 @@ void rc_client_daemon_changed(struct ringcast *rc);
  * line nobody writes in steady state, so it stays cached.  Inline: every
  * publish and poll asks.
  */
+static inline bool rc_client_daemon_same(const struct ringcast *rc)
+{
+	return rc_load_acquire(&rc->bells->daemon_gen) == rc->daemon_gen && rc->sock >= 0;
+}
+
 static inline void rc_client_check_daemon(struct ringcast *rc)
 {
-	if (rc_load_acquire(&rc->bells->daemon_gen) != rc->daemon_gen || rc->sock < 0)
+	if (!rc_client_daemon_same(rc))
 		rc_client_daemon_changed(rc);
 }
 

@@ -12,6 +12,7 @@
 
 #include "barrier.h"
 #include "client.h"
+#include "copy.h"
 #include "ring_pub.h"
 #include "trace.h"
 
@@ -58,17 +59,28 @@ is_topic_at_page_end(const struct rc_topic *t, const char *topic)
 	return true;
 }
 
-__attribute__((no_sanitize_address)) static inline bool is_topic(const struct rc_topic *t,
-								  const char *topic)
+/* Do all of is_topic's words lie in topic[0]'s page? */
+static inline bool topic_words_in_page(const struct rc_topic *t, const char *topic)
+{
+	return ((uintptr_t)topic & 4095) <= 4096 - 8 * (size_t)t->words;
+}
+
+/* is_topic() when topic_words_in_page(): all words at once. */
+__attribute__((no_sanitize_address)) static inline bool is_topic_in_page(const struct rc_topic *t,
+									  const char *topic)
 {
 	uint64_t diff = 0;
 	size_t i, last = t->words - 1;
 
-	if (((uintptr_t)topic & 4095) > 4096 - 8 * (size_t)t->words)
-		return is_topic_at_page_end(t, topic);
 	for (i = 0; i < last; i++)
 		diff |= word_at(topic, i) ^ word_at(t->name, i);
 	return !(diff | ((word_at(topic, last) ^ word_at(t->name, last)) & t->last_mask));
+}
+
+static inline bool is_topic(const struct rc_topic *t, const char *topic)
+{
+	return topic_words_in_page(t, topic) ? is_topic_in_page(t, topic) :
+					       is_topic_at_page_end(t, topic);
 }
 
 /* t->words and t->last_mask, from t->len: is_topic's view of the name. */
@@ -165,11 +177,28 @@ static RC_HOT_INLINE int claim(struct ringcast *rc, struct rc_topic *t, size_t l
 	return ret == -EAGAIN ? claim_wait(rc, t, len, pos) : ret;
 }
 
-static RC_HOT_INLINE int publish(struct ringcast *rc, const char *topic, const void *data,
-				 size_t len, uint16_t flags)
+/* A publish from its claim on: copy, commit, trace.  now: the stamp, read before the claim. */
+static int publish_claim(struct ringcast *rc, struct rc_topic *t, const void *data, size_t len,
+			 uint16_t flags, uint64_t now)
+{
+	uint64_t pos;
+	int ret;
+
+	ret = claim(rc, t, len, &pos);
+	if (ret < 0)
+		return ret;
+	if (len)
+		memcpy(rc_ring_rec(&t->pub, pos) + 1, data, len);
+	rc_ring_commit(&t->pub, pos, len, rc->client_id, flags, now, rc->bells);
+	RC_TRACE_PUBLISH(rc, t, pos, len);
+	return 0;
+}
+
+/* Every publish publish() does not finish itself, from the start. */
+static __attribute__((noinline)) int publish_slow(struct ringcast *rc, const char *topic,
+						  const void *data, size_t len, uint16_t flags)
 {
 	struct rc_topic *t;
-	uint64_t pos, now;
 	int ret;
 
 	if (!data && len)
@@ -180,14 +209,75 @@ static RC_HOT_INLINE int publish(struct ringcast *rc, const char *topic, const v
 	if (t->claim_open)
 		return -EBUSY;
 	rc_client_check_daemon(rc);
-	now = rc_clock_ns(rc->bells);
-	ret = claim(rc, t, len, &pos);
-	if (ret < 0)
-		return ret;
-	if (len)
-		memcpy(rc_ring_rec(&t->pub, pos) + 1, data, len);
-	rc_ring_commit(&t->pub, pos, len, rc->client_id, flags, now, rc->bells);
+	return publish_claim(rc, t, data, len, flags, rc_clock_ns(rc->bells));
+}
+
+/* publish() announced its claim and found another publisher wanting the tail. */
+static __attribute__((noinline)) int publish_shared(struct ringcast *rc, struct rc_topic *t,
+						    const void *data, size_t len, uint16_t flags,
+						    uint64_t now)
+{
+	rc_ring_give_tail(&t->pub);
+	return publish_claim(rc, t, data, len, flags, now);
+}
+
+/* publish() committed: a subscriber may sleep, or the publish probe is on. */
+static __attribute__((noinline)) int publish_done_slow(struct ringcast *rc, struct rc_topic *t,
+						       uint64_t pos, size_t len)
+{
+	rc_ring_commit_done(&t->pub, rc->bells);
 	RC_TRACE_PUBLISH(rc, t, pos, len);
+	return 0;
+}
+
+_Static_assert(RC_CAPACITY_MIN / 2 - sizeof(struct rc_rec) >= RC_COPY_SHORT_MAX,
+	       "a short message fits every ring");
+
+/*
+ * The publish of a short message, to the last topic, on a ring whose tail
+ * we own, with room and no padding needed, and the node clock's line
+ * usable: nearly every publish of a busy publisher.  Every other case goes
+ * to an out-of-line function by a tail call, before anything is written
+ * (publish_slow), or at the two points after where the general path
+ * would branch too (publish_shared, publish_done_slow).
+ *
+ * No call is left, so the compiler keeps no frame: a frame's pushes are
+ * stores, and every store of a publish waits in the store buffer behind
+ * the record's, whose lines a busy subscriber holds.  docs/benchmarks.md
+ * (Findings 2) has what that cost and what this gained.
+ */
+static RC_HOT_INLINE int publish(struct ringcast *rc, const char *topic, const void *data,
+				 size_t len, uint16_t flags)
+{
+	struct rc_topic *t;
+	struct rc_ring *r;
+	struct rc_rec *rec;
+	uint64_t now, need, p, end, seq;
+
+	if (!rc || !(t = rc->last) || !t->publishing || t->claim_open || !t->pub.exclusive ||
+	    !topic || !data || len > RC_COPY_SHORT_MAX || !topic_words_in_page(t, topic) ||
+	    !is_topic_in_page(t, topic) || !rc_client_daemon_same(rc))
+		return publish_slow(rc, topic, data, len, flags);
+	if (!rc_clock_line_ns(rc->bells, &now))
+		return publish_slow(rc, topic, data, len, flags);
+	r = &t->pub;
+	need = rc_align(sizeof(*rec) + len);
+	p = r->x_pos;
+	end = p + need;
+	/* Room below the cached limit, and no padding: else the general claim. */
+	if (end > r->limit || rc_pad_for(r, p, need))
+		return publish_slow(rc, topic, data, len, flags);
+	if (!rc_owner_announce(r, p, end))
+		return publish_shared(rc, t, data, len, flags, now);
+	seq = rc_owner_advance(r, end);
+	rec = rc_ring_rec(r, p);
+	rc_copy_short(rec + 1, data, len);
+	/* What rc_claim_place() does for the general claim (no padding here). */
+	rec->seq = seq;
+	rc_ring_write_commit(r, p, len, rc->client_id, flags, now);
+	if (!rc_commit_light(r) || RC_TRACE_PUBLISH_ENABLED())
+		return publish_done_slow(rc, t, p, len);
+	rc_ring_end_claim(r);
 	return 0;
 }
 

@@ -32,29 +32,43 @@ static inline uint64_t rc_tsc(void)
 {
 	return __builtin_ia32_rdtsc();
 }
+
+/*
+ * The node clock from b's line: true with *ns set, or false when the line
+ * cannot be trusted (being written, absent, or too old).  Inline and free
+ * of calls, for the publisher's fast path (client_pub.c).  The TSC is read
+ * right after seq and each field just before its use, so few values are
+ * live at once: that path has no registers to spare.
+ */
+static inline bool rc_clock_line_ns(const struct rc_bells_hdr *b, uint64_t *ns)
+{
+	/* Pairs with the release store that ends the daemon's write (clock.c). */
+	uint32_t seq = rc_load_acquire(&b->clock_seq);
+	uint64_t age = rc_tsc() - rc_load_relaxed(&b->clock_tsc);
+	uint64_t mult = rc_load_relaxed(&b->clock_mult);
+
+	if ((seq & 1) || !mult || age >= RC_CLOCK_MAX_AGE)
+		return false;
+	*ns = rc_load_relaxed(&b->clock_ns) + (uint64_t)(((unsigned __int128)age * mult) >> 32);
+	/* Order the field loads before the re-read of seq. */
+	rc_smp_rmb();
+	return rc_load_relaxed(&b->clock_seq) == seq;
+}
+#else
+static inline bool rc_clock_line_ns(const struct rc_bells_hdr *b, uint64_t *ns)
+{
+	(void)b, (void)ns;
+	return false;
+}
 #endif
 
 /* The node clock, from bells' line when it can be trusted (b may be NULL). */
 static inline uint64_t rc_clock_ns(const struct rc_bells_hdr *b)
 {
-#if defined(__x86_64__)
-	if (b) {
-		/* Pairs with the release store that ends the daemon's write (clock.c). */
-		uint32_t seq = rc_load_acquire(&b->clock_seq);
-		uint64_t mult = rc_load_relaxed(&b->clock_mult);
-		uint64_t tsc0 = rc_load_relaxed(&b->clock_tsc);
-		uint64_t ns0 = rc_load_relaxed(&b->clock_ns);
-		uint64_t age = rc_tsc() - tsc0;
+	uint64_t ns;
 
-		/* Order the field loads before the re-read of seq. */
-		rc_smp_rmb();
-		if (!(seq & 1) && mult && age < RC_CLOCK_MAX_AGE &&
-		    rc_load_relaxed(&b->clock_seq) == seq)
-			return ns0 + (uint64_t)(((unsigned __int128)age * mult) >> 32);
-	}
-#else
-	(void)b;
-#endif
+	if (b && rc_clock_line_ns(b, &ns))
+		return ns;
 	return rc_now_ns();
 }
 

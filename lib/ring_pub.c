@@ -198,8 +198,9 @@ void rc_ring_abort(struct rc_ring *r, uint64_t pos, struct rc_bells_hdr *bells)
 	uint64_t end = rc_load_relaxed(&r->hdr->pubs[r->pub_slot].end);
 	uint64_t word = ((uint64_t)(RC_REC_PAD | (uint32_t)(end - pos)) << 32) | rc_stamp(r->salt, pos);
 
-	/* As in commit: readers skip it, sleepers must hear about it. */
-	rc_publish_word(r, &rec->commit, word, bells);
+	/* As in commit: readers skip it (pairs with their acquire load), sleepers must hear about it. */
+	rc_store_release(&rec->commit, word);
+	rc_ring_commit_done(r, bells);
 }
 
 void rc_bell_ring(struct rc_bells_hdr *b, uint32_t bell)

@@ -118,25 +118,43 @@ static RC_HOT_INLINE uint64_t rc_claim_place(struct rc_ring *r, uint64_t pos, ui
 }
 
 /*
+ * The owner announces its claim [p, end) in its slot, then looks at
+ * tail.shared, in that order (the comment at the top).  False: another
+ * publisher wants in; the caller gives the tail up (rc_ring_give_tail)
+ * and claims shared.
+ */
+static RC_HOT_INLINE bool rc_owner_announce(struct rc_ring *r, uint64_t p, uint64_t end)
+{
+	rc_slot_claim_owner(&r->hdr->pubs[r->pub_slot], p, end);
+	return !rc_load_relaxed(&r->hdr->tail.shared);
+}
+
+/* The owner moves the tail to end, after rc_owner_announce(); returns the claim's seq. */
+static RC_HOT_INLINE uint64_t rc_owner_advance(struct rc_ring *r, uint64_t end)
+{
+	uint64_t seq = r->x_seq;
+
+	rc_tail_store16(&r->hdr->tail, end, seq + 1);
+	r->x_pos = end;
+	r->x_seq = seq + 1;
+	return seq;
+}
+
+/*
  * Claim need bytes as the tail's owner: 0 (*pos_out is the record's
  * position), -EAGAIN (full), or 1 (we gave the tail up: claim shared).
  */
 static RC_HOT_INLINE int rc_claim_exclusive(struct rc_ring *r, uint64_t need, uint64_t *pos_out)
 {
-	uint64_t p = r->x_pos, seq = r->x_seq, pad = rc_pad_for(r, p, need), end = p + pad + need;
+	uint64_t p = r->x_pos, pad = rc_pad_for(r, p, need), end = p + pad + need;
 
 	if (end > r->limit && end > rc_ring_refresh_limit(r))
 		return -EAGAIN;
-	rc_slot_claim_owner(&r->hdr->pubs[r->pub_slot], p, end);
-	/* After the claim store, as the comment above requires. */
-	if (rc_load_relaxed(&r->hdr->tail.shared)) {
+	if (!rc_owner_announce(r, p, end)) {
 		rc_ring_give_tail(r);
 		return 1;
 	}
-	rc_tail_store16(&r->hdr->tail, end, seq + 1);
-	r->x_pos = end;
-	r->x_seq = seq + 1;
-	*pos_out = rc_claim_place(r, p, pad, seq);
+	*pos_out = rc_claim_place(r, p, pad, rc_owner_advance(r, end));
 	return 0;
 }
 
@@ -162,49 +180,14 @@ static RC_HOT_INLINE int rc_ring_claim(struct rc_ring *r, size_t len, uint64_t *
 }
 
 /*
- * Store a record's commit word, end our claim, and ring sleepers.
- *
- * The commit store pairs with the reader's acquire load of the word.  When
- * a subscriber of the ring may sleep it must also be ordered before our
- * load of ctl->sleepers, against the subscriber's sleepers increment and
- * re-check (rc_ring_sleep_prepare): one side must see the other or a
- * wake-up is lost.  That StoreLoad order is a full fence, which stalls us
- * on every record line a busy subscriber holds, so we pay it only on rings
- * whose ctl->fenced says a subscriber may sleep.  A subscriber raises
- * fenced and then runs membarrier() (rc_fence_heavy) before it first
- * sleeps: wherever that barrier lands in our instruction stream, either our
- * light commit is before it and visible to the subscriber, or our fenced
- * load is after it and sees the flag.  Without membarrier (light_commit
- * false) every commit is fenced.
+ * Write the header fields of the record at pos other than seq (written at
+ * the claim), then its commit word.  The release store of commit pairs
+ * with the reader's acquire load of the word; rc_ring_commit_done() must
+ * follow.
  */
-static RC_HOT_INLINE void rc_publish_word(struct rc_ring *r, _Atomic uint64_t *commit,
-					  uint64_t word, struct rc_bells_hdr *bells)
-{
-	uint32_t sleepers = 0;
-
-	rc_store_release(commit, word);
-	/*
-	 * The fenced path reads sleepers with a seq_cst read-modify-write:
-	 * a full barrier on x86 (lock xadd), and in C11 terms the sleeper's
-	 * increment either precedes it (we see the count) or reads from it
-	 * (the sleeper then sees our commit).
-	 */
-	if (!r->light_commit || rc_load_relaxed(&r->ctl->fenced))
-		sleepers = atomic_fetch_add(&r->ctl->sleepers, 0);
-	/* Our claim is done: pairs with the daemon's acquire loads in repair. */
-	rc_store_release(&r->hdr->pubs[r->pub_slot].claim, 0);
-	if (sleepers)
-		rc_ring_wake(r, bells);
-}
-
-/*
- * Publish the record at pos (header fields other than commit already
- * written by the caller, or written here from the arguments), then wake
- * sleeping subscribers.  bells: the node's bells file (may be NULL).
- */
-static RC_HOT_INLINE void rc_ring_commit(struct rc_ring *r, uint64_t pos, size_t len,
-					 uint32_t client_id, uint16_t flags, uint64_t publish_ns,
-					 struct rc_bells_hdr *bells)
+static RC_HOT_INLINE void rc_ring_write_commit(struct rc_ring *r, uint64_t pos, size_t len,
+					       uint32_t client_id, uint16_t flags,
+					       uint64_t publish_ns)
 {
 	struct rc_rec *rec = rc_ring_rec(r, pos);
 	uint64_t word = ((uint64_t)(sizeof(*rec) + len) << 32) | rc_stamp(r->salt, pos);
@@ -213,7 +196,67 @@ static RC_HOT_INLINE void rc_ring_commit(struct rc_ring *r, uint64_t pos, size_t
 	rec->client_id = client_id;
 	rec->origin_node = 0;
 	rec->flags = flags;
-	rc_publish_word(r, &rec->commit, word, bells);
+	rc_store_release(&rec->commit, word);
+}
+
+/*
+ * Is a light commit enough?  Asked after the commit store, never before.
+ *
+ * When a subscriber of the ring may sleep, the commit store must be
+ * ordered before our load of ctl->sleepers, against the subscriber's
+ * sleepers increment and re-check (rc_ring_sleep_prepare): one side must
+ * see the other or a wake-up is lost.  That StoreLoad order is a full
+ * fence, which stalls us on every record line a busy subscriber holds, so
+ * we pay it only on rings whose ctl->fenced says a subscriber may sleep.
+ * A subscriber raises fenced and then runs membarrier() (rc_fence_heavy)
+ * before it first sleeps: wherever that barrier lands in our instruction
+ * stream, either our light commit is before it and visible to the
+ * subscriber, or our fenced load is after it and sees the flag.  Without
+ * membarrier (light_commit false) every commit is fenced.
+ */
+static RC_HOT_INLINE bool rc_commit_light(struct rc_ring *r)
+{
+	return r->light_commit && !rc_load_relaxed(&r->ctl->fenced);
+}
+
+/* Our claim is done: pairs with the daemon's acquire loads in repair. */
+static RC_HOT_INLINE void rc_ring_end_claim(struct rc_ring *r)
+{
+	rc_store_release(&r->hdr->pubs[r->pub_slot].claim, 0);
+}
+
+/*
+ * After the commit store (rc_ring_write_commit, or an abort's padding
+ * word): end our claim and ring sleepers (bells may be NULL).
+ */
+static RC_HOT_INLINE void rc_ring_commit_done(struct rc_ring *r, struct rc_bells_hdr *bells)
+{
+	uint32_t sleepers = 0;
+
+	/*
+	 * The fenced path reads sleepers with a seq_cst read-modify-write:
+	 * a full barrier on x86 (lock xadd), and in C11 terms the sleeper's
+	 * increment either precedes it (we see the count) or reads from it
+	 * (the sleeper then sees our commit).
+	 */
+	if (!rc_commit_light(r))
+		sleepers = atomic_fetch_add(&r->ctl->sleepers, 0);
+	rc_ring_end_claim(r);
+	if (sleepers)
+		rc_ring_wake(r, bells);
+}
+
+/*
+ * Publish the record at pos (its seq written at the claim, the other
+ * header fields here from the arguments), then wake sleeping subscribers.
+ * bells: the node's bells file (may be NULL).
+ */
+static RC_HOT_INLINE void rc_ring_commit(struct rc_ring *r, uint64_t pos, size_t len,
+					 uint32_t client_id, uint16_t flags, uint64_t publish_ns,
+					 struct rc_bells_hdr *bells)
+{
+	rc_ring_write_commit(r, pos, len, client_id, flags, publish_ns);
+	rc_ring_commit_done(r, bells);
 }
 
 #endif /* RINGCAST_RING_PUB_H */

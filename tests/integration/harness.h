@@ -99,6 +99,16 @@ void it_assert_daemon_alive(struct it_daemon *d);
 struct ringcast *it_open(struct it_daemon *d);
 /* ringcast_close() a client from it_open() (teardown closes any left open). */
 void it_close(struct ringcast *rc);
+/*
+ * Wait until the daemon publishes the node clock's line (its first takes
+ * 10 ms of samples): only then can a publish take the publisher's fast
+ * path (lib/client_pub.c).  False where the TSC cannot carry that clock.
+ */
+bool it_wait_node_clock(struct ringcast *rc);
+/* Subscribers asleep (or arming to sleep) on the topic rc last published to. */
+unsigned it_pub_sleepers(struct ringcast *rc);
+/* Is rc's doorbell armed: rc asleep in ringcast_wait or about to be, and not rung since? */
+bool it_bell_armed(struct ringcast *rc);
 /* As it_open(), for helper processes: IT_CHECK semantics. */
 struct ringcast *it_child_open(const char *sock);
 

@@ -8,11 +8,14 @@
  * than a timeout.  The epoll case publishes from another process.
  */
 #include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -392,6 +395,172 @@ static void test_message_size(void **state)
 	it_close(sub);
 }
 
+/* Poll once: rc holds exactly one message, of len bytes equal to want. */
+static void assert_one_bytes(struct ringcast *rc, const void *want, size_t len,
+			     struct it_inbox_msg *out)
+{
+	struct it_inbox box = { 0 };
+	int n = ringcast_poll(rc, it_inbox_handler, &box, 0);
+
+	IT_ASSERT(n == 1, "%d message(s) for one %zu-byte publish", n, len);
+	IT_ASSERT(box.m[0].len == len && !memcmp(box.m[0].data, want, len),
+		  "a %zu-byte message arrived as %zu different bytes", len, box.m[0].len);
+	*out = box.m[0];
+}
+
+/*
+ * Every length from 0 to 65 bytes.  A publisher copies up to 64 bytes
+ * inline on its fast path (lib/copy.h), in pieces that overlap; longer
+ * messages, and a first publish, go through memcpy.  Each message arrives
+ * whole, stamped within its call, its seq one past the last.
+ */
+static void test_short_sizes(void **state)
+{
+	struct it_daemon *d = *state;
+	struct ringcast *pub, *sub;
+	struct it_inbox_msg m;
+	unsigned char buf[65];
+	uint64_t t0, t1, seq = 0;
+
+	it_daemon_start(d, NULL);
+	pub = it_open(d);
+	sub = it_open(d);
+	IT_ASSERT_OK(ringcast_subscribe(sub, "sem.short"));
+	it_wait_node_clock(pub);
+	for (size_t len = 0; len <= sizeof(buf); len++) {
+		for (size_t i = 0; i < len; i++)
+			buf[i] = (unsigned char)(len * 31 + i * 7 + 1);
+		t0 = it_now_ns();
+		IT_ASSERT_OK(ringcast_broadcast(pub, "sem.short", buf, len));
+		t1 = it_now_ns();
+		assert_one_bytes(sub, buf, len, &m);
+		IT_ASSERT(m.publish_ns + 1000 >= t0 && m.publish_ns <= t1 + 1000,
+			  "%zu bytes: publish_ns %llu outside the call [%llu, %llu]", len,
+			  (unsigned long long)m.publish_ns, (unsigned long long)t0,
+			  (unsigned long long)t1);
+		IT_ASSERT(len == 0 || m.seq == seq + 1, "%zu bytes: seq %llu after %llu", len,
+			  (unsigned long long)m.seq, (unsigned long long)seq);
+		seq = m.seq;
+	}
+	it_close(pub);
+	it_close(sub);
+}
+
+/*
+ * A publisher alone on a topic owns its tail and moves it with plain
+ * stores.  When a second publisher arrives, the owner's next publish must
+ * notice after announcing its claim, give the tail up and claim like the
+ * newcomer: interleaved, every message arrives once, in order, seqs one
+ * apart.
+ */
+static void test_second_publisher(void **state)
+{
+	static const char *const seq_of[] = { "a1", "a2", "b1", "a3", "b2", "a4", "a5" };
+	struct it_daemon *d = *state;
+	struct ringcast *a, *b, *sub;
+	struct it_inbox_msg m;
+	uint64_t seq = 0;
+
+	it_daemon_start(d, NULL);
+	a = it_open(d);
+	b = it_open(d);
+	sub = it_open(d);
+	IT_ASSERT_OK(ringcast_subscribe(sub, "sem.share"));
+	it_wait_node_clock(a);
+	for (size_t i = 0; i < sizeof(seq_of) / sizeof(seq_of[0]); i++) {
+		const char *text = seq_of[i];
+
+		IT_ASSERT_OK(ringcast_broadcast(text[0] == 'a' ? a : b, "sem.share", text,
+						strlen(text)));
+		assert_one_bytes(sub, text, strlen(text), &m);
+		IT_ASSERT(i == 0 || m.seq == seq + 1, "'%s': seq %llu after %llu", text,
+			  (unsigned long long)m.seq, (unsigned long long)seq);
+		seq = m.seq;
+	}
+	it_close(a);
+	it_close(b);
+	it_close(sub);
+}
+
+struct waiter {
+	struct ringcast *rc;
+	_Atomic pid_t tid;
+	int ret;
+};
+
+static void *wait_thread(void *arg)
+{
+	struct waiter *w = arg;
+
+	atomic_store(&w->tid, gettid());
+	w->ret = ringcast_wait(w->rc, 5000);
+	return NULL;
+}
+
+/* Is thread tid of this process blocked in futex(2)?  (/proc/PID/task/TID/syscall) */
+static bool in_futex(pid_t tid)
+{
+	char path[64], buf[32] = "";
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/self/task/%d/syscall", (int)tid);
+	f = fopen(path, "r");
+	if (!f)
+		return false;
+	if (!fgets(buf, sizeof(buf), f))
+		buf[0] = '\0';
+	fclose(f);
+	return atoi(buf) == SYS_futex && buf[0] != 'r';
+}
+
+/*
+ * A subscriber asleep in ringcast_wait() is woken by a publish that takes
+ * the publisher's fast path: the fast path must see, after its commit,
+ * that a subscriber may sleep, and commit with the fence and the wake-up
+ * of the general path.
+ */
+static void test_fast_publish_wakes_sleeper(void **state)
+{
+	struct it_daemon *d = *state;
+	struct ringcast *pub, *sub;
+	struct it_inbox_msg m;
+	struct waiter w = { 0 };
+	pthread_t th;
+	uint64_t until;
+	bool armed;
+
+	it_daemon_start(d, NULL);
+	pub = it_open(d);
+	sub = it_open(d);
+	IT_ASSERT_OK(ringcast_subscribe(sub, "sem.wake"));
+	it_wait_node_clock(pub);
+	publish_text(ringcast_broadcast, pub, "sem.wake", "w0");
+	assert_one_bytes(sub, "w0", 2, &m);
+	w.rc = sub;
+	IT_ASSERT(pthread_create(&th, NULL, wait_thread, &w) == 0, "pthread_create");
+	/* Counted in sleepers and blocked in futex(2): past its last look at the ring. */
+	until = it_now_ns() + 5000000000ull;
+	while (!(atomic_load(&w.tid) && it_pub_sleepers(pub) > 0 && in_futex(atomic_load(&w.tid))) &&
+	       it_now_ns() < until)
+		it_sleep_ms(1);
+	IT_ASSERT(it_pub_sleepers(pub) > 0 && in_futex(atomic_load(&w.tid)),
+		  "the subscriber never went to sleep");
+	publish_text(ringcast_broadcast, pub, "sem.wake", "w1");
+	/*
+	 * The publish rang the bell before it returned (RUNG), or the waiter
+	 * has woken since and disarmed (IDLE).  Still ARMED means nobody rang:
+	 * the waiter would sleep out its timeout (and then find the message,
+	 * so its return value cannot tell).
+	 */
+	armed = it_bell_armed(sub);
+	pthread_join(th, NULL);
+	IT_ASSERT(!armed, "the publish left the sleeping subscriber's bell armed: no wake-up");
+	IT_ASSERT(w.ret == 0, "ringcast_wait = %d (%s)", w.ret, ringcast_strerror(w.ret));
+	assert_one_bytes(sub, "w1", 2, &m);
+	it_close(pub);
+	it_close(sub);
+}
+
 static void test_open_without_daemon(void **state)
 {
 	struct it_daemon *d = *state;
@@ -520,6 +689,9 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_topic_at_page_end, it_setup, it_teardown),
 		cmocka_unit_test_setup_teardown(test_unsubscribe_behind_round_robin, it_setup, it_teardown),
 		cmocka_unit_test_setup_teardown(test_message_size, it_setup, it_teardown),
+		cmocka_unit_test_setup_teardown(test_short_sizes, it_setup, it_teardown),
+		cmocka_unit_test_setup_teardown(test_second_publisher, it_setup, it_teardown),
+		cmocka_unit_test_setup_teardown(test_fast_publish_wakes_sleeper, it_setup, it_teardown),
 		cmocka_unit_test_setup_teardown(test_open_without_daemon, it_setup, it_teardown),
 		cmocka_unit_test_setup_teardown(test_epoll_fd, it_setup, it_teardown),
 	};

@@ -141,6 +141,23 @@ static RC_HOT_INLINE int pub_topic(struct ringcast *rc, const char *topic, struc
 	return pub_topic_slow(rc, topic, out);
 }
 
+/*
+ * What every publish and zero-copy claim starts with: the topic, open for
+ * publishing, with no zero-copy claim open on it (the pub slot describes
+ * one claim at a time), and the daemon checked.
+ */
+static int pub_begin(struct ringcast *rc, const char *topic, struct rc_topic **out)
+{
+	int ret = pub_topic(rc, topic, out);
+
+	if (ret < 0)
+		return ret;
+	if ((*out)->claim_open)
+		return -EBUSY;
+	rc_client_check_daemon(rc);
+	return 0;
+}
+
 /* The ring was full: retry up to the send timeout while tethered subscribers catch up. */
 static __attribute__((noinline)) int claim_wait(struct ringcast *rc, struct rc_topic *t, size_t len,
 						uint64_t *pos)
@@ -203,12 +220,9 @@ static __attribute__((noinline)) int publish_slow(struct ringcast *rc, const cha
 
 	if (!data && len)
 		return -EINVAL;
-	ret = pub_topic(rc, topic, &t);
+	ret = pub_begin(rc, topic, &t);
 	if (ret < 0)
 		return ret;
-	if (t->claim_open)
-		return -EBUSY;
-	rc_client_check_daemon(rc);
 	return publish_claim(rc, t, data, len, flags, rc_clock_ns(rc->bells));
 }
 
@@ -321,13 +335,9 @@ int ringcast_claim(struct ringcast *rc, const char *topic, size_t len, struct ri
 
 	if (!c)
 		return -EINVAL;
-	ret = pub_topic(rc, topic, &t);
+	ret = pub_begin(rc, topic, &t);
 	if (ret < 0)
 		return ret;
-	/* One claim per topic at a time: the pub slot describes one claim. */
-	if (t->claim_open)
-		return -EBUSY;
-	rc_client_check_daemon(rc);
 	ret = claim(rc, t, len, &pos);
 	if (ret < 0)
 		return ret;

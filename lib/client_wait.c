@@ -4,7 +4,7 @@
  * in the node's bells file, for all of its topics.  To sleep it arms the
  * bell, counts itself in every subscribed ring's sleepers, looks at the
  * rings once more, and only then waits on the futex.  A publisher commits
- * and then reads sleepers (ring_pub.c); either it sees us and rings, or
+ * and then reads sleepers (ring_pub.h); either it sees us and rings, or
  * we see its record: no wake-up is lost, and a publisher whose
  * subscribers are all awake makes no system call.
  *

@@ -8,8 +8,8 @@
  * MEMBARRIER_CMD_GLOBAL_EXPEDITED, publishers skip the fence on rings where
  * no subscriber sleeps, and a subscriber that starts sleeping on a ring
  * raises the ring's flag and pays once with a membarrier() that makes every
- * registered thread execute a full barrier.  See publish_word() in
- * ring_pub.c and docs/ring-format.md, pair #6.
+ * registered thread execute a full barrier.  See rc_commit_light() in
+ * ring_pub.h and docs/ring-format.md, pairs #6 and #6a.
  */
 #include <errno.h>
 #include <linux/membarrier.h>

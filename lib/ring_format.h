@@ -75,7 +75,7 @@ struct rc_ring_tail {
 	_Atomic uint64_t seq;              /* high half */
 	/*
 	 * A publisher alone on the ring may own the tail and move it with
-	 * plain stores instead of the CAS (ring_pub.c, "exclusive claims").
+	 * plain stores instead of the CAS (ring_pub.h, "Exclusive claims").
 	 * owner: its pub slot + 1, 0 if none; shared: set (and kept) once a
 	 * second publisher wants in, reset by the daemon when none is left.
 	 */

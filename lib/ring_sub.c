@@ -84,7 +84,7 @@ int rc_ring_sleep_enable(struct rc_ring *r)
 	/*
 	 * From now on publishers of this ring fence their commits; the
 	 * membarrier makes sure none is still running on the light path
-	 * unseen (see publish_word in ring_pub.c).
+	 * unseen (see rc_commit_light in ring_pub.h).
 	 */
 	atomic_fetch_add(&r->ctl->fenced, 1);
 	return rc_fence_heavy();

@@ -11,9 +11,10 @@
  *  - a record in there is not committed.  Then either the dead publisher
  *    won the CAS, or it lost it to another publisher that has not
  *    committed yet.  A live publisher keeps claim = start | BUSY in its
- *    slot from before its CAS until after its commit, so if no live slot
- *    claims start, the record is the dead one's and we turn it into
- *    padding; otherwise we look again at the next tick.
+ *    slot from before its CAS until after its commit, and empties the
+ *    slot when a claim fails, so if no live slot claims start, the record
+ *    is the dead one's and we turn it into padding; otherwise we look
+ *    again at the next tick.  A claim the tail has lapped is left alone.
  * Padding is written with a CAS from the value we found, so a publisher
  * that commits at the last moment wins and nothing is overwritten.
  */
@@ -223,6 +224,13 @@ int rc_ring_repair_pub(struct rc_ring *r, unsigned slot, struct rc_bells_hdr *be
 	 */
 	tail = rc_load_acquire(&r->hdr->tail.pos);
 	if (tail < end)
+		goto done;
+	/*
+	 * Lapped: [start, end) holds later records now, whoever claimed it.
+	 * Padding there would overwrite one (a claim the dead publisher
+	 * never made, say, which a slot can only show if it is stale).
+	 */
+	if (tail - start > r->cap)
 		goto done;
 	if (live_claim_at(r, slot, start))
 		return 0;

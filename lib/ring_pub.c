@@ -161,8 +161,7 @@ static int claim_shared(struct rc_ring *r, uint64_t need, uint64_t *pos_out)
 	}
 }
 
-/* rc_ring_claim (ring_pub.h), which checked len, when we do not own the tail or gave it up. */
-int rc_ring_claim_slow(struct rc_ring *r, uint64_t need, uint64_t *pos_out)
+static int claim_slow(struct rc_ring *r, uint64_t need, uint64_t *pos_out)
 {
 	struct rc_ring_tail *t = &r->hdr->tail;
 	uint32_t me = (uint32_t)r->pub_slot + 1, owner;
@@ -190,6 +189,24 @@ int rc_ring_claim_slow(struct rc_ring *r, uint64_t need, uint64_t *pos_out)
 			return ret;
 	}
 	return claim_shared(r, need, pos_out);
+}
+
+/*
+ * rc_ring_claim (ring_pub.h), which checked len, when we do not own the
+ * tail or gave it up.  A claim that fails may have announced a position
+ * in our slot first (a lost CAS, or an owner that gave the tail up), and
+ * that position is someone else's now.  Left there, it would tell the
+ * daemon's repair that we still claim it (ring_daemon.c): the real
+ * winner's repair would wait on us, and ours, after we die, would pad a
+ * record of a later lap.  So a failed claim ends with the slot empty.
+ */
+int rc_ring_claim_slow(struct rc_ring *r, uint64_t need, uint64_t *pos_out)
+{
+	int ret = claim_slow(r, need, pos_out);
+
+	if (ret < 0)
+		rc_ring_end_claim(r);
+	return ret;
 }
 
 void rc_ring_abort(struct rc_ring *r, uint64_t pos, struct rc_bells_hdr *bells)

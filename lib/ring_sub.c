@@ -59,9 +59,13 @@ void rc_ring_live(const struct rc_ring *r, uint64_t *pos, uint64_t *seq)
 	 * pos and seq move together in one 16-byte CAS but a read-only mapping
 	 * cannot CAS to read them.  Every claim strictly increases pos, so if
 	 * pos is the same before and after reading seq, the pair is one value.
+	 * The first load is seq_cst for rc_ring_sub_attach, which tethers
+	 * first (pair #5 in docs/ring-format.md): after its seq_cst store of
+	 * state, it reads a tail no earlier than a publisher's scan that
+	 * missed that store.
 	 */
 	do {
-		t1 = rc_load_acquire(&r->hdr->tail.pos);
+		t1 = rc_load_seq_cst(&r->hdr->tail.pos);
 		s = rc_load_acquire(&r->hdr->tail.seq);
 	} while (rc_load_acquire(&r->hdr->tail.pos) != t1);
 	*pos = t1;

@@ -497,6 +497,80 @@ static void test_exclusive_owner_dies_mid_claim(void **state)
 	rc_ring_unmap(&other);
 }
 
+/*
+ * An owner that announces a claim, finds a newcomer and gives the tail
+ * up, then finds the ring full: its slot must not keep the position it
+ * announced, which is the newcomer's.  Else the winner's repair would wait
+ * on this idle publisher, and this one's would pad the newcomer's record.
+ */
+static void test_refused_claim_empties_slot(void **state)
+{
+	struct env *e = *state;
+	struct rc_ring other, third;
+	uint64_t pos, opos, seq = 0;
+	char buf[16];
+	size_t len = 0;
+
+	if (!__builtin_cpu_supports("avx"))
+		skip();
+	make_light(&e->pub);
+	CHECK(publish(&e->pub, "one", 3));
+	assert_true(e->pub.exclusive);
+	CHECK(fixture_pub(&e->f, &other, 3));
+	make_light(&other);
+	/* The newcomer takes the idle tail and claims the next position; it will die. */
+	CHECK(rc_ring_claim(&other, 100, &opos));
+	CHECK(fixture_pub(&e->f, &third, 4));
+	make_light(&third);
+	while (publish(&third, "fill", 4) == 0)
+		;
+	/* The old owner announces opos (its stale x_pos), gives up, and the ring is full. */
+	assert_int_equal(rc_ring_claim(&e->pub, 8, &pos), -EAGAIN);
+	assert_false(e->pub.exclusive);
+	assert_int_equal(atomic_load(&e->pub.hdr->pubs[e->pub.pub_slot].claim), 0);
+	/* The newcomer dies: its claim is repaired at once, nobody else claims opos. */
+	assert_int_equal(rc_ring_repair_pub(&e->daemon, (unsigned)other.pub_slot, NULL), 1);
+	assert_int_equal(consume(&e->sub, &e->pos, buf, &len, &seq), 1);
+	assert_memory_equal(buf, "one", 3);
+	/* Readers step over the padding to what was published after it. */
+	assert_int_equal(consume(&e->sub, &e->pos, buf, &len, &seq), 1);
+	assert_memory_equal(buf, "fill", 4);
+	assert_int_equal(seq, 3);
+	/* The old owner's exit repairs nothing: the ring reads on. */
+	assert_int_equal(rc_ring_repair_pub(&e->daemon, (unsigned)e->pub.pub_slot, NULL), 1);
+	assert_int_equal(consume(&e->sub, &e->pos, buf, &len, &seq), 1);
+	assert_memory_equal(buf, "fill", 4);
+	rc_ring_unmap(&third);
+	rc_ring_unmap(&other);
+}
+
+/* A slot whose claim the tail has lapped names later records: repair leaves them. */
+static void test_repair_leaves_lapped_claim(void **state)
+{
+	struct env *e = *state;
+	uint64_t upos, seq = 0;
+	char buf[16];
+	size_t len = 0;
+	int dead;
+
+	/* Over a lap, read as it goes, so the next record reuses a claimed position. */
+	while (atomic_load(&e->pub.hdr->tail.pos) < e->pub.cap + 256) {
+		CHECK(publish(&e->pub, "lap", 3));
+		assert_int_equal(consume(&e->sub, &e->pos, buf, &len, &seq), 1);
+	}
+	upos = atomic_load(&e->pub.hdr->tail.pos);
+	CHECK(publish(&e->pub, "unread", 6));
+	/* A slot (stale, or forged) that claims the same place a lap earlier. */
+	dead = rc_ring_pub_attach(&e->daemon, 9, 1);
+	assert_true(dead >= 0);
+	atomic_store(&e->daemon.hdr->pubs[dead].end, upos - e->pub.cap + rc_align(32 + 6));
+	atomic_store(&e->daemon.hdr->pubs[dead].claim, (upos - e->pub.cap) | RC_CLAIM_BUSY);
+	assert_int_equal(rc_ring_repair_pub(&e->daemon, (unsigned)dead, NULL), 1);
+	assert_int_equal(consume(&e->sub, &e->pos, buf, &len, &seq), 1);
+	assert_int_equal(len, 6);
+	assert_memory_equal(buf, "unread", 6);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -516,6 +590,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_exclusive_owner_and_takeover, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_exclusive_owner_mid_claim_holds_newcomer, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_exclusive_owner_dies_mid_claim, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_refused_claim_empties_slot, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_repair_leaves_lapped_claim, setup, teardown),
 	};
 
 	return cmocka_run_group_tests_name("ring", tests, NULL, NULL);

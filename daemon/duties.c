@@ -262,6 +262,12 @@ static void reap_orphans(struct rcd_duties *d)
 			rcd_duties_release_pub(d, o->t, o->slot, o->client_id);
 		} else {
 			rc_ring_sub_release(&o->t->ring, o->slot);
+			/*
+			 * No publisher rings a released slot's client.  If it
+			 * is alive and asleep, wake it: it reconnects, takes a
+			 * new slot and is told what it missed.
+			 */
+			rc_bell_ring(d->reg->bells, o->bell);
 			rcd_bell_orphan_ref(d->reg, o->bell, -1);
 		}
 		d->reaped++;
@@ -285,6 +291,15 @@ void rcd_duties_tick(struct rcd_duties *d, uint64_t now)
 	}
 	if (d->norphans && now >= d->orphans_deadline_ns)
 		reap_orphans(d);
+}
+
+void rcd_duties_wake_orphans(const struct rcd_duties *d)
+{
+	size_t i;
+
+	for (i = 0; i < d->norphans; i++)
+		if (!d->orphans[i].pub)
+			rc_bell_ring(d->reg->bells, d->orphans[i].bell);
 }
 
 bool rcd_duties_orphan_client(const struct rcd_duties *d, uint32_t client_id, uint32_t pid)

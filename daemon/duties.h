@@ -80,6 +80,9 @@ void rcd_duties_tick(struct rcd_duties *d, uint64_t now_ns);
 void rcd_duties_release_pub(struct rcd_duties *d, struct rcd_topic *t, unsigned slot,
 			    uint32_t client_id);
 
+/* Wake the adopted subscribers' clients, so sleeping ones resume before the grace ends. */
+void rcd_duties_wake_orphans(const struct rcd_duties *d);
+
 /*
  * May a client in process pid HELLO with RESUME as client_id: does an
  * orphan slot of client_id, attached for that same pid, wait?  (The pid

@@ -182,6 +182,12 @@ int main(int argc, char **argv)
 		goto fail_srv;
 	}
 	rcd_registry_announce(&d->reg);
+	/*
+	 * A client learns of a new daemon when it next looks at daemon_gen.
+	 * One asleep in ringcast_wait() on a quiet topic would not look
+	 * before the reap grace ends: ring the adopted subscribers' bells.
+	 */
+	rcd_duties_wake_orphans(&d->duties);
 	ret = rcd_loop_run(&d->loop);
 	if (ret < 0)
 		rcd_err(&d->log, "event loop failed: %s", strerror(-ret));

@@ -10,7 +10,8 @@
  *      every 10 ms).  This is the one timing bound of the suite: it is
  *      the design's, measured from the moment waitpid() sees the death.
  *  (c) the daemon dies: connected clients go on exchanging messages, and
- *      a restarted daemon re-adopts the rings and the old clients.
+ *      a restarted daemon re-adopts the rings and the old clients, even
+ *      one asleep on a quiet topic throughout.
  */
 #include <errno.h>
 #include <signal.h>
@@ -434,6 +435,70 @@ static void test_daemon_killed_and_restarted(void **state)
 	IT_ASSERT(it_daemon_stop(d) == 0, "the restarted ringcastd did not exit 0 on SIGTERM");
 }
 
+/* ---- (c') a subscriber asleep through the restart ---- */
+
+static int ks_got(const struct ringcast_msg *m, void *ctx)
+{
+	int *got = ctx;
+
+	*got = m->len == 5 && !memcmp(m->data, "after", 5);
+	return 0;
+}
+
+/* Subscribe, then sleep with no timeout until "after" arrives. */
+static int ks_sleeper(void *p)
+{
+	struct kc_cfg *c = p;
+	struct ringcast *rc = it_child_open(c->sock);
+	int got = 0;
+
+	IT_CHECK_OK(ringcast_subscribe(rc, KC_TOPIC));
+	atomic_store(&c->sh->ready[0], 1);
+	while (!got) {
+		IT_CHECK_OK(ringcast_wait(rc, -1));
+		IT_CHECK_OK(ringcast_poll(rc, ks_got, &got, 0));
+	}
+	ringcast_close(rc);
+	return 0;
+}
+
+/*
+ * A client learns of a new daemon only when it looks, and one asleep on a
+ * quiet topic does not.  The new daemon wakes it, so it resumes its slot
+ * before the reap grace ends; reaped, its slot would never be rung again.
+ */
+static void test_sleeping_subscriber_resumes_after_restart(void **state)
+{
+	struct it_daemon *d = *state;
+	struct kc_shared *sh = it_shared(sizeof(*sh));
+	struct kc_cfg cfg = { d->sock, sh, 0 };
+	struct ringcast *pub;
+	uint64_t deadline;
+	size_t n_subs = 0;
+	bool found;
+	pid_t sub;
+
+	it_daemon_start(d, "--reap-grace", "1000", NULL);
+	sub = it_fork(ks_sleeper, &cfg);
+	deadline = it_now_ns() + 5000000000ull;
+	while (!atomic_load(&sh->ready[0]) && it_now_ns() < deadline)
+		it_sleep_ms(1);
+	IT_ASSERT(atomic_load(&sh->ready[0]), "subscriber did not subscribe");
+	it_sleep_ms(200); /* it is in ringcast_wait() by now; nothing is published */
+	it_daemon_kill(d);
+	it_daemon_restart(d);
+	/* Past the grace, with no publish meanwhile: its slot must be its own still. */
+	it_sleep_ms(1500);
+	found = kc_stat_has(d, sub, &n_subs);
+	IT_ASSERT(found, "after the reap grace the sleeping subscriber (pid %d) has no slot; "
+		  "stat shows %zu subscriber(s)", (int)sub, n_subs);
+	pub = it_open(d);
+	IT_ASSERT(ringcast_broadcast(pub, KC_TOPIC, "after", 5) == 0, "publish failed");
+	it_expect_exit(sub, 5000, 0, "sleeping subscriber");
+	it_close(pub);
+	IT_ASSERT(it_daemon_stop(d) == 0, "the restarted ringcastd did not exit 0 on SIGTERM");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -442,6 +507,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_publisher_killed_mid_claim, it_setup, it_teardown),
 		cmocka_unit_test_setup_teardown(test_daemon_killed_and_restarted, it_setup,
 						it_teardown),
+		cmocka_unit_test_setup_teardown(test_sleeping_subscriber_resumes_after_restart,
+						it_setup, it_teardown),
 	};
 
 	it_init();

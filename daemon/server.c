@@ -8,6 +8,7 @@
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -73,6 +74,21 @@ static int probe(const struct sockaddr_un *sa)
 	return ret;
 }
 
+/*
+ * probe(), but a "yes" must last: a daemon killed a moment ago may still
+ * listen for some milliseconds, as the kernel closes a dead process's
+ * io_uring, and the socket with it, after the exit.  A restart right
+ * after a kill -9 must not fail on that.  Looks for up to a second.
+ */
+static int probe_settled(const struct sockaddr_un *sa)
+{
+	int ret, i;
+
+	for (i = 0; (ret = probe(sa)) == 1 && i < 20; i++)
+		nanosleep(&(struct timespec){ 0, 50000000 }, NULL);
+	return ret;
+}
+
 int rcd_server_open(struct rcd_server *srv, struct rcd_loop *loop, struct rcd_registry *reg,
 		    struct rcd_duties *duties, const struct rcd_config *cfg, struct rcd_log *log)
 {
@@ -119,7 +135,7 @@ int rcd_server_open(struct rcd_server *srv, struct rcd_loop *loop, struct rcd_re
 			rcd_err(log, "%s exists and is not a socket; not touching it", path);
 			return -EEXIST;
 		}
-		ret = probe(&sa);
+		ret = probe_settled(&sa);
 		if (ret == 1) {
 			rcd_err(log, "another ringcastd is listening on %s", path);
 			return -EADDRINUSE;

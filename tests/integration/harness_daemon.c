@@ -10,8 +10,6 @@
 #include <errno.h>
 #include <signal.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -146,40 +144,11 @@ int it_daemon_stop(struct it_daemon *d)
 	return st;
 }
 
-/* Does anything still accept connections on the daemon's socket? */
-static bool sock_listening(const struct it_daemon *d)
-{
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
-	bool yes;
-
-	if (fd < 0)
-		return false;
-	if (strlen(d->sock) >= sizeof(sa.sun_path)) {
-		close(fd);
-		return false;
-	}
-	memcpy(sa.sun_path, d->sock, strlen(d->sock) + 1);
-	yes = connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0;
-	close(fd);
-	return yes;
-}
-
 void it_daemon_kill(struct it_daemon *d)
 {
-	uint64_t deadline;
-
 	if (d->pid <= 0)
 		return;
 	it_kill(d->pid);
 	d->pid = 0;
 	d->last_status = SIGKILL; /* as a wait status: killed by SIGKILL */
-	/*
-	 * Reaped is not yet gone: the kernel tears a dead process's io_uring
-	 * down after the exit, and the listening socket with it.  A daemon
-	 * started before then finds it still listening and refuses to start.
-	 */
-	deadline = it_now_ns() + 5000000000ull;
-	while (sock_listening(d) && it_now_ns() < deadline)
-		it_sleep_ms(2);
 }

@@ -121,7 +121,8 @@ RINGCAST_API int ringcast_abort(struct ringcast_claim *claim);
 /*
  * Deliver up to max waiting messages (0: no limit) to handler, in order per
  * topic.  Returns the number handled (>= 0), or a negative errno:
- * -EBADMSG: a ring is corrupt (that topic is dropped; others go on).
+ * -EBADMSG: a ring is corrupt (that topic is dropped; others go on);
+ * -ENOMEM: no memory to copy a message out of the ring (it stays unread).
  */
 RINGCAST_API int ringcast_poll(struct ringcast *rc, ringcast_handler handler, void *ctx, unsigned max);
 /* Sleep until ringcast_poll() has work: 0, or -ETIMEDOUT; timeout_ms < 0 waits forever. */

@@ -18,6 +18,25 @@
 /* Records read between two stores of our position (see store_progress). */
 #define RC_SUB_BATCH 64u
 
+/*
+ * Make rc->copy, where untethered reads land, hold size bytes.  Checked
+ * at every copy, not only at subscribe: a topic re-opened after a daemon
+ * restart may map a new ring with larger records than the old one.
+ */
+static int copy_fit(struct ringcast *rc, size_t size)
+{
+	uint8_t *c;
+
+	if (size <= rc->copy_cap)
+		return 0;
+	c = realloc(rc->copy, size);
+	if (!c)
+		return -ENOMEM;
+	rc->copy = c;
+	rc->copy_cap = size;
+	return 0;
+}
+
 int ringcast_subscribe(struct ringcast *rc, const char *topic)
 {
 	struct rc_topic *t;
@@ -46,16 +65,10 @@ int ringcast_subscribe(struct ringcast *rc, const char *topic)
 	ret = rc_topic_open_sub(rc, t, false);
 	if (ret < 0)
 		return ret;
-	if (t->sub.max_payload + sizeof(struct rc_rec) > rc->copy_cap) {
-		size_t cap = t->sub.max_payload + sizeof(struct rc_rec);
-		uint8_t *c = realloc(rc->copy, cap);
-
-		if (!c) {
-			rc_topic_close_sub(rc, t);
-			return -ENOMEM;
-		}
-		rc->copy = c;
-		rc->copy_cap = cap;
+	/* Sized now so that a first untethered read does not fail for memory. */
+	if (copy_fit(rc, t->sub.max_payload + sizeof(struct rc_rec)) < 0) {
+		rc_topic_close_sub(rc, t);
+		return -ENOMEM;
 	}
 	t->subscribed = true;
 	t->sleep_enabled = false;
@@ -183,6 +196,10 @@ static int poll_topic(struct ringcast *rc, struct rc_topic *t, ringcast_handler 
 		rec = v.rec;
 		if (t->untethered || t->pos < t->safe_from) {
 			/* No tether protects this record: copy it, then check it was not overwritten. */
+			if (copy_fit(rc, sizeof(*rec) + v.len) < 0) {
+				err = -ENOMEM; /* unread: the next poll tries again */
+				break;
+			}
 			memcpy(rc->copy, v.rec, sizeof(*rec) + v.len);
 			if (!rc_ring_still_valid(&t->sub, t->pos)) {
 				jump_live(t);

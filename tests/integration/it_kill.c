@@ -499,6 +499,107 @@ static void test_sleeping_subscriber_resumes_after_restart(void **state)
 	IT_ASSERT(it_daemon_stop(d) == 0, "the restarted ringcastd did not exit 0 on SIGTERM");
 }
 
+/* ---- (c'') a larger ring after the restart ---- */
+
+#define KR_TOPIC "kill.bigger"
+#define KR_LEN 200000 /* over the old ring's largest record, under the new one's */
+
+struct kr_shared {
+	_Atomic int ready, resumed, go, reconnect;
+	char error[200];
+};
+
+struct kr_cfg {
+	const char *sock;
+	struct kr_shared *sh;
+};
+
+static int kr_handler(const struct ringcast_msg *m, void *ctx)
+{
+	struct kr_cfg *c = ctx;
+	const uint8_t *p = m->data;
+
+	if (m->len != KR_LEN) {
+		snprintf(c->sh->error, sizeof(c->sh->error), "len %zu", m->len);
+		return 1;
+	}
+	for (size_t i = 0; i < m->len; i++)
+		if (p[i] != (uint8_t)(i * 7)) {
+			snprintf(c->sh->error, sizeof(c->sh->error), "byte %zu is %u", i, p[i]);
+			return 1;
+		}
+	return 1;
+}
+
+/* Subscribe; re-open on the new daemon when told; read only when told again. */
+static int kr_subscriber(void *p)
+{
+	struct kr_cfg *c = p;
+	struct ringcast *rc = it_child_open(c->sock);
+	int n = 0;
+
+	IT_CHECK_OK(ringcast_subscribe(rc, KR_TOPIC));
+	atomic_store(&c->sh->ready, 1);
+	while (!atomic_load(&c->sh->reconnect))
+		it_sleep_ms(1);
+	IT_CHECK_OK(ringcast_poll(rc, kr_handler, c, 0)); /* finds the new daemon */
+	atomic_store(&c->sh->resumed, 1);
+	while (!atomic_load(&c->sh->go))
+		it_sleep_ms(1);
+	while (n == 0) {
+		IT_CHECK_OK(ringcast_wait(rc, 1000));
+		n = ringcast_poll(rc, kr_handler, c, 1);
+		IT_CHECK(n >= 0, "poll: %s", ringcast_strerror(n));
+	}
+	IT_CHECK(!c->sh->error[0], "the message read by copy: %s", c->sh->error);
+	ringcast_close(rc);
+	return 0;
+}
+
+static void kr_wait(_Atomic int *flag, const char *what)
+{
+	uint64_t deadline = it_now_ns() + 5000000000ull;
+
+	while (!atomic_load(flag) && it_now_ns() < deadline)
+		it_sleep_ms(1);
+	IT_ASSERT(atomic_load(flag), "subscriber: %s did not happen", what);
+}
+
+/*
+ * The topic's files deleted while the daemon was down, the new daemon
+ * makes its ring anew with larger records.  A subscriber that re-opens it
+ * and is then untethered reads by copy: its copy buffer must grow too.
+ */
+static void test_resubscribe_to_larger_ring(void **state)
+{
+	struct it_daemon *d = *state;
+	struct kr_shared *sh = it_shared(sizeof(*sh));
+	struct kr_cfg cfg = { d->sock, sh };
+	static uint8_t msg[KR_LEN];
+	struct ringcast *pub;
+	char cmd[400];
+	pid_t sub;
+
+	it_daemon_start(d, "--capacity", "64k", "--tether-timeout", "100", NULL);
+	sub = it_fork(kr_subscriber, &cfg);
+	kr_wait(&sh->ready, "subscribe");
+	it_daemon_kill(d);
+	snprintf(cmd, sizeof(cmd), "rm -f %s/*.ring %s/*.ctl", d->rundir, d->rundir);
+	IT_ASSERT(system(cmd) == 0, "%s failed", cmd);
+	it_daemon_start(d, "--capacity", "1M", "--tether-timeout", "100", NULL);
+	atomic_store(&sh->reconnect, 1);
+	kr_wait(&sh->resumed, "re-open on the new daemon");
+	for (size_t i = 0; i < sizeof(msg); i++)
+		msg[i] = (uint8_t)(i * 7);
+	pub = it_open(d);
+	IT_ASSERT(ringcast_broadcast(pub, KR_TOPIC, msg, sizeof(msg)) == 0, "publish failed");
+	/* Unread past the tether timeout: the daemon untethers the subscriber. */
+	it_sleep_ms(500);
+	atomic_store(&sh->go, 1);
+	it_expect_exit(sub, 10000, 0, "subscriber");
+	it_close(pub);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -509,6 +610,8 @@ int main(void)
 						it_teardown),
 		cmocka_unit_test_setup_teardown(test_sleeping_subscriber_resumes_after_restart,
 						it_setup, it_teardown),
+		cmocka_unit_test_setup_teardown(test_resubscribe_to_larger_ring, it_setup,
+						it_teardown),
 	};
 
 	it_init();

@@ -29,7 +29,13 @@ extern "C" {
 
 struct ringcast;
 
-/* One delivered message.  Every pointer is valid until the handler returns. */
+/*
+ * One delivered message.  Every pointer is valid until the handler returns,
+ * within the topic's tether timeout: a handler that takes longer gets its
+ * subscriber untethered, and publishers may then write over data.  Such a
+ * message is counted as lost once the handler returns (lost of the next
+ * one, and the subscriber's count in ringcast_stat()).  Copy what you keep.
+ */
 struct ringcast_msg {
 	const char *topic;   /* not NUL-terminated */
 	size_t topic_len;

@@ -136,6 +136,34 @@ static void jump_live(struct rc_topic *t)
 	rc_store_release(&s->pos, pos);
 }
 
+/*
+ * After a handler that had the record at pos in place: was it overwritten
+ * under the handler?  Only if the daemon untethered us meanwhile, for a
+ * handler that outlasted the tether timeout: publishers then reuse space
+ * we have not released.  Then the message counts as lost, as it would
+ * had we been lapped before reading it, and the rest is read by copy.
+ *
+ * The state load is the filter that keeps the tail's line, which the
+ * publisher writes all the time, out of the common path.  A publisher
+ * writes over pos only after it saw us untethered, so a handler that read
+ * its bytes is followed by a state load that sees it too (x86 keeps loads
+ * in order; rc_ring_still_valid fences before it reads the tail).
+ */
+static bool lost_under_handler(struct rc_topic *t, uint64_t pos)
+{
+	struct rc_sub_slot *s = my_slot(t);
+
+	if (rc_load_acquire(&s->state) == RC_SUB_TETHERED)
+		return false;
+	t->untethered = true;
+	if (rc_ring_still_valid(&t->sub, pos))
+		return false;
+	t->pending_lost++;
+	/* stat shows it now; the handler hears of it with the next message. */
+	rc_store_relaxed(&s->lost, rc_load_relaxed(&s->lost) + 1);
+	return true;
+}
+
 /* Re-read our slot's tether state; re-tether when caught up. */
 static void track_tether(struct rc_topic *t)
 {
@@ -178,6 +206,8 @@ static int poll_topic(struct ringcast *rc, struct rc_topic *t, ringcast_handler 
 		const struct rc_rec *rec;
 		struct rc_view v;
 		struct ringcast_msg m;
+		uint64_t at; /* the record's position, for lost_under_handler() */
+		bool in_place = true;
 		int ret = rc_ring_peek(&t->sub, &t->pos, &v, !t->untethered);
 
 		if (ret == -ESTALE) {
@@ -207,6 +237,7 @@ static int poll_topic(struct ringcast *rc, struct rc_topic *t, ringcast_handler 
 			}
 			rec = (const struct rc_rec *)rc->copy;
 			v.data = rec + 1;
+			in_place = false;
 		}
 		/*
 		 * seq only goes up.  A lower one is a record of an earlier lap
@@ -215,6 +246,7 @@ static int poll_topic(struct ringcast *rc, struct rc_topic *t, ringcast_handler 
 		 */
 		if (rec->seq < t->next_seq)
 			break;
+		at = t->pos;
 		t->pos = v.next;
 		t->next_seq = rec->seq + 1;
 		if ((rec->flags & RC_REC_F_FROM) && rec->client_id == rc->client_id)
@@ -231,6 +263,8 @@ static int poll_topic(struct ringcast *rc, struct rc_topic *t, ringcast_handler 
 		n++;
 		RC_TRACE_DELIVER(rc, t, &m);
 		*stop = handler(&m, ctx) != 0;
+		if (in_place)
+			lost_under_handler(t, at);
 		if (*stop)
 			break;
 		/*

@@ -256,10 +256,121 @@ static void test_stalled_subscriber_is_untethered(void **state)
 	it_assert_daemon_alive(d);
 }
 
+/* ---- a handler that outlasts the tether timeout ---- */
+
+struct uh_shared {
+	_Atomic int ready, done;
+	int overwritten;            /* the held message changed under the handler */
+	uint64_t held, next, next_lost;
+	char error[200];
+};
+
+struct uh_cfg {
+	const char *sock;
+	struct uh_shared *sh;
+};
+
+/* Hold the first message for 600 ms (the tether timeout is 200), then note the next one. */
+static int uh_handler(const struct ringcast_msg *m, void *ctx)
+{
+	struct uh_cfg *c = ctx;
+	struct uh_shared *sh = c->sh;
+	struct ut_msg before, after;
+
+	if (m->len != sizeof(before)) {
+		snprintf(sh->error, sizeof(sh->error), "message of %zu bytes", m->len);
+		return 1;
+	}
+	memcpy(&before, m->data, sizeof(before));
+	if (atomic_load(&sh->ready) == 1) {
+		atomic_store(&sh->ready, 2);
+		sh->held = before.counter;
+		it_sleep_ms(600);
+		memcpy(&after, m->data, sizeof(after));
+		sh->overwritten = memcmp(&before, &after, sizeof(before)) != 0;
+		return 0;
+	}
+	if (before.check != ut_sum(&before))
+		snprintf(sh->error, sizeof(sh->error), "message after the held one is torn");
+	sh->next = before.counter;
+	sh->next_lost = m->lost;
+	return 1;
+}
+
+static int uh_subscriber(void *p)
+{
+	struct uh_cfg *c = p;
+	struct ringcast *rc = it_child_open(c->sock);
+	uint64_t deadline = it_now_ns() + 20000000000ull;
+	int ret = 0;
+
+	IT_CHECK_OK(ringcast_subscribe(rc, TOPIC));
+	atomic_store(&c->sh->ready, 1);
+	while (!c->sh->next && !c->sh->error[0]) {
+		IT_CHECK(it_now_ns() < deadline, "no message after the held one");
+		ret = ringcast_wait(rc, 100);
+		IT_CHECK(ret == 0 || ret == -ETIMEDOUT, "ringcast_wait = %d", ret);
+		IT_CHECK_OK(ringcast_poll(rc, uh_handler, c, 0));
+	}
+	atomic_store(&c->sh->done, 1);
+	ringcast_close(rc);
+	return 0;
+}
+
+/*
+ * A message handed to the handler in place is the subscriber's until the
+ * handler returns, unless the handler outlasts the tether timeout: then the
+ * daemon untethers the subscriber and publishers may write over it.  That
+ * must not pass silently: the message counts as lost, like every one the
+ * publisher lapped meanwhile.
+ */
+static void test_handler_outlasting_tether_timeout(void **state)
+{
+	struct it_daemon *d = *state;
+	struct uh_shared *sh = it_shared(sizeof(*sh));
+	struct uh_cfg cfg = { d->sock, sh };
+	uint64_t sent = 0, deadline;
+	struct ringcast *pub;
+	struct ut_msg msg;
+	pid_t sub;
+	int ret;
+
+	it_daemon_start(d, "--tether-timeout", "200", "--capacity", "64k", NULL);
+	sub = it_fork(uh_subscriber, &cfg);
+	deadline = it_now_ns() + 5000000000ull;
+	while (!atomic_load(&sh->ready) && it_now_ns() < deadline)
+		it_sleep_ms(1);
+	IT_ASSERT(atomic_load(&sh->ready), "subscriber did not subscribe");
+	pub = it_open(d);
+	deadline = it_now_ns() + 20000000000ull;
+	while (!atomic_load(&sh->done) && it_now_ns() < deadline) {
+		ret = ringcast_broadcast(pub, TOPIC, (ut_fill(&msg, sent), &msg), sizeof(msg));
+		if (ret == -EAGAIN)
+			continue; /* held back while the subscriber is tethered */
+		IT_ASSERT_OK(ret);
+		sent++;
+	}
+	it_expect_exit(sub, 5000, 0, "subscriber");
+	printf("  held #%llu (%s under the handler); next #%llu says lost %llu\n",
+	       (unsigned long long)sh->held, sh->overwritten ? "overwritten" : "intact",
+	       (unsigned long long)sh->next, (unsigned long long)sh->next_lost);
+	IT_ASSERT(!sh->error[0], "%s", sh->error);
+	IT_ASSERT(sh->overwritten, "the publisher never wrote over the held message (sent %llu)",
+		  (unsigned long long)sent);
+	IT_ASSERT(sh->next_lost == sh->next - sh->held,
+		  "after #%llu was overwritten under its handler, #%llu says lost %llu; expected "
+		  "%llu (the held one too)", (unsigned long long)sh->held,
+		  (unsigned long long)sh->next, (unsigned long long)sh->next_lost,
+		  (unsigned long long)(sh->next - sh->held));
+	it_close(pub);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_stalled_subscriber_is_untethered, it_setup,
+						it_teardown),
+		cmocka_unit_test_setup_teardown(test_handler_outlasting_tether_timeout, it_setup,
 						it_teardown),
 	};
 

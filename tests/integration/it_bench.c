@@ -9,6 +9,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -152,39 +153,64 @@ static double jnum(const struct jv *obj, const char *key)
 
 static char cli_path[320];
 
-/* Run `ringcast bench --socket SOCK ARGS...` (NULL-terminated); asserts the exit code, returns stdout. */
-static char *bench(struct it_daemon *d, int code, char **err_out, ...)
+/* Start `ringcast bench --socket SOCK ARGS...` with its stdout and stderr on pipes; returns its pid. */
+static pid_t bench_spawn_v(struct it_daemon *d, int *ofd, int *efd, va_list ap)
 {
 	char *argv[48] = { cli_path, "bench", "--socket", d->sock };
-	int argc = 4, ofd, efd;
-	char *out, *err;
-	va_list ap;
-	pid_t pid;
+	int argc = 4;
 
 	snprintf(cli_path, sizeof(cli_path), "%s/ringcast", d->build);
 	IT_ASSERT(access(cli_path, X_OK) == 0, "%s: %s (build it first: make)", cli_path, strerror(errno));
-	va_start(ap, err_out);
 	for (char *a = va_arg(ap, char *); a && argc < 47; a = va_arg(ap, char *))
 		argv[argc++] = a;
-	va_end(ap);
 	argv[argc] = NULL;
 	printf("  $ ringcast bench");
 	for (int i = 2; i < argc; i++)
 		printf(" %s", argv[i]);
 	putchar('\n');
-	pid = it_spawn(argv, NULL, &ofd, &efd);
-	out = it_read_all(ofd, 60000, NULL);
-	err = it_read_all(efd, 5000, NULL);
+	return it_spawn(argv, NULL, ofd, efd);
+}
+
+static pid_t bench_spawn(struct it_daemon *d, int *ofd, int *efd, ...)
+{
+	va_list ap;
+	pid_t pid;
+
+	va_start(ap, efd);
+	pid = bench_spawn_v(d, ofd, efd, ap);
+	va_end(ap);
+	return pid;
+}
+
+/* Collect a spawned bench: asserts its exit code within timeout_ms, returns stdout (and stderr in *err_out). */
+static char *bench_finish(pid_t pid, int ofd, int efd, int code, int timeout_ms, char **err_out)
+{
+	char *out = it_read_all(ofd, timeout_ms, NULL);
+	char *err = it_read_all(efd, 5000, NULL);
+
 	close(ofd);
 	close(efd);
 	if (err[0])
 		printf("  [stderr] %s", err);
-	it_expect_exit(pid, 60000, code, "ringcast bench");
+	it_expect_exit(pid, timeout_ms, code, "ringcast bench");
 	if (err_out)
 		*err_out = err;
 	else
 		free(err);
 	return out;
+}
+
+/* Run `ringcast bench --socket SOCK ARGS...` (NULL-terminated); asserts the exit code, returns stdout. */
+static char *bench(struct it_daemon *d, int code, char **err_out, ...)
+{
+	int ofd, efd;
+	va_list ap;
+	pid_t pid;
+
+	va_start(ap, err_out);
+	pid = bench_spawn_v(d, &ofd, &efd, ap);
+	va_end(ap);
+	return bench_finish(pid, ofd, efd, code, 60000, err_out);
 }
 
 static void jfree(struct jv *v)
@@ -319,6 +345,63 @@ static void test_paced_and_duration(void **state)
 	free(out);
 }
 
+/* Wait up to timeout_ms until at least n messages were published to topic. */
+static bool wait_published(struct it_daemon *d, const char *topic, uint64_t n, int timeout_ms)
+{
+	struct ringcast *rc = it_open(d);
+	uint64_t until = it_now_ns() + (uint64_t)timeout_ms * 1000000;
+	bool seen = false;
+
+	while (!seen && it_now_ns() < until) {
+		struct ringcast_topic_stat *st;
+		size_t nst;
+
+		if (ringcast_stat(rc, topic, &st, &nst) == 0) {
+			seen = nst == 1 && st[0].messages >= n;
+			ringcast_stat_free(st, nst);
+		}
+		if (!seen)
+			it_sleep_ms(20);
+	}
+	it_close(rc);
+	return seen;
+}
+
+/*
+ * A first Ctrl-C stops a paced run promptly and it still reports.  At 2
+ * msg/s, 120 messages take a minute; a publisher that looked at the stop
+ * flag only every 64 messages went on for half a minute.  The bound only
+ * catches that: the report itself needs well under a second.
+ */
+static void test_interrupt_paced(void **state)
+{
+	struct it_daemon *d = *state;
+	struct jv *v = calloc(1, sizeof(*v));
+	const struct jv *per_sub;
+	const char *p;
+	int ofd, efd;
+	char *out;
+	pid_t pid;
+
+	it_daemon_start(d, NULL);
+	pid = bench_spawn(d, &ofd, &efd, "--json", "--topic", "it.bench.int", "--rate", "2", "--count", "120", NULL);
+	/* Interrupt while it sends, not while it starts (that fails the run instead). */
+	IT_ASSERT(wait_published(d, "it.bench.int", 1, 10000), "bench published nothing within 10 s");
+	IT_ASSERT(kill(pid, SIGINT) == 0, "kill: %s", strerror(errno));
+	out = bench_finish(pid, ofd, efd, 130, 10000, NULL);
+	p = out;
+	IT_ASSERT(v && jparse(&p, v, 0), "not JSON: '%s'", out);
+	IT_ASSERT(jget(v, "interrupted", J_BOOL)->b, "interrupted is false: %s", out);
+	IT_ASSERT(jget(v, "ok", J_BOOL)->b, "ok is false: %s", out);
+	IT_ASSERT(jnum(v, "count") >= 1 && jnum(v, "count") < 120, "count %g", jnum(v, "count"));
+	per_sub = jget(v, "per_sub", J_ARR);
+	IT_ASSERT(per_sub->n == 1 && jnum(&per_sub->items[0], "received") == jnum(v, "count"),
+		  "the subscriber did not get what was sent: %s", out);
+	jfree(v);
+	free(v);
+	free(out);
+}
+
 static void test_human(void **state)
 {
 	struct it_daemon *d = *state;
@@ -427,6 +510,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_json_pubs_spin_zero_copy, it_setup, it_teardown),
 		cmocka_unit_test_setup_teardown(test_json_uds, it_setup, it_teardown),
 		cmocka_unit_test_setup_teardown(test_paced_and_duration, it_setup, it_teardown),
+		cmocka_unit_test_setup_teardown(test_interrupt_paced, it_setup, it_teardown),
 		cmocka_unit_test_setup_teardown(test_human, it_setup, it_teardown),
 		cmocka_unit_test_setup_teardown(test_sweep_csv, it_setup, it_teardown),
 		cmocka_unit_test_setup_teardown(test_usage_and_missing_peer, it_setup, it_teardown),

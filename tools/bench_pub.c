@@ -173,7 +173,8 @@ static int publish(struct pub_state *s, void *buf)
 			bool sample = i % every == 0, empty = every == 1 || i % every == every / 2;
 			uint64_t c0 = 0, w0 = s->wait_cpu;
 
-			if (!pace(s, due, &now) || now >= end_at)
+			/* A slot at or past the end of --duration is never sent: no waiting for it. */
+			if (due >= end_at || !pace(s, due, &now) || now >= end_at)
 				break;
 			if (empty) {
 				c0 = clock_of(CLOCK_THREAD_CPUTIME_ID);

@@ -402,6 +402,26 @@ static void test_interrupt_paced(void **state)
 	free(out);
 }
 
+/*
+ * A paced run by duration ends with the duration, not with the wait for
+ * a slot past it.  16 publishers at 1 msg/s in all: each sends at once,
+ * and its next slot is 16 s away, long after the 100 ms are over.  The
+ * bound only catches that wait.
+ */
+static void test_paced_duration_ends_on_time(void **state)
+{
+	struct it_daemon *d = *state;
+	int ofd, efd;
+	char *out;
+	pid_t pid;
+
+	it_daemon_start(d, NULL);
+	pid = bench_spawn(d, &ofd, &efd, "--json", "--rate", "1", "--pubs", "16", "--duration", "100ms", NULL);
+	out = bench_finish(pid, ofd, efd, 0, 8000, NULL);
+	check_json(out, "ringcast", 64, 1, 16, "sleep", 0);
+	free(out);
+}
+
 static void test_human(void **state)
 {
 	struct it_daemon *d = *state;
@@ -511,6 +531,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_json_uds, it_setup, it_teardown),
 		cmocka_unit_test_setup_teardown(test_paced_and_duration, it_setup, it_teardown),
 		cmocka_unit_test_setup_teardown(test_interrupt_paced, it_setup, it_teardown),
+		cmocka_unit_test_setup_teardown(test_paced_duration_ends_on_time, it_setup, it_teardown),
 		cmocka_unit_test_setup_teardown(test_human, it_setup, it_teardown),
 		cmocka_unit_test_setup_teardown(test_sweep_csv, it_setup, it_teardown),
 		cmocka_unit_test_setup_teardown(test_usage_and_missing_peer, it_setup, it_teardown),

@@ -149,8 +149,12 @@ static int publish(struct pub_state *s, void *buf)
 	uint64_t end_at = UINT64_MAX, in_calls = 0, samples = 0, brackets = 0, n_brackets = 0, now, cpu0, tcpu0;
 	/* This publisher's share of --rate: one message every pubs/rate seconds. */
 	uint64_t rate_num = (uint64_t)cfg->pubs * 1000000000ull;
-	/* Often enough that the coordinator sees progress even at a few large messages a second. */
-	uint64_t live_mask = cfg->size >= 4096 ? 0 : 1023;
+	/*
+	 * Often enough that the coordinator sees progress (or it fails the
+	 * run as stalled) even at a few large messages a second; paced, every
+	 * message, since 1024 of them may take longer than its patience.
+	 */
+	uint64_t live_mask = cfg->size >= 4096 || cfg->rate ? 0 : 1023;
 	unsigned every = cfg->rate && rate_num / cfg->rate >= SAMPLE_ALL_NS ? 1 : SAMPLE_EVERY;
 	int err = 0;
 

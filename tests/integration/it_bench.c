@@ -422,6 +422,30 @@ static void test_paced_duration_ends_on_time(void **state)
 	free(out);
 }
 
+/*
+ * A slow paced run is not judged stalled.  The coordinator fails a run
+ * when no live counter moves for its stall timeout, 15 s, shortened here
+ * to 2 s through $RINGCAST_BENCH_STALL_MS (docs/testing.md).  At 4 msg/s
+ * the counters must move with every message, not every 1024th; and 4
+ * publishers at 1 msg/s in all each send every 4 s, all at the same
+ * moments, so the timeout must allow for the pace too.
+ */
+static void test_slow_paced_not_stalled(void **state)
+{
+	struct it_daemon *d = *state;
+	char *out;
+
+	it_daemon_start(d, NULL);
+	setenv("RINGCAST_BENCH_STALL_MS", "2000", 1);
+	out = bench(d, 0, NULL, "--json", "--rate", "4", "--count", "16", NULL);
+	check_json(out, "ringcast", 64, 1, 1, "sleep", 16);
+	free(out);
+	out = bench(d, 0, NULL, "--json", "--rate", "1", "--pubs", "4", "--count", "8", NULL);
+	check_json(out, "ringcast", 64, 1, 4, "sleep", 8);
+	free(out);
+	unsetenv("RINGCAST_BENCH_STALL_MS");
+}
+
 static void test_human(void **state)
 {
 	struct it_daemon *d = *state;
@@ -532,6 +556,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_paced_and_duration, it_setup, it_teardown),
 		cmocka_unit_test_setup_teardown(test_interrupt_paced, it_setup, it_teardown),
 		cmocka_unit_test_setup_teardown(test_paced_duration_ends_on_time, it_setup, it_teardown),
+		cmocka_unit_test_setup_teardown(test_slow_paced_not_stalled, it_setup, it_teardown),
 		cmocka_unit_test_setup_teardown(test_human, it_setup, it_teardown),
 		cmocka_unit_test_setup_teardown(test_sweep_csv, it_setup, it_teardown),
 		cmocka_unit_test_setup_teardown(test_usage_and_missing_peer, it_setup, it_teardown),

@@ -4,10 +4,12 @@
  */
 #include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli.h"
 
@@ -65,6 +67,17 @@ void cli_warn(const char *cmd, const char *fmt, ...)
 	va_start(ap, fmt);
 	vreport(cmd, "warning: ", 0, fmt, ap);
 	va_end(ap);
+}
+
+int cli_check_stdout(const char *cmd)
+{
+	int fl = fcntl(STDOUT_FILENO, F_GETFL);
+
+	if (fl >= 0 && (fl & O_ACCMODE) != O_RDONLY)
+		return 0;
+	if (fl < 0)
+		return cli_error(cmd, 0, "stdout: %s: nowhere to print", strerror(errno));
+	return cli_error(cmd, 0, "stdout is closed or open read-only: nowhere to print");
 }
 
 const char *cli_socket_name(const char *path)

@@ -269,6 +269,8 @@ int cmd_stat(int argc, char **argv)
 			return cli_usage_error(CMD, "TOPIC must be 1 to %d bytes", RINGCAST_TOPIC_MAX);
 	}
 
+	if (cli_check_stdout(CMD))
+		return CLI_EXIT_ERR;
 	sigemptyset(&sa.sa_mask);
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);

@@ -29,6 +29,7 @@ struct sub_ctx {
 	uint64_t count;   /* stop after this many; 0: never */
 	uint64_t received;
 	uint64_t lost;
+	int out_err;      /* a failed write to stdout: negative errno; 0 none */
 };
 
 static void usage(FILE *f)
@@ -69,8 +70,9 @@ static void usage(FILE *f)
 		"\n"
 		"At exit a summary (messages received, lost, why it stopped) goes to stderr.\n"
 		"Exit status: 0 after --count messages, --timeout, SIGINT or SIGTERM; 1 on\n"
-		"a runtime error (cannot connect or subscribe, a failed read or write);\n"
-		"2 on bad usage.\n",
+		"a runtime error (cannot connect or subscribe, a failed read; a closed\n"
+		"stdout before subscribing, or a failed write, which stops sub at that\n"
+		"message); 2 on bad usage.\n",
 		RINGCAST_DEFAULT_SOCKET);
 }
 
@@ -123,7 +125,11 @@ static int on_msg(const struct ringcast_msg *m, void *arg)
 		fputc('\n', stdout);
 	}
 	/* Per message, so a reader at the other end of a pipe sees it now. */
-	fflush(stdout);
+	if (fflush(stdout) || ferror(stdout)) {
+		/* Printed nowhere: stop, rather than go on taking messages that nobody sees. */
+		c->out_err = errno ? -errno : -EIO;
+		return 1;
+	}
 	c->received++;
 	return c->count && c->received >= c->count;
 }
@@ -183,6 +189,9 @@ int cmd_sub(int argc, char **argv)
 		if (!*argv[i] || strlen(argv[i]) > RINGCAST_TOPIC_MAX)
 			return cli_usage_error(CMD, "TOPIC must be 1 to %d bytes: '%s'", RINGCAST_TOPIC_MAX, argv[i]);
 	ntopics = argc - optind;
+	/* Before subscribing: a message taken off the ring and printed nowhere would be lost. */
+	if (cli_check_stdout(CMD))
+		return CLI_EXIT_ERR;
 
 	/* No SA_RESTART: a signal should cut a wait short, not be retried past. */
 	sigemptyset(&sa.sa_mask);
@@ -218,6 +227,8 @@ int cmd_sub(int argc, char **argv)
 					(unsigned long long)c.received);
 			goto out;
 		}
+		if (c.out_err)
+			break;
 		if (c.count && c.received >= c.count) {
 			why = "count reached";
 			break;
@@ -246,8 +257,10 @@ int cmd_sub(int argc, char **argv)
 			}
 		}
 	}
-	if (ferror(stdout)) {
-		ret = cli_error(CMD, 0, "writing to stdout failed");
+	if (c.out_err || ferror(stdout)) {
+		/* strerror: ringcast_strerror would explain ENOSPC as a full ring. */
+		ret = cli_error(CMD, 0, "writing to stdout failed after %llu messages: %s",
+				(unsigned long long)c.received, strerror(c.out_err ? -c.out_err : EIO));
 		goto out;
 	}
 	if (!quiet) {

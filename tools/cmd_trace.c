@@ -459,6 +459,8 @@ int cmd_trace(int argc, char **argv)
 	ret = parse(argc, argv, &o);
 	if (ret)
 		return ret;
+	if (cli_check_stdout(CMD))
+		return CLI_EXIT_ERR;
 	rct_libbpf_log(o.verbose);
 	/* Say what is missing before touching the node's rate. */
 	ret = rct_check_support(why, sizeof(why));

@@ -5,6 +5,7 @@
  * is bounded and every process is reaped.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -111,6 +112,114 @@ static void test_pub_sub_pipe(void **state)
 	}
 }
 
+struct redirected_run {
+	char **argv;
+	int fd;           /* the fd to close, or to point at path */
+	const char *path; /* NULL: leave fd closed */
+	int err_fd;       /* stderr goes here, unless fd is 2 */
+};
+
+static int exec_redirected(void *arg)
+{
+	const struct redirected_run *r = arg;
+	int fd;
+
+	if (r->fd != 2 && dup2(r->err_fd, 2) < 0)
+		return 127;
+	close(r->fd);
+	if (r->path) {
+		fd = open(r->path, r->fd ? O_WRONLY : O_RDONLY);
+		if (fd < 0 || (fd != r->fd && dup2(fd, r->fd) < 0))
+			return 127;
+	}
+	execv(r->argv[0], r->argv);
+	return 127;
+}
+
+/*
+ * Start argv with fd closed (path NULL, as `CMD >&-` or `<&-` would) or
+ * opened on path, and stderr on a pipe (*err_fd).
+ */
+static pid_t spawn_redirected(char **argv, int fd, const char *path, int *err_fd)
+{
+	int p[2];
+	struct redirected_run r = { argv, fd, path, -1 };
+	pid_t pid;
+
+	IT_ASSERT(pipe2(p, O_CLOEXEC) == 0, "pipe2: %s", strerror(errno));
+	r.err_fd = p[1];
+	pid = it_fork(exec_redirected, &r);
+	close(p[1]);
+	*err_fd = p[0];
+	return pid;
+}
+
+/*
+ * A closed stdin or stdout is never taken by the daemon's socket.  sub
+ * used to write its message lines into the socket and exit 0; now it
+ * says stdout is closed and fails before subscribing.  pub used to wait
+ * forever reading the socket as stdin; now its read fails.  The 5 s
+ * bounds only catch that hang.
+ */
+static void test_closed_std_fds(void **state)
+{
+	struct it_daemon *d = *state;
+	char *sub_argv[] = { (char *)cli(d), "sub", "--socket", d->sock, "--timeout", "1500ms", TOPIC, NULL };
+	char *pub_argv[] = { (char *)cli(d), "pub", "--socket", d->sock, TOPIC, NULL };
+	char *msg_argv[] = { (char *)cli(d), "pub", "--socket", d->sock, TOPIC, "lost?", NULL };
+	char *err;
+	int efd;
+	pid_t pid;
+
+	it_daemon_start(d, NULL);
+	pid = spawn_redirected(sub_argv, 1, NULL, &efd);
+	/* Give a sub that does subscribe a message to print. */
+	if (it_wait_subscribers(d, TOPIC, 1, pid, 1000))
+		free(run(msg_argv, 0, "ringcast pub TOPIC MSG"));
+	err = it_read_all(efd, 5000, NULL);
+	close(efd);
+	printf("  [sub >&- stderr] %s", err);
+	it_expect_exit(pid, 5000, 1, "ringcast sub >&-");
+	IT_ASSERT(strstr(err, "stdout is closed"), "sub >&- does not say stdout is closed: '%s'", err);
+	free(err);
+
+	pid = spawn_redirected(pub_argv, 0, NULL, &efd);
+	err = it_read_all(efd, 5000, NULL);
+	close(efd);
+	printf("  [pub <&- stderr] %s", err);
+	it_expect_exit(pid, 5000, 1, "ringcast pub <&-");
+	IT_ASSERT(strstr(err, "reading stdin failed"), "pub <&- does not say reading stdin failed: '%s'", err);
+	free(err);
+	it_assert_daemon_alive(d);
+}
+
+/*
+ * sub stops at the first message it cannot print (here /dev/full: ENOSPC)
+ * instead of going on taking messages that nobody sees; without
+ * --timeout it used to run until a signal.  The bound catches that.
+ */
+static void test_sub_stops_on_write_error(void **state)
+{
+	struct it_daemon *d = *state;
+	char *sub_argv[] = { (char *)cli(d), "sub", "--socket", d->sock, TOPIC, NULL };
+	char *msg_argv[] = { (char *)cli(d), "pub", "--socket", d->sock, TOPIC, "to /dev/full", NULL };
+	char *err;
+	int efd;
+	pid_t pid;
+
+	it_daemon_start(d, NULL);
+	pid = spawn_redirected(sub_argv, 1, "/dev/full", &efd);
+	IT_ASSERT(it_wait_subscribers(d, TOPIC, 1, pid, 5000), "sub >/dev/full did not subscribe within 5 s");
+	free(run(msg_argv, 0, "ringcast pub TOPIC MSG"));
+	err = it_read_all(efd, 5000, NULL);
+	close(efd);
+	printf("  [sub >/dev/full stderr] %s", err);
+	it_expect_exit(pid, 5000, 1, "ringcast sub >/dev/full");
+	IT_ASSERT(strstr(err, "writing to stdout failed after 0 messages"), "sub does not say its write failed: '%s'",
+		  err);
+	free(err);
+}
+
 static void test_stat_json(void **state)
 {
 	struct it_daemon *d = *state;
@@ -173,6 +282,8 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_pub_sub_pipe, it_setup, it_teardown),
+		cmocka_unit_test_setup_teardown(test_closed_std_fds, it_setup, it_teardown),
+		cmocka_unit_test_setup_teardown(test_sub_stops_on_write_error, it_setup, it_teardown),
 		cmocka_unit_test_setup_teardown(test_stat_json, it_setup, it_teardown),
 		cmocka_unit_test_setup_teardown(test_help, it_setup, it_teardown),
 	};

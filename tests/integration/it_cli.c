@@ -6,8 +6,11 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "harness.h"
@@ -220,6 +223,80 @@ static void test_sub_stops_on_write_error(void **state)
 	free(err);
 }
 
+/* Read fd up to and including the first newline, within timeout_ms; false on EOF or timeout. */
+static bool read_line(int fd, char *buf, size_t cap, int timeout_ms)
+{
+	uint64_t until = it_now_ns() + (uint64_t)timeout_ms * 1000000;
+	size_t n = 0;
+
+	while (n + 1 < cap && it_now_ns() < until) {
+		struct pollfd pf = { .fd = fd, .events = POLLIN };
+
+		if (poll(&pf, 1, 50) <= 0)
+			continue;
+		if (read(fd, buf + n, 1) != 1)
+			break;
+		if (buf[n++] == '\n') {
+			buf[n] = '\0';
+			return true;
+		}
+	}
+	buf[n] = '\0';
+	return false;
+}
+
+/*
+ * sub's summary counts the losses known at exit.  A subscriber stopped
+ * with SIGSTOP is untethered after the daemon's tether timeout (100 ms
+ * here) and lapped; when it runs again the library finds it was lapped
+ * and counts the loss in its slot, but no later message comes to tell the
+ * handler.  Every message published must then be in the summary, received
+ * or lost, and the loss must have its own line.
+ */
+static void test_sub_counts_untold_losses(void **state)
+{
+	struct it_daemon *d = *state;
+	char *sub_argv[] = { (char *)cli(d), "sub", "--socket", d->sock, "--timeout", "2s", TOPIC, NULL };
+	enum { LAP = 3000 };
+	unsigned long long received = 0, lost = 0;
+	char line[256], *out, *err, *sum;
+	struct ringcast *rc;
+	int ofd, efd, st;
+	pid_t pid;
+
+	it_daemon_start(d, "--tether-timeout", "100", "--capacity", "64k", NULL);
+	pid = it_spawn(sub_argv, NULL, &ofd, &efd);
+	IT_ASSERT(it_wait_subscribers(d, TOPIC, 1, pid, 5000), "sub did not subscribe within 5 s");
+	rc = it_open(d);
+	IT_ASSERT_OK(ringcast_broadcast(rc, TOPIC, "first", 5));
+	IT_ASSERT(read_line(ofd, line, sizeof(line), 5000), "sub printed no line for the first message");
+	IT_ASSERT(kill(pid, SIGSTOP) == 0, "SIGSTOP: %s", strerror(errno));
+	IT_ASSERT_OK(it_wait_flags(pid, 5000, &st, WUNTRACED));
+	IT_ASSERT(WIFSTOPPED(st), "sub did not stop");
+	/* Over 100 KiB through a 64 KiB ring: the stopped sub is untethered, then lapped. */
+	IT_ASSERT_OK(ringcast_set_send_timeout(rc, 5000));
+	for (int i = 0; i < LAP; i++)
+		IT_ASSERT_OK(ringcast_broadcast(rc, TOPIC, "lapping the stopped sub", 23));
+	it_close(rc);
+	IT_ASSERT(kill(pid, SIGCONT) == 0, "SIGCONT: %s", strerror(errno));
+	out = it_read_all(ofd, 10000, NULL);
+	err = it_read_all(efd, 5000, NULL);
+	close(ofd);
+	close(efd);
+	printf("  [sub stderr] %s", err);
+	it_expect_exit(pid, 10000, 0, "ringcast sub --timeout 2s");
+	sum = strstr(err, "ringcast sub: ");
+	/* "ringcast sub: R message(s) on 1 topic, L lost, in ..." */
+	IT_ASSERT(sum && sscanf(sum, "ringcast sub: %llu", &received) == 1 && strstr(sum, " on 1 topic, ") &&
+		  sscanf(strstr(sum, " on 1 topic, ") + 13, "%llu lost", &lost) == 1, "no summary: '%s'", err);
+	IT_ASSERT(received + lost == LAP + 1 && lost > 0,
+		  "the summary says %llu received and %llu lost, but %d were published", received, lost, LAP + 1);
+	IT_ASSERT(strstr(err, "messages after seq ") && strstr(err, " on " TOPIC "\n"),
+		  "no line for the loss found at exit: '%s'", err);
+	free(out);
+	free(err);
+}
+
 static void test_stat_json(void **state)
 {
 	struct it_daemon *d = *state;
@@ -284,6 +361,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_pub_sub_pipe, it_setup, it_teardown),
 		cmocka_unit_test_setup_teardown(test_closed_std_fds, it_setup, it_teardown),
 		cmocka_unit_test_setup_teardown(test_sub_stops_on_write_error, it_setup, it_teardown),
+		cmocka_unit_test_setup_teardown(test_sub_counts_untold_losses, it_setup, it_teardown),
 		cmocka_unit_test_setup_teardown(test_stat_json, it_setup, it_teardown),
 		cmocka_unit_test_setup_teardown(test_help, it_setup, it_teardown),
 	};

@@ -476,7 +476,7 @@ static void test_sweep_csv(void **state)
 	struct it_daemon *d = *state;
 	char csv[256], *out, *text, *line, *save = NULL, *hdr[32], *f[32];
 	int nh, rows = 0, col_transport = -1, col_subs = -1, col_sent = -1, col_received = -1, col_lost = -1,
-		col_ok = -1, col_size = -1;
+		col_ok = -1, col_size = -1, col_int = -1;
 	size_t len;
 
 	it_daemon_start(d, NULL);
@@ -504,16 +504,18 @@ static void test_sweep_csv(void **state)
 		col_received = !strcmp(hdr[i], "received") ? i : col_received;
 		col_lost = !strcmp(hdr[i], "lost") ? i : col_lost;
 		col_ok = !strcmp(hdr[i], "ok") ? i : col_ok;
+		col_int = !strcmp(hdr[i], "interrupted") ? i : col_int;
 	}
 	IT_ASSERT(col_transport >= 0 && col_size >= 0 && col_subs >= 0 && col_sent >= 0 && col_received >= 0 &&
-		  col_lost >= 0 && col_ok >= 0, "CSV header lacks a column: %s", text);
+		  col_lost >= 0 && col_ok >= 0 && col_int >= 0, "CSV header lacks a column: %s", text);
 	IT_ASSERT(nh >= 20, "CSV header has %d columns", nh);
 	while ((line = strtok_r(NULL, "\n", &save))) {
 		int n = csv_fields(line, f, 32);
 
 		rows++;
-		/* The last field, error, is "" on success. */
+		/* error is "" on success. */
 		IT_ASSERT(n == nh, "row %d has %d fields, the header %d", rows, n, nh);
+		IT_ASSERT(!strcmp(f[col_int], "0"), "row %d: interrupted %s", rows, f[col_int]);
 		IT_ASSERT(!strcmp(f[col_transport], "ringcast") || !strcmp(f[col_transport], "uds"), "transport %s",
 			  f[col_transport]);
 		IT_ASSERT(!strcmp(f[col_size], "8") || !strcmp(f[col_size], "100"), "size %s", f[col_size]);
@@ -524,6 +526,48 @@ static void test_sweep_csv(void **state)
 			  f[col_lost], f[col_ok]);
 	}
 	IT_ASSERT(rows == 8, "%d rows, expected 2 transports x 2 sizes x 2 subscriber counts", rows);
+	free(text);
+}
+
+/*
+ * A sweep cut short by Ctrl-C marks the run it cut short: interrupted=1
+ * in its CSV row, which otherwise reads like a finished run (ok=1).
+ */
+static void test_sweep_interrupted(void **state)
+{
+	struct it_daemon *d = *state;
+	char csv[256], *text, *line, *save = NULL, *hdr[32], *f[32];
+	int nh, n, ofd, efd, col_int = -1, col_ok = -1;
+	pid_t pid;
+
+	it_daemon_start(d, NULL);
+	snprintf(csv, sizeof(csv), "%s/interrupted.csv", d->dir);
+	pid = bench_spawn(d, &ofd, &efd, "--sweep", "--topic", "it.bench.sw", "--rate", "2", "--count", "120", "--csv",
+			  csv, NULL);
+	IT_ASSERT(wait_published(d, "it.bench.sw.s64", 1, 10000), "the sweep published nothing within 10 s");
+	IT_ASSERT(kill(pid, SIGINT) == 0, "kill: %s", strerror(errno));
+	free(bench_finish(pid, ofd, efd, 130, 10000, NULL));
+	{
+		int fd = open(csv, O_RDONLY);
+
+		IT_ASSERT(fd >= 0, "%s: %s", csv, strerror(errno));
+		text = it_read_all(fd, 1000, NULL);
+		close(fd);
+	}
+	printf("  %s", text);
+	line = strtok_r(text, "\n", &save);
+	IT_ASSERT(line, "empty CSV");
+	nh = csv_fields(line, hdr, 32);
+	for (int i = 0; i < nh; i++) {
+		col_int = !strcmp(hdr[i], "interrupted") ? i : col_int;
+		col_ok = !strcmp(hdr[i], "ok") ? i : col_ok;
+	}
+	IT_ASSERT(col_int >= 0 && col_ok >= 0, "no interrupted or ok column: %s", text);
+	line = strtok_r(NULL, "\n", &save);
+	IT_ASSERT(line, "no row for the interrupted run");
+	n = csv_fields(line, f, 32);
+	IT_ASSERT(n == nh && !strcmp(f[col_int], "1"), "the row does not say interrupted: %s", line);
+	IT_ASSERT(!strtok_r(NULL, "\n", &save), "more than one row after the interrupt");
 	free(text);
 }
 
@@ -559,6 +603,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_slow_paced_not_stalled, it_setup, it_teardown),
 		cmocka_unit_test_setup_teardown(test_human, it_setup, it_teardown),
 		cmocka_unit_test_setup_teardown(test_sweep_csv, it_setup, it_teardown),
+		cmocka_unit_test_setup_teardown(test_sweep_interrupted, it_setup, it_teardown),
 		cmocka_unit_test_setup_teardown(test_usage_and_missing_peer, it_setup, it_teardown),
 	};
 

@@ -217,11 +217,20 @@ int cmd_pub(int argc, char **argv)
 	}
 	if (o.verbose) {
 		char tbuf[32], bbuf[32];
+		const char *node = ringcast_node_name(rc);
 
-		fprintf(stderr, "ringcast pub: %llu message%s (%s of payload) via %s to '%s'%s%s on node %s in %s\n",
-			(unsigned long long)done, done == 1 ? "" : "s", cli_fmt_bytes(bbuf, sizeof(bbuf), bytes),
-			mode_name[o.mode], o.topic, o.node ? " for node " : "", o.node ? o.node : "",
-			ringcast_node_name(rc), cli_fmt_ns(tbuf, sizeof(tbuf), now_ns() - t0));
+		/* Names escaped as sub and stat show them. */
+		fprintf(stderr, "ringcast pub: %llu message%s (%s of payload) via %s to '", (unsigned long long)done,
+			done == 1 ? "" : "s", cli_fmt_bytes(bbuf, sizeof(bbuf), bytes), mode_name[o.mode]);
+		cli_put_escaped(stderr, o.topic, strlen(o.topic));
+		fputc('\'', stderr);
+		if (o.node) {
+			fputs(" for node ", stderr);
+			cli_put_escaped(stderr, o.node, strlen(o.node));
+		}
+		fputs(" on node ", stderr);
+		cli_put_escaped(stderr, node, strlen(node));
+		fprintf(stderr, " in %s\n", cli_fmt_ns(tbuf, sizeof(tbuf), now_ns() - t0));
 	}
 out:
 	ringcast_close(rc);

@@ -144,7 +144,10 @@ static void print_table(const struct snap *cur, const struct snap *prev, const c
 {
 	char cap[32], bytes[32], lag[32];
 
-	printf("node %s: %zu topic%s\n", node, cur->n, cur->n == 1 ? "" : "s");
+	/* Escaped like topics: the daemon checks its node name, but a client trusts nothing it is told. */
+	fputs("node ", stdout);
+	cli_put_escaped(stdout, node, strlen(node));
+	printf(": %zu topic%s\n", cur->n, cur->n == 1 ? "" : "s");
 	if (!cur->n)
 		return;
 	printf("%-24s %10s %5s %5s %12s %11s %8s%s\n", "TOPIC", "CAPACITY", "PUBS", "SUBS", "MESSAGES", "BYTES",
@@ -286,7 +289,12 @@ int cmd_stat(int argc, char **argv)
 			break;
 		}
 		if (!o.watch && o.topic && !cur.n) {
-			ret = cli_error(CMD, 0, "no topic '%s' on node %s", o.topic, node);
+			fputs("ringcast stat: no topic '", stderr);
+			cli_put_escaped(stderr, o.topic, strlen(o.topic));
+			fputs("' on node ", stderr);
+			cli_put_escaped(stderr, node, strlen(node));
+			fputc('\n', stderr);
+			ret = CLI_EXIT_ERR;
 			break;
 		}
 		if (clear)

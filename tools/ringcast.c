@@ -21,7 +21,7 @@ static const struct command commands[] = {
 	{ "pub", cmd_pub, "publish a message, or each line of stdin, to a topic" },
 	{ "sub", cmd_sub, "subscribe to topics and print messages as they arrive" },
 	{ "stat", cmd_stat, "show topics, rings and subscribers (--watch to refresh)" },
-	{ "bench", cmd_bench, "measure fan-out: 1 publisher, N subscriber processes" },
+	{ "bench", cmd_bench, "measure fan-out: P publisher and N subscriber processes" },
 	{ "trace", NULL, "per-topic publish-to-delivery latency histograms from eBPF" },
 };
 

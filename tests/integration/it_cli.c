@@ -366,6 +366,17 @@ static void test_help(void **state)
 		out = run(argv, 0, "ringcast --help");
 		IT_ASSERT(strstr(out, "Usage") && strstr(out, "pub") && strstr(out, "sub") &&
 			  strstr(out, "stat"), "ringcast --help lists no commands: '%.200s'", out);
+		/* bench takes --pubs: the summary must not promise one publisher. */
+		IT_ASSERT(strstr(out, "P publisher and N subscriber") && !strstr(out, "1 publisher"),
+			  "ringcast --help misdescribes bench: '%s'", out);
+		free(out);
+	}
+	/* stat's LOST is a sum over the current subscribers, and says so. */
+	{
+		char *argv[] = { (char *)cli(d), "stat", "--help", NULL };
+
+		out = run(argv, 0, "ringcast stat --help");
+		IT_ASSERT(strstr(out, "the sum of the current subscribers' LOST"), "stat --help: '%s'", out);
 		free(out);
 	}
 	/* No daemon behind the socket: a runtime error (1), not a crash or a hang. */

@@ -330,6 +330,8 @@ int bench_parse_args(int argc, char **argv, struct bench_opts *o)
 			o->per_sub = true;
 			break;
 		case OPT_SOCKET:
+			if (cli_check_socket(CMD, optarg))
+				return CLI_EXIT_USAGE;
 			o->socket = optarg;
 			break;
 		case OPT_SWEEP:

@@ -92,6 +92,14 @@ const char *cli_socket_name(const char *path)
 	return RINGCAST_DEFAULT_SOCKET;
 }
 
+int cli_check_socket(const char *cmd, const char *path)
+{
+	if (!*path)
+		return cli_usage_error(cmd, "--socket needs a path ($RINGCAST_SOCKET and the default apply "
+				       "only without --socket)");
+	return 0;
+}
+
 int cli_open(const char *cmd, const char *socket_path, struct ringcast **out)
 {
 	int ret = ringcast_open(out, socket_path);

@@ -101,6 +101,12 @@ int cli_check_stdout(const char *cmd);
  */
 const char *cli_socket_name(const char *path);
 /*
+ * Check a --socket PATH.  An empty one is bad usage: the library would
+ * take it for no --socket at all and quietly use another socket.  0, or
+ * CLI_EXIT_USAGE after saying why.
+ */
+int cli_check_socket(const char *cmd, const char *path);
+/*
  * ringcast_open() with an error message that names the socket and says
  * what to do.  Returns 0, or CLI_EXIT_ERR after printing.
  */

@@ -139,6 +139,8 @@ int cmd_pub(int argc, char **argv)
 			o.verbose = true;
 			break;
 		case 's':
+			if (cli_check_socket(CMD, optarg))
+				return CLI_EXIT_USAGE;
 			o.socket = optarg;
 			break;
 		case 'h':

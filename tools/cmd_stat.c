@@ -256,6 +256,8 @@ int cmd_stat(int argc, char **argv)
 			break;
 		}
 		case 's':
+			if (cli_check_socket(CMD, optarg))
+				return CLI_EXIT_USAGE;
 			o.socket = optarg;
 			break;
 		case 'h':

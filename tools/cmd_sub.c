@@ -246,6 +246,8 @@ int cmd_sub(int argc, char **argv)
 			quiet = true;
 			break;
 		case 's':
+			if (cli_check_socket(CMD, optarg))
+				return CLI_EXIT_USAGE;
 			socket = optarg;
 			break;
 		case 'h':

@@ -413,6 +413,8 @@ static int parse(int argc, char **argv, struct trace_opts *o)
 			o->verbose = true;
 			break;
 		case OPT_SOCKET:
+			if (cli_check_socket(CMD, optarg))
+				return CLI_EXIT_USAGE;
 			o->socket = optarg;
 			break;
 		case 'h':

@@ -27,8 +27,11 @@ static const char *cli(struct it_daemon *d)
 	return cli_path;
 }
 
-/* Run argv to completion (10 s at most); returns its stdout, asserts the exit code. */
-static char *run(char **argv, int code, const char *what)
+/*
+ * Run argv to completion (10 s at most); returns its stdout, and its
+ * stderr in *err_out unless NULL; asserts the exit code.
+ */
+static char *run_err(char **argv, int code, const char *what, char **err_out)
 {
 	int ofd, efd;
 	pid_t pid = it_spawn(argv, NULL, &ofd, &efd);
@@ -39,10 +42,18 @@ static char *run(char **argv, int code, const char *what)
 	close(efd);
 	if (err[0])
 		printf("  [%s stderr] %s", what, err);
-	free(err);
 	it_expect_exit(pid, 10000, code, what);
 	IT_ASSERT(out != NULL, "no output buffer");
+	if (err_out)
+		*err_out = err;
+	else
+		free(err);
 	return out;
+}
+
+static char *run(char **argv, int code, const char *what)
+{
+	return run_err(argv, code, what, NULL);
 }
 
 static int count_lines(const char *s)
@@ -344,6 +355,33 @@ static void test_stat_escapes_node(void **state)
 	free(out);
 }
 
+/*
+ * --socket "" is bad usage in every command.  The library takes an empty
+ * path for none and falls back to the system socket: `--socket "$SOCK"`
+ * with $SOCK unset quietly talked to another daemon.
+ */
+static void test_empty_socket(void **state)
+{
+	struct it_daemon *d = *state;
+	char *cmds[][8] = {
+		{ (char *)cli(d), "pub", "--socket", "", TOPIC, "x", NULL },
+		{ (char *)cli(d), "sub", "--socket", "", "--timeout", "100ms", TOPIC, NULL },
+		{ (char *)cli(d), "stat", "--socket", "", NULL },
+		{ (char *)cli(d), "bench", "--socket", "", "--count", "10", NULL },
+		{ (char *)cli(d), "trace", "--socket", "", "--duration", "100ms", NULL },
+	};
+
+	it_daemon_start(d, NULL);
+	for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++) {
+		char what[64], *err;
+
+		snprintf(what, sizeof(what), "ringcast %s --socket ''", cmds[i][1]);
+		free(run_err(cmds[i], 2, what, &err));
+		IT_ASSERT(strstr(err, "--socket needs a path"), "%s does not say why: '%s'", what, err);
+		free(err);
+	}
+}
+
 static void test_help(void **state)
 {
 	struct it_daemon *d = *state;
@@ -396,6 +434,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_sub_counts_untold_losses, it_setup, it_teardown),
 		cmocka_unit_test_setup_teardown(test_stat_json, it_setup, it_teardown),
 		cmocka_unit_test_setup_teardown(test_stat_escapes_node, it_setup, it_teardown),
+		cmocka_unit_test_setup_teardown(test_empty_socket, it_setup, it_teardown),
 		cmocka_unit_test_setup_teardown(test_help, it_setup, it_teardown),
 	};
 

@@ -186,6 +186,8 @@ static void test_rejects(void **state)
 	REJECT("--transport", "nng", "--size", "7");
 	REJECT("--sweep", "--transport", "ringcast,redis", "--size", "0,64");
 	REJECT("--topic", "");
+	/* An empty --socket would quietly be the default socket. */
+	REJECT("--socket", "");
 	REJECT("extra");
 	REJECT("--no-such-option");
 }

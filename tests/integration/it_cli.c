@@ -382,6 +382,71 @@ static void test_empty_socket(void **state)
 	}
 }
 
+/* An oversized message: pub says the limit (ringcast_max_msg), not only "too long". */
+static void test_pub_oversized(void **state)
+{
+	struct it_daemon *d = *state;
+	struct ringcast *rc;
+	char want[64], *msg, *err;
+	long max;
+
+	it_daemon_start(d, "--capacity", "64k", NULL);
+	rc = it_open(d);
+	max = ringcast_max_msg(rc, TOPIC);
+	IT_ASSERT_OK(max);
+	it_close(rc);
+	msg = malloc((size_t)max + 2);
+	IT_ASSERT(msg, "malloc");
+	memset(msg, 'x', (size_t)max + 1);
+	msg[max + 1] = '\0';
+	{
+		char *argv[] = { (char *)cli(d), "pub", "--socket", d->sock, TOPIC, msg, NULL };
+
+		free(run_err(argv, 1, "ringcast pub (oversized)", &err));
+	}
+	snprintf(want, sizeof(want), "at most %ld bytes", max);
+	IT_ASSERT(strstr(err, want), "pub does not say '%s': '%s'", want, err);
+	free(err);
+	free(msg);
+}
+
+/*
+ * pub --timeout below a millisecond rounds up: 0.5 ms is a wait of 1 ms,
+ * not the 0 that fails at once.  A subscriber that never reads holds the
+ * 64 KiB ring full (the tether timeout, 5 s by default, is far off), and
+ * pub's error says how long it waited.
+ */
+static void test_pub_timeout_rounds_up(void **state)
+{
+	struct it_daemon *d = *state;
+	char *argv[] = { (char *)cli(d), "pub", "--socket", d->sock, "--timeout", "0.5", TOPIC, NULL };
+	struct ringcast *rc;
+	char *err, *out, line[200];
+	int in, ofd, efd;
+	pid_t pid;
+
+	it_daemon_start(d, "--capacity", "64k", NULL);
+	rc = it_open(d);
+	IT_ASSERT_OK(ringcast_subscribe(rc, TOPIC));
+	memset(line, 'x', sizeof(line) - 1);
+	line[sizeof(line) - 1] = '\n';
+	pid = it_spawn(argv, &in, &ofd, &efd);
+	/* More than the ring holds; pub fails part way and stops reading. */
+	for (int i = 0; i < 1000 && it_write_all(in, line, sizeof(line)); i++)
+		;
+	close(in);
+	out = it_read_all(ofd, 10000, NULL);
+	err = it_read_all(efd, 5000, NULL);
+	close(ofd);
+	close(efd);
+	printf("  [pub stderr] %s", err);
+	it_expect_exit(pid, 10000, 1, "ringcast pub --timeout 0.5 to a full ring");
+	IT_ASSERT(strstr(err, "stayed full for 1 ms"), "pub did not wait 1 ms: '%s'", err);
+	free(out);
+	free(err);
+	it_close(rc);
+}
+
 static void test_help(void **state)
 {
 	struct it_daemon *d = *state;
@@ -435,6 +500,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_stat_json, it_setup, it_teardown),
 		cmocka_unit_test_setup_teardown(test_stat_escapes_node, it_setup, it_teardown),
 		cmocka_unit_test_setup_teardown(test_empty_socket, it_setup, it_teardown),
+		cmocka_unit_test_setup_teardown(test_pub_oversized, it_setup, it_teardown),
+		cmocka_unit_test_setup_teardown(test_pub_timeout_rounds_up, it_setup, it_teardown),
 		cmocka_unit_test_setup_teardown(test_help, it_setup, it_teardown),
 	};
 

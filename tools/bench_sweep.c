@@ -84,7 +84,7 @@ int bench_sweep(const struct bench_opts *o, volatile int *stop)
 						k++;
 						bench_print_csv_row(csv, &res);
 						fflush(csv);
-						if (o->json && o->csv && !res.err)
+						if (o->json && !res.err) /* --json implies --csv */
 							bench_print_json(stdout, &res);
 						else
 							print_line(lines, &res, k, total);

@@ -579,6 +579,8 @@ static void test_usage_and_missing_peer(void **state)
 	it_daemon_start(d, NULL);
 	free(bench(d, 2, NULL, "--size", "64,128", NULL));
 	free(bench(d, 2, NULL, "--count", "5", "--duration", "1", NULL));
+	/* --json in a sweep needs --csv (the CSV takes stdout otherwise); it was ignored. */
+	free(bench(d, 2, NULL, "--sweep", "--json", "--count", "10", NULL));
 	/* A peer that is not built: a runtime error that says how to build it. */
 	setenv("RINGCAST_BENCH_PEERS", d->dir, 1);
 	free(bench(d, 1, &err, "--transport", "zmq", NULL));

@@ -188,6 +188,9 @@ static void test_rejects(void **state)
 	REJECT("--topic", "");
 	/* An empty --socket would quietly be the default socket. */
 	REJECT("--socket", "");
+	/* Without --csv, the CSV rows take stdout: no room for JSON lines. */
+	REJECT("--sweep", "--json");
+	ACCEPT("--sweep", "--json", "--csv", "x.csv");
 	REJECT("extra");
 	REJECT("--no-such-option");
 }

@@ -131,16 +131,26 @@ static int check_socket(const char *val, struct why *w)
 	return 0;
 }
 
-/* Node names travel in heartbeats and replies: printable, no blanks. */
+/*
+ * Node names travel in heartbeats and replies and are shown by every
+ * client: printable ASCII, no blanks (docs/operations.md).  Bytes from
+ * 0x80 up are refused too: they need not be valid UTF-8, and a name that
+ * is only printable in some encoding is not one clients can show as it is.
+ */
 int rcd_check_node(const char *val, struct why *w)
 {
 	size_t n = strlen(val);
 
 	if (n == 0 || n > RC_PROTO_NODE_MAX)
 		return rcd_refuse(w, "a node name has 1 to %d bytes", RC_PROTO_NODE_MAX);
-	for (; *val; val++)
-		if ((unsigned char)*val <= ' ' || *val == 0x7f)
+	for (; *val; val++) {
+		unsigned char c = (unsigned char)*val;
+
+		if (c <= ' ' || c == 0x7f)
 			return rcd_refuse(w, "blank or control character in the node name");
+		if (c > 0x7f)
+			return rcd_refuse(w, "byte 0x%02x in the node name: it is printable ASCII only", c);
+	}
 	return 0;
 }
 

@@ -68,8 +68,10 @@ void bench_usage(FILE *f)
 		"grid the transports run back to back in an order that rotates, so drift\n"
 		"on a noisy machine hits them all alike.  One CSV row per run goes to\n"
 		"--csv FILE (default stdout); with --csv, stdout gets a short line per\n"
-		"run (or the JSON lines with --json).  A failed run is a row with ok=0\n"
-		"and its error; the sweep goes on.\n"
+		"run, or with --json (which needs --csv) its JSON line.  A failed run is\n"
+		"a row with ok=0 and its error; the sweep goes on.  The last column,\n"
+		"interrupted, is 1 for the run a Ctrl-C cut short (ok says only whether\n"
+		"its counts add up).\n"
 		"\n"
 		"Method.  Latency is CLOCK_MONOTONIC at delivery minus the publish time:\n"
 		"ringcast's record header (msg->publish_ns), or for the peers the time\n"
@@ -329,6 +331,8 @@ int bench_parse_args(int argc, char **argv, struct bench_opts *o)
 			o->per_sub = true;
 			break;
 		case OPT_SOCKET:
+			if (cli_check_socket(CMD, optarg))
+				return CLI_EXIT_USAGE;
 			o->socket = optarg;
 			break;
 		case OPT_SWEEP:
@@ -359,6 +363,9 @@ int bench_parse_args(int argc, char **argv, struct bench_opts *o)
 		return cli_usage_error(CMD, "lists of values need --sweep");
 	if (!o->sweep && (o->csv || o->rounds > 1))
 		return cli_usage_error(CMD, "--csv and --rounds need --sweep");
+	/* Without --csv the CSV rows take stdout, and JSON lines between them would spoil both. */
+	if (o->sweep && o->json && !o->csv)
+		return cli_usage_error(CMD, "--json with --sweep needs --csv FILE: the CSV goes to stdout otherwise");
 	if (!o->n_transports)
 		o->transports[o->n_transports++] = "ringcast";
 	if (!o->n_sizes)

@@ -40,6 +40,8 @@ def load(csv_dir):
             for r in csv.DictReader(f):
                 for k in NUMERIC:
                     r[k] = float(r[k])
+                # A column that CSVs written before it lack: their runs ran to the end.
+                r["interrupted"] = float(r.get("interrupted") or 0)
                 r["sweep"], r["round"] = m.group(1), int(m.group(2))
                 rows.append(r)
     return rows
@@ -56,7 +58,9 @@ class Results:
         self.transports = [t for t in ORDER if any(r["transport"] == t for r in rows)]
 
     def get(self, sweep, transport, size, subs, wait, key):
-        runs = [r for r in self.groups.get((sweep, transport, size, subs, wait), []) if r["ok"]]
+        # A run cut short by Ctrl-C is no measurement, even when its counts add up.
+        runs = [r for r in self.groups.get((sweep, transport, size, subs, wait), [])
+                if r["ok"] and not r["interrupted"]]
         if not runs:
             return None
         return statistics.median(r[key] for r in runs)

@@ -195,11 +195,15 @@ void bench_print_csv_header(FILE *f)
 {
 	fputs("round,transport,size,subs,pubs,wait,rate,sent,duration_s,msgs_per_sec_per_sub,msgs_per_sec_total,"
 	      "bytes_per_sec_total,received,lost,bad,backpressure_retries,publisher_ns_per_msg,broker_ns_per_msg,"
-	      "p50_ns,p90_ns,p99_ns,p999_ns,p9999_ns,max_ns,ok,error\n",
+	      "p50_ns,p90_ns,p99_ns,p999_ns,p9999_ns,max_ns,ok,error,interrupted\n",
 	      f);
 }
 
-/* One row; a failed run has ok=0 and its error, quoted, with the counts it got. */
+/*
+ * One row; a failed run has ok=0 and its error, quoted, with the counts
+ * it got.  interrupted (1: Ctrl-C cut the run short) came last, after
+ * error, so that readers of the older columns by position still work.
+ */
 void bench_print_csv_row(FILE *f, const struct bench_result *res)
 {
 	const struct bench_cfg *cfg = res->cfg;
@@ -217,5 +221,5 @@ void bench_print_csv_row(FILE *f, const struct bench_result *res)
 		(unsigned long long)hist_max(h), res->ok && !res->err);
 	for (const char *p = res->err ? res->what : ""; *p; p++)
 		fputc(*p == '"' ? '\'' : (*p == '\n' ? ' ' : *p), f);
-	fputs("\"\n", f);
+	fprintf(f, "\",%d\n", res->interrupted);
 }

@@ -31,8 +31,14 @@
 /* Opening and attaching: this long, plus a little per process (64 subscribers fork and connect). */
 #define READY_TIMEOUT_NS (10ull * 1000000000)
 #define READY_PER_PROC_NS (100ull * 1000000)
-/* Give up when no counter has moved and no report came for this long. */
+/*
+ * Give up when no counter has moved and no report came for this long
+ * (plus, paced, the time between two messages of a publisher).
+ * $RINGCAST_BENCH_STALL_MS sets it for tests (docs/testing.md), which
+ * cannot wait 15 s to see that a slow run is not judged stalled.
+ */
 #define STALL_TIMEOUT_NS (15ull * 1000000000)
+#define STALL_ENV "RINGCAST_BENCH_STALL_MS"
 #define PROGRESS_NS 250000000ull
 
 struct child {
@@ -51,6 +57,7 @@ struct run {
 	struct child *c;     /* subscribers [0, subs), then publishers */
 	unsigned n;          /* children forked so far */
 	bool progress;       /* live line on stderr */
+	uint64_t stall_ns;   /* fail the run when nothing moved for this long */
 	bool have_dir, set_up;
 	volatile int *stop;
 };
@@ -411,9 +418,9 @@ static int collect(struct run *r)
 		if (act != last_act) {
 			last_act = act;
 			last_move = now;
-		} else if (now - last_move > STALL_TIMEOUT_NS && !ret) {
-			ret = fail(r, -ETIMEDOUT, "nothing moved for %llu s: %u subscriber%s not done",
-				   STALL_TIMEOUT_NS / 1000000000, subs_left, subs_left == 1 ? "" : "s");
+		} else if (now - last_move > r->stall_ns && !ret) {
+			ret = fail(r, -ETIMEDOUT, "nothing moved for %g s: %u subscriber%s not done",
+				   (double)r->stall_ns / 1e9, subs_left, subs_left == 1 ? "" : "s");
 		}
 		if (now >= next_progress) {
 			progress(r, now, t0, false);
@@ -424,6 +431,23 @@ out:
 	progress(r, now_ns(), t0, true);
 	free(pf);
 	return ret;
+}
+
+/*
+ * How long a run may show no progress.  Paced, a publisher sends once
+ * every pubs/rate seconds, and with --pubs they send at the same moments:
+ * a gap that long is the pace, not a stall, so it comes on top.
+ */
+static uint64_t stall_timeout(const struct bench_cfg *cfg)
+{
+	const char *env = getenv(STALL_ENV);
+	uint64_t ns = STALL_TIMEOUT_NS, ms;
+
+	if (env && *env && !cli_parse_u64(env, &ms) && ms >= 1 && ms <= 3600000)
+		ns = ms * 1000000;
+	if (cfg->rate)
+		ns += (uint64_t)cfg->pubs * 1000000000ull / cfg->rate;
+	return ns;
 }
 
 /* ---- the private directory ---- */
@@ -510,6 +534,7 @@ int bench_run(const struct bench_cfg *cfg, struct bench_result *res, volatile in
 		return res->err = -ENOMEM;
 	}
 	r.progress = isatty(STDERR_FILENO);
+	r.stall_ns = stall_timeout(cfg);
 	r.c = calloc(cfg->subs + cfg->pubs, sizeof(*r.c));
 	r.live = mmap(NULL, sizeof(*r.live), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 	if (!r.c || r.live == MAP_FAILED) {

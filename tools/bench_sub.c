@@ -113,8 +113,8 @@ void bench_sub_main(const struct bench_cfg *cfg, struct bench_env *env, unsigned
 	int err = 0;
 
 	env->err[0] = '\0';
-	/* Often enough that the coordinator sees progress even at a few large messages a second. */
-	s.live_mask = cfg->size >= 4096 ? 0 : 1023;
+	/* As the publishers do (bench_pub.c): the coordinator must see progress. */
+	s.live_mask = cfg->size >= 4096 || cfg->rate ? 0 : 1023;
 	s.hist = malloc(sizeof(*s.hist));
 	if (!s.hist) {
 		err = -ENOMEM;

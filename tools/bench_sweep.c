@@ -28,12 +28,12 @@ static void print_line(FILE *f, const struct bench_result *res, unsigned k, unsi
 		fprintf(f, "FAILED: %s\n", res->what);
 		return;
 	}
-	fprintf(f, "%8.3f M/s/sub %8.3f M/s total  p50 %s  p99 %s  max %s  pub %.0f ns/msg  lost %llu%s\n",
+	fprintf(f, "%8.3f M/s/sub %8.3f M/s total  p50 %s  p99 %s  max %s  pub %.0f ns/msg  lost %llu%s%s\n",
 		res->per_sub_rate / 1e6, res->total_rate / 1e6,
 		cli_fmt_ns(t[0], sizeof(t[0]), hist_percentile(res->all, 50)),
 		cli_fmt_ns(t[1], sizeof(t[1]), hist_percentile(res->all, 99)),
 		cli_fmt_ns(t[2], sizeof(t[2]), hist_max(res->all)), res->pub_ns_per_msg,
-		(unsigned long long)res->lost, res->ok ? "" : "  COUNTS OFF");
+		(unsigned long long)res->lost, res->ok ? "" : "  COUNTS OFF", res->interrupted ? "  INTERRUPTED" : "");
 }
 
 int bench_sweep(const struct bench_opts *o, volatile int *stop)
@@ -84,7 +84,7 @@ int bench_sweep(const struct bench_opts *o, volatile int *stop)
 						k++;
 						bench_print_csv_row(csv, &res);
 						fflush(csv);
-						if (o->json && o->csv && !res.err)
+						if (o->json && !res.err) /* --json implies --csv */
 							bench_print_json(stdout, &res);
 						else
 							print_line(lines, &res, k, total);

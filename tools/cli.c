@@ -4,10 +4,12 @@
  */
 #include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli.h"
 
@@ -67,6 +69,17 @@ void cli_warn(const char *cmd, const char *fmt, ...)
 	va_end(ap);
 }
 
+int cli_check_stdout(const char *cmd)
+{
+	int fl = fcntl(STDOUT_FILENO, F_GETFL);
+
+	if (fl >= 0 && (fl & O_ACCMODE) != O_RDONLY)
+		return 0;
+	if (fl < 0)
+		return cli_error(cmd, 0, "stdout: %s: nowhere to print", strerror(errno));
+	return cli_error(cmd, 0, "stdout is closed or open read-only: nowhere to print");
+}
+
 const char *cli_socket_name(const char *path)
 {
 	const char *env;
@@ -77,6 +90,14 @@ const char *cli_socket_name(const char *path)
 	if (env && *env)
 		return env;
 	return RINGCAST_DEFAULT_SOCKET;
+}
+
+int cli_check_socket(const char *cmd, const char *path)
+{
+	if (!*path)
+		return cli_usage_error(cmd, "--socket needs a path ($RINGCAST_SOCKET and the default apply "
+				       "only without --socket)");
+	return 0;
 }
 
 int cli_open(const char *cmd, const char *socket_path, struct ringcast **out)

@@ -83,6 +83,14 @@ int cli_usage_hint(const char *cmd);
 /* "ringcast CMD: warning: <message>" on stderr. */
 void cli_warn(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+/*
+ * For commands whose output is the point: 0 when stdout can be written,
+ * else CLI_EXIT_ERR after saying so, before any work whose result would
+ * be lost.  A stdout that was closed when ringcast started is /dev/null
+ * opened read-only by then (ringcast.c), so it fails here too.
+ */
+int cli_check_stdout(const char *cmd);
+
 /* ---- the daemon's socket ---- */
 
 /*
@@ -92,6 +100,12 @@ void cli_warn(const char *cmd, const char *fmt, ...) __attribute__((format(print
  * library applies the same rule.
  */
 const char *cli_socket_name(const char *path);
+/*
+ * Check a --socket PATH.  An empty one is bad usage: the library would
+ * take it for no --socket at all and quietly use another socket.  0, or
+ * CLI_EXIT_USAGE after saying why.
+ */
+int cli_check_socket(const char *cmd, const char *path);
 /*
  * ringcast_open() with an error message that names the socket and says
  * what to do.  Returns 0, or CLI_EXIT_ERR after printing.

@@ -73,6 +73,9 @@ int cmd_bench(int argc, char **argv)
 		bench_usage(stdout);
 		return CLI_EXIT_OK;
 	}
+	/* Before a run that may take minutes and then have nowhere to report. */
+	if (cli_check_stdout(CMD))
+		return CLI_EXIT_ERR;
 	/* Installed before any fork: the children replace it at once. */
 	sigemptyset(&sa.sa_mask);
 	sigaction(SIGINT, &sa, NULL);

@@ -58,7 +58,8 @@ static void usage(FILE *f)
 		"                     ringcast_direct_broadcast (not with --from or --local)\n"
 		"      --timeout MS   how long one publish may wait for room when a tethered\n"
 		"                     subscriber has not read the ring yet (default 1000;\n"
-		"                     or with a unit: ns us ms s m h; 0 fails at once).\n"
+		"                     or with a unit: ns us ms s m h, rounded up to whole\n"
+		"                     milliseconds; 0 fails at once).\n"
 		"                     When it runs out, pub fails: nothing is dropped\n"
 		"                     silently.\n"
 		"  -v, --verbose      print a summary (messages, bytes, time) on stderr\n"
@@ -90,13 +91,21 @@ static int publish(const struct pub_opts *o, struct ringcast *rc, const void *da
 	return ringcast_broadcast(rc, o->topic, data, len);
 }
 
-static int publish_failed(const struct pub_opts *o, int err, uint64_t done)
+/* Say why a publish of len bytes failed, and what to do about it. */
+static int publish_failed(const struct pub_opts *o, struct ringcast *rc, int err, uint64_t done, size_t len)
 {
 	cli_error(CMD, err, "%s to '%s' failed after %llu message%s published", mode_name[o->mode], o->topic,
 		  (unsigned long long)done, done == 1 ? "" : "s");
 	if (err == -EAGAIN)
 		fprintf(stderr, "The ring stayed full for %d ms: a tethered subscriber is not reading "
 			"(see 'ringcast stat'; raise --timeout to wait longer).\n", o->timeout_ms);
+	if (err == -EMSGSIZE) {
+		long max = ringcast_max_msg(rc, o->topic);
+
+		if (max >= 0)
+			fprintf(stderr, "The message has %zu bytes; '%s' takes at most %ld bytes (a larger "
+				"capacity for the topic takes more).\n", len, o->topic, max);
+	}
 	return CLI_EXIT_ERR;
 }
 
@@ -132,13 +141,16 @@ int cmd_pub(int argc, char **argv)
 			o.node = optarg;
 			break;
 		case 't':
-			o.timeout_ms = (int)(cli_duration_or_exit(CMD, "--timeout", optarg, 1000000, 0,
-								  (uint64_t)INT32_MAX * 1000000) / 1000000);
+			/* Rounded up: 0.5 ms is a wait, not the 0 that fails at once. */
+			o.timeout_ms = (int)((cli_duration_or_exit(CMD, "--timeout", optarg, 1000000, 0,
+								   (uint64_t)INT32_MAX * 1000000) + 999999) / 1000000);
 			break;
 		case 'v':
 			o.verbose = true;
 			break;
 		case 's':
+			if (cli_check_socket(CMD, optarg))
+				return CLI_EXIT_USAGE;
 			o.socket = optarg;
 			break;
 		case 'h':
@@ -177,7 +189,7 @@ int cmd_pub(int argc, char **argv)
 
 		err = publish(&o, rc, msg, strlen(msg));
 		if (err) {
-			ret = publish_failed(&o, err, 0);
+			ret = publish_failed(&o, rc, err, 0, strlen(msg));
 			goto out;
 		}
 		done = 1;
@@ -199,7 +211,7 @@ int cmd_pub(int argc, char **argv)
 				n--;
 			err = publish(&o, rc, line, (size_t)n);
 			if (err) {
-				ret = publish_failed(&o, err, done);
+				ret = publish_failed(&o, rc, err, done, (size_t)n);
 				break;
 			}
 			done++;
@@ -217,11 +229,20 @@ int cmd_pub(int argc, char **argv)
 	}
 	if (o.verbose) {
 		char tbuf[32], bbuf[32];
+		const char *node = ringcast_node_name(rc);
 
-		fprintf(stderr, "ringcast pub: %llu message%s (%s of payload) via %s to '%s'%s%s on node %s in %s\n",
-			(unsigned long long)done, done == 1 ? "" : "s", cli_fmt_bytes(bbuf, sizeof(bbuf), bytes),
-			mode_name[o.mode], o.topic, o.node ? " for node " : "", o.node ? o.node : "",
-			ringcast_node_name(rc), cli_fmt_ns(tbuf, sizeof(tbuf), now_ns() - t0));
+		/* Names escaped as sub and stat show them. */
+		fprintf(stderr, "ringcast pub: %llu message%s (%s of payload) via %s to '", (unsigned long long)done,
+			done == 1 ? "" : "s", cli_fmt_bytes(bbuf, sizeof(bbuf), bytes), mode_name[o.mode]);
+		cli_put_escaped(stderr, o.topic, strlen(o.topic));
+		fputc('\'', stderr);
+		if (o.node) {
+			fputs(" for node ", stderr);
+			cli_put_escaped(stderr, o.node, strlen(o.node));
+		}
+		fputs(" on node ", stderr);
+		cli_put_escaped(stderr, node, strlen(node));
+		fprintf(stderr, " in %s\n", cli_fmt_ns(tbuf, sizeof(tbuf), now_ns() - t0));
 	}
 out:
 	ringcast_close(rc);

@@ -41,11 +41,12 @@ static void usage(FILE *f)
 		"Usage: ringcast stat [OPTIONS] [TOPIC]\n"
 		"\n"
 		"Show every topic of the node (or only TOPIC): ring capacity, publishers,\n"
-		"subscribers, messages and ring bytes ever published, messages lost; then\n"
-		"each subscriber: client id, pid, uid, lag (ring bytes published but not\n"
-		"yet read), messages delivered and lost, and whether it is tethered\n"
-		"(publishers wait for it) or untethered (it can be lapped and lose\n"
-		"messages, which it is told about).\n"
+		"subscribers, messages and ring bytes ever published, messages lost (LOST:\n"
+		"the sum of the current subscribers' LOST, so it drops when a subscriber\n"
+		"that lost messages leaves); then each subscriber: client id, pid, uid,\n"
+		"lag (ring bytes published but not yet read), messages delivered and\n"
+		"lost, and whether it is tethered (publishers wait for it) or untethered\n"
+		"(it can be lapped and lose messages, which it is told about).\n"
 		"\n"
 		"Options:\n"
 		"  -j, --json          one JSON document:\n"
@@ -144,7 +145,10 @@ static void print_table(const struct snap *cur, const struct snap *prev, const c
 {
 	char cap[32], bytes[32], lag[32];
 
-	printf("node %s: %zu topic%s\n", node, cur->n, cur->n == 1 ? "" : "s");
+	/* Escaped like topics: the daemon checks its node name, but a client trusts nothing it is told. */
+	fputs("node ", stdout);
+	cli_put_escaped(stdout, node, strlen(node));
+	printf(": %zu topic%s\n", cur->n, cur->n == 1 ? "" : "s");
 	if (!cur->n)
 		return;
 	printf("%-24s %10s %5s %5s %12s %11s %8s%s\n", "TOPIC", "CAPACITY", "PUBS", "SUBS", "MESSAGES", "BYTES",
@@ -252,6 +256,8 @@ int cmd_stat(int argc, char **argv)
 			break;
 		}
 		case 's':
+			if (cli_check_socket(CMD, optarg))
+				return CLI_EXIT_USAGE;
 			o.socket = optarg;
 			break;
 		case 'h':
@@ -269,6 +275,8 @@ int cmd_stat(int argc, char **argv)
 			return cli_usage_error(CMD, "TOPIC must be 1 to %d bytes", RINGCAST_TOPIC_MAX);
 	}
 
+	if (cli_check_stdout(CMD))
+		return CLI_EXIT_ERR;
 	sigemptyset(&sa.sa_mask);
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
@@ -284,7 +292,12 @@ int cmd_stat(int argc, char **argv)
 			break;
 		}
 		if (!o.watch && o.topic && !cur.n) {
-			ret = cli_error(CMD, 0, "no topic '%s' on node %s", o.topic, node);
+			fputs("ringcast stat: no topic '", stderr);
+			cli_put_escaped(stderr, o.topic, strlen(o.topic));
+			fputs("' on node ", stderr);
+			cli_put_escaped(stderr, node, strlen(node));
+			fputc('\n', stderr);
+			ret = CLI_EXIT_ERR;
 			break;
 		}
 		if (clear)

@@ -22,6 +22,14 @@ static void on_signal(int sig)
 	sub_stop = sig;
 }
 
+/* A subscribed topic: what messages have told of its losses, for the count at exit. */
+struct sub_topic {
+	const char *name;
+	size_t len;
+	uint64_t told;     /* sum of msg->lost */
+	uint64_t last_seq; /* of the last message delivered; 0: none yet */
+};
+
 struct sub_ctx {
 	struct ringcast *rc; /* its clock is the one publish_ns was stamped with */
 	const char *node; /* this node: latency is only meaningful for its messages */
@@ -29,6 +37,9 @@ struct sub_ctx {
 	uint64_t count;   /* stop after this many; 0: never */
 	uint64_t received;
 	uint64_t lost;
+	int out_err;      /* a failed write to stdout: negative errno; 0 none */
+	struct sub_topic *topics; /* [ntopics], owned */
+	int ntopics;
 };
 
 static void usage(FILE *f)
@@ -53,6 +64,9 @@ static void usage(FILE *f)
 		"\n"
 		"Losses are never silent: each one also prints to stderr\n"
 		"  lost N messages before seq S on TOPIC\n"
+		"and, at exit, losses that no later message revealed (sub was lapped\n"
+		"after the last one came) are asked of the daemon and print as\n"
+		"  lost N messages after seq S on TOPIC   (or: on TOPIC, if none came)\n"
 		"\n"
 		"Options:\n"
 		"  -n, --count N      exit after N messages (k M G suffixes accepted)\n"
@@ -69,8 +83,9 @@ static void usage(FILE *f)
 		"\n"
 		"At exit a summary (messages received, lost, why it stopped) goes to stderr.\n"
 		"Exit status: 0 after --count messages, --timeout, SIGINT or SIGTERM; 1 on\n"
-		"a runtime error (cannot connect or subscribe, a failed read or write);\n"
-		"2 on bad usage.\n",
+		"a runtime error (cannot connect or subscribe, a failed read; a closed\n"
+		"stdout before subscribing, or a failed write, which stops sub at that\n"
+		"message); 2 on bad usage.\n",
 		RINGCAST_DEFAULT_SOCKET);
 }
 
@@ -102,11 +117,24 @@ static void print_json(const struct sub_ctx *c, const struct ringcast_msg *m, ui
 	printf(",\"lost\":%llu}\n", (unsigned long long)m->lost);
 }
 
+static struct sub_topic *find_topic(const struct sub_ctx *c, const char *name, size_t len)
+{
+	for (int i = 0; i < c->ntopics; i++)
+		if (c->topics[i].len == len && !memcmp(c->topics[i].name, name, len))
+			return &c->topics[i];
+	return NULL;
+}
+
 static int on_msg(const struct ringcast_msg *m, void *arg)
 {
 	struct sub_ctx *c = arg;
+	struct sub_topic *t = find_topic(c, m->topic, m->topic_len);
 	uint64_t now = ringcast_now_ns(c->rc);
 
+	if (t) {
+		t->told += m->lost;
+		t->last_seq = m->seq;
+	}
 	if (m->lost) {
 		c->lost += m->lost;
 		fprintf(stderr, "lost %llu messages before seq %llu on ", (unsigned long long)m->lost,
@@ -123,9 +151,59 @@ static int on_msg(const struct ringcast_msg *m, void *arg)
 		fputc('\n', stdout);
 	}
 	/* Per message, so a reader at the other end of a pipe sees it now. */
-	fflush(stdout);
+	if (fflush(stdout) || ferror(stdout)) {
+		/* Printed nowhere: stop, rather than go on taking messages that nobody sees. */
+		c->out_err = errno ? -errno : -EIO;
+		return 1;
+	}
 	c->received++;
 	return c->count && c->received >= c->count;
+}
+
+/* The lost line of losses found at exit, as on_msg prints those a message tells of. */
+static void print_untold(const struct sub_topic *t, uint64_t n)
+{
+	fprintf(stderr, "lost %llu messages ", (unsigned long long)n);
+	if (t->last_seq)
+		fprintf(stderr, "after seq %llu ", (unsigned long long)t->last_seq);
+	fputs("on ", stderr);
+	cli_put_escaped(stderr, t->name, t->len);
+	fputc('\n', stderr);
+}
+
+/*
+ * Losses no message revealed.  When sub is lapped after the last message
+ * that came, the library counts the skipped messages in our slot (stat
+ * shows them) but has no message to hand them over with.  Ask the daemon
+ * for our slot's count on each topic: what it holds beyond what messages
+ * told us is the rest.  (A slot counts from its subscription, or from a
+ * daemon restart that gave us a new one: this may say too little, never
+ * too much.)  0, or a negative errno from ringcast_stat().
+ */
+static int untold_losses(struct sub_ctx *c)
+{
+	uint32_t me = ringcast_client_id(c->rc);
+
+	for (int i = 0; i < c->ntopics; i++) {
+		struct sub_topic *t = &c->topics[i];
+		struct ringcast_topic_stat *st;
+		size_t n;
+		int err = ringcast_stat(c->rc, t->name, &st, &n);
+
+		if (err)
+			return err;
+		for (size_t j = 0; n == 1 && j < st[0].n_subs; j++) {
+			const struct ringcast_sub_stat *s = &st[0].subs[j];
+
+			if (s->client_id != me || s->lost <= t->told)
+				continue;
+			print_untold(t, s->lost - t->told);
+			c->lost += s->lost - t->told;
+			t->told = s->lost;
+		}
+		ringcast_stat_free(st, n);
+	}
+	return 0;
 }
 
 int cmd_sub(int argc, char **argv)
@@ -146,7 +224,7 @@ int cmd_sub(int argc, char **argv)
 	bool spin = false, quiet = false;
 	struct ringcast *rc = NULL;
 	struct sigaction sa = { .sa_handler = on_signal };
-	int opt, ret = CLI_EXIT_OK, err, ntopics;
+	int opt, ret = CLI_EXIT_OK, err;
 
 	optind = 0;
 	while ((opt = getopt_long(argc, argv, "n:t:jqh", longopts, NULL)) != -1) {
@@ -168,6 +246,8 @@ int cmd_sub(int argc, char **argv)
 			quiet = true;
 			break;
 		case 's':
+			if (cli_check_socket(CMD, optarg))
+				return CLI_EXIT_USAGE;
 			socket = optarg;
 			break;
 		case 'h':
@@ -182,25 +262,33 @@ int cmd_sub(int argc, char **argv)
 	for (int i = optind; i < argc; i++)
 		if (!*argv[i] || strlen(argv[i]) > RINGCAST_TOPIC_MAX)
 			return cli_usage_error(CMD, "TOPIC must be 1 to %d bytes: '%s'", RINGCAST_TOPIC_MAX, argv[i]);
-	ntopics = argc - optind;
+	/* Before subscribing: a message taken off the ring and printed nowhere would be lost. */
+	if (cli_check_stdout(CMD))
+		return CLI_EXIT_ERR;
+	c.topics = calloc((size_t)(argc - optind), sizeof(*c.topics));
+	if (!c.topics)
+		return cli_error(CMD, -ENOMEM, "allocating");
 
 	/* No SA_RESTART: a signal should cut a wait short, not be retried past. */
 	sigemptyset(&sa.sa_mask);
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
 
-	if (cli_open(CMD, socket, &rc))
+	if (cli_open(CMD, socket, &rc)) {
+		free(c.topics);
 		return CLI_EXIT_ERR;
+	}
 	c.rc = rc;
 	c.node = ringcast_node_name(rc);
 	for (int i = optind; i < argc; i++) {
 		err = ringcast_subscribe(rc, argv[i]);
 		if (err == -EALREADY) {
 			cli_warn(CMD, "'%s' is listed twice; subscribed once", argv[i]);
-			ntopics--;
 		} else if (err) {
 			ret = cli_error(CMD, err, "cannot subscribe to '%s'", argv[i]);
 			goto out;
+		} else {
+			c.topics[c.ntopics++] = (struct sub_topic){ .name = argv[i], .len = strlen(argv[i]) };
 		}
 	}
 
@@ -218,6 +306,8 @@ int cmd_sub(int argc, char **argv)
 					(unsigned long long)c.received);
 			goto out;
 		}
+		if (c.out_err)
+			break;
 		if (c.count && c.received >= c.count) {
 			why = "count reached";
 			break;
@@ -246,10 +336,15 @@ int cmd_sub(int argc, char **argv)
 			}
 		}
 	}
-	if (ferror(stdout)) {
-		ret = cli_error(CMD, 0, "writing to stdout failed");
+	if (c.out_err || ferror(stdout)) {
+		/* strerror: ringcast_strerror would explain ENOSPC as a full ring. */
+		ret = cli_error(CMD, 0, "writing to stdout failed after %llu messages: %s",
+				(unsigned long long)c.received, strerror(c.out_err ? -c.out_err : EIO));
 		goto out;
 	}
+	err = untold_losses(&c);
+	if (err)
+		cli_warn(CMD, "cannot ask ringcastd for losses after the last message: %s", ringcast_strerror(err));
 	if (!quiet) {
 		char tbuf[32], obuf[32];
 
@@ -258,11 +353,12 @@ int cmd_sub(int argc, char **argv)
 		else
 			snprintf(obuf, sizeof(obuf), "%s", why);
 		fprintf(stderr, "ringcast sub: %llu message%s on %d topic%s, %llu lost, in %s (%s)\n",
-			(unsigned long long)c.received, c.received == 1 ? "" : "s", ntopics,
-			ntopics == 1 ? "" : "s", (unsigned long long)c.lost,
+			(unsigned long long)c.received, c.received == 1 ? "" : "s", c.ntopics,
+			c.ntopics == 1 ? "" : "s", (unsigned long long)c.lost,
 			cli_fmt_ns(tbuf, sizeof(tbuf), now_ns() - t0), obuf);
 	}
 out:
 	ringcast_close(rc);
+	free(c.topics);
 	return ret;
 }

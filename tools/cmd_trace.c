@@ -413,6 +413,8 @@ static int parse(int argc, char **argv, struct trace_opts *o)
 			o->verbose = true;
 			break;
 		case OPT_SOCKET:
+			if (cli_check_socket(CMD, optarg))
+				return CLI_EXIT_USAGE;
 			o->socket = optarg;
 			break;
 		case 'h':
@@ -459,6 +461,8 @@ int cmd_trace(int argc, char **argv)
 	ret = parse(argc, argv, &o);
 	if (ret)
 		return ret;
+	if (cli_check_stdout(CMD))
+		return CLI_EXIT_ERR;
 	rct_libbpf_log(o.verbose);
 	/* Say what is missing before touching the node's rate. */
 	ret = rct_check_support(why, sizeof(why));

@@ -9,6 +9,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -152,39 +153,64 @@ static double jnum(const struct jv *obj, const char *key)
 
 static char cli_path[320];
 
-/* Run `ringcast bench --socket SOCK ARGS...` (NULL-terminated); asserts the exit code, returns stdout. */
-static char *bench(struct it_daemon *d, int code, char **err_out, ...)
+/* Start `ringcast bench --socket SOCK ARGS...` with its stdout and stderr on pipes; returns its pid. */
+static pid_t bench_spawn_v(struct it_daemon *d, int *ofd, int *efd, va_list ap)
 {
 	char *argv[48] = { cli_path, "bench", "--socket", d->sock };
-	int argc = 4, ofd, efd;
-	char *out, *err;
-	va_list ap;
-	pid_t pid;
+	int argc = 4;
 
 	snprintf(cli_path, sizeof(cli_path), "%s/ringcast", d->build);
 	IT_ASSERT(access(cli_path, X_OK) == 0, "%s: %s (build it first: make)", cli_path, strerror(errno));
-	va_start(ap, err_out);
 	for (char *a = va_arg(ap, char *); a && argc < 47; a = va_arg(ap, char *))
 		argv[argc++] = a;
-	va_end(ap);
 	argv[argc] = NULL;
 	printf("  $ ringcast bench");
 	for (int i = 2; i < argc; i++)
 		printf(" %s", argv[i]);
 	putchar('\n');
-	pid = it_spawn(argv, NULL, &ofd, &efd);
-	out = it_read_all(ofd, 60000, NULL);
-	err = it_read_all(efd, 5000, NULL);
+	return it_spawn(argv, NULL, ofd, efd);
+}
+
+static pid_t bench_spawn(struct it_daemon *d, int *ofd, int *efd, ...)
+{
+	va_list ap;
+	pid_t pid;
+
+	va_start(ap, efd);
+	pid = bench_spawn_v(d, ofd, efd, ap);
+	va_end(ap);
+	return pid;
+}
+
+/* Collect a spawned bench: asserts its exit code within timeout_ms, returns stdout (and stderr in *err_out). */
+static char *bench_finish(pid_t pid, int ofd, int efd, int code, int timeout_ms, char **err_out)
+{
+	char *out = it_read_all(ofd, timeout_ms, NULL);
+	char *err = it_read_all(efd, 5000, NULL);
+
 	close(ofd);
 	close(efd);
 	if (err[0])
 		printf("  [stderr] %s", err);
-	it_expect_exit(pid, 60000, code, "ringcast bench");
+	it_expect_exit(pid, timeout_ms, code, "ringcast bench");
 	if (err_out)
 		*err_out = err;
 	else
 		free(err);
 	return out;
+}
+
+/* Run `ringcast bench --socket SOCK ARGS...` (NULL-terminated); asserts the exit code, returns stdout. */
+static char *bench(struct it_daemon *d, int code, char **err_out, ...)
+{
+	int ofd, efd;
+	va_list ap;
+	pid_t pid;
+
+	va_start(ap, err_out);
+	pid = bench_spawn_v(d, &ofd, &efd, ap);
+	va_end(ap);
+	return bench_finish(pid, ofd, efd, code, 60000, err_out);
 }
 
 static void jfree(struct jv *v)
@@ -319,6 +345,107 @@ static void test_paced_and_duration(void **state)
 	free(out);
 }
 
+/* Wait up to timeout_ms until at least n messages were published to topic. */
+static bool wait_published(struct it_daemon *d, const char *topic, uint64_t n, int timeout_ms)
+{
+	struct ringcast *rc = it_open(d);
+	uint64_t until = it_now_ns() + (uint64_t)timeout_ms * 1000000;
+	bool seen = false;
+
+	while (!seen && it_now_ns() < until) {
+		struct ringcast_topic_stat *st;
+		size_t nst;
+
+		if (ringcast_stat(rc, topic, &st, &nst) == 0) {
+			seen = nst == 1 && st[0].messages >= n;
+			ringcast_stat_free(st, nst);
+		}
+		if (!seen)
+			it_sleep_ms(20);
+	}
+	it_close(rc);
+	return seen;
+}
+
+/*
+ * A first Ctrl-C stops a paced run promptly and it still reports.  At 2
+ * msg/s, 120 messages take a minute; a publisher that looked at the stop
+ * flag only every 64 messages went on for half a minute.  The bound only
+ * catches that: the report itself needs well under a second.
+ */
+static void test_interrupt_paced(void **state)
+{
+	struct it_daemon *d = *state;
+	struct jv *v = calloc(1, sizeof(*v));
+	const struct jv *per_sub;
+	const char *p;
+	int ofd, efd;
+	char *out;
+	pid_t pid;
+
+	it_daemon_start(d, NULL);
+	pid = bench_spawn(d, &ofd, &efd, "--json", "--topic", "it.bench.int", "--rate", "2", "--count", "120", NULL);
+	/* Interrupt while it sends, not while it starts (that fails the run instead). */
+	IT_ASSERT(wait_published(d, "it.bench.int", 1, 10000), "bench published nothing within 10 s");
+	IT_ASSERT(kill(pid, SIGINT) == 0, "kill: %s", strerror(errno));
+	out = bench_finish(pid, ofd, efd, 130, 10000, NULL);
+	p = out;
+	IT_ASSERT(v && jparse(&p, v, 0), "not JSON: '%s'", out);
+	IT_ASSERT(jget(v, "interrupted", J_BOOL)->b, "interrupted is false: %s", out);
+	IT_ASSERT(jget(v, "ok", J_BOOL)->b, "ok is false: %s", out);
+	IT_ASSERT(jnum(v, "count") >= 1 && jnum(v, "count") < 120, "count %g", jnum(v, "count"));
+	per_sub = jget(v, "per_sub", J_ARR);
+	IT_ASSERT(per_sub->n == 1 && jnum(&per_sub->items[0], "received") == jnum(v, "count"),
+		  "the subscriber did not get what was sent: %s", out);
+	jfree(v);
+	free(v);
+	free(out);
+}
+
+/*
+ * A paced run by duration ends with the duration, not with the wait for
+ * a slot past it.  16 publishers at 1 msg/s in all: each sends at once,
+ * and its next slot is 16 s away, long after the 100 ms are over.  The
+ * bound only catches that wait.
+ */
+static void test_paced_duration_ends_on_time(void **state)
+{
+	struct it_daemon *d = *state;
+	int ofd, efd;
+	char *out;
+	pid_t pid;
+
+	it_daemon_start(d, NULL);
+	pid = bench_spawn(d, &ofd, &efd, "--json", "--rate", "1", "--pubs", "16", "--duration", "100ms", NULL);
+	out = bench_finish(pid, ofd, efd, 0, 8000, NULL);
+	check_json(out, "ringcast", 64, 1, 16, "sleep", 0);
+	free(out);
+}
+
+/*
+ * A slow paced run is not judged stalled.  The coordinator fails a run
+ * when no live counter moves for its stall timeout, 15 s, shortened here
+ * to 2 s through $RINGCAST_BENCH_STALL_MS (docs/testing.md).  At 4 msg/s
+ * the counters must move with every message, not every 1024th; and 4
+ * publishers at 1 msg/s in all each send every 4 s, all at the same
+ * moments, so the timeout must allow for the pace too.
+ */
+static void test_slow_paced_not_stalled(void **state)
+{
+	struct it_daemon *d = *state;
+	char *out;
+
+	it_daemon_start(d, NULL);
+	setenv("RINGCAST_BENCH_STALL_MS", "2000", 1);
+	out = bench(d, 0, NULL, "--json", "--rate", "4", "--count", "16", NULL);
+	check_json(out, "ringcast", 64, 1, 1, "sleep", 16);
+	free(out);
+	out = bench(d, 0, NULL, "--json", "--rate", "1", "--pubs", "4", "--count", "8", NULL);
+	check_json(out, "ringcast", 64, 1, 4, "sleep", 8);
+	free(out);
+	unsetenv("RINGCAST_BENCH_STALL_MS");
+}
+
 static void test_human(void **state)
 {
 	struct it_daemon *d = *state;
@@ -349,7 +476,7 @@ static void test_sweep_csv(void **state)
 	struct it_daemon *d = *state;
 	char csv[256], *out, *text, *line, *save = NULL, *hdr[32], *f[32];
 	int nh, rows = 0, col_transport = -1, col_subs = -1, col_sent = -1, col_received = -1, col_lost = -1,
-		col_ok = -1, col_size = -1;
+		col_ok = -1, col_size = -1, col_int = -1;
 	size_t len;
 
 	it_daemon_start(d, NULL);
@@ -377,16 +504,18 @@ static void test_sweep_csv(void **state)
 		col_received = !strcmp(hdr[i], "received") ? i : col_received;
 		col_lost = !strcmp(hdr[i], "lost") ? i : col_lost;
 		col_ok = !strcmp(hdr[i], "ok") ? i : col_ok;
+		col_int = !strcmp(hdr[i], "interrupted") ? i : col_int;
 	}
 	IT_ASSERT(col_transport >= 0 && col_size >= 0 && col_subs >= 0 && col_sent >= 0 && col_received >= 0 &&
-		  col_lost >= 0 && col_ok >= 0, "CSV header lacks a column: %s", text);
+		  col_lost >= 0 && col_ok >= 0 && col_int >= 0, "CSV header lacks a column: %s", text);
 	IT_ASSERT(nh >= 20, "CSV header has %d columns", nh);
 	while ((line = strtok_r(NULL, "\n", &save))) {
 		int n = csv_fields(line, f, 32);
 
 		rows++;
-		/* The last field, error, is "" on success. */
+		/* error is "" on success. */
 		IT_ASSERT(n == nh, "row %d has %d fields, the header %d", rows, n, nh);
+		IT_ASSERT(!strcmp(f[col_int], "0"), "row %d: interrupted %s", rows, f[col_int]);
 		IT_ASSERT(!strcmp(f[col_transport], "ringcast") || !strcmp(f[col_transport], "uds"), "transport %s",
 			  f[col_transport]);
 		IT_ASSERT(!strcmp(f[col_size], "8") || !strcmp(f[col_size], "100"), "size %s", f[col_size]);
@@ -400,6 +529,48 @@ static void test_sweep_csv(void **state)
 	free(text);
 }
 
+/*
+ * A sweep cut short by Ctrl-C marks the run it cut short: interrupted=1
+ * in its CSV row, which otherwise reads like a finished run (ok=1).
+ */
+static void test_sweep_interrupted(void **state)
+{
+	struct it_daemon *d = *state;
+	char csv[256], *text, *line, *save = NULL, *hdr[32], *f[32];
+	int nh, n, ofd, efd, col_int = -1, col_ok = -1;
+	pid_t pid;
+
+	it_daemon_start(d, NULL);
+	snprintf(csv, sizeof(csv), "%s/interrupted.csv", d->dir);
+	pid = bench_spawn(d, &ofd, &efd, "--sweep", "--topic", "it.bench.sw", "--rate", "2", "--count", "120", "--csv",
+			  csv, NULL);
+	IT_ASSERT(wait_published(d, "it.bench.sw.s64", 1, 10000), "the sweep published nothing within 10 s");
+	IT_ASSERT(kill(pid, SIGINT) == 0, "kill: %s", strerror(errno));
+	free(bench_finish(pid, ofd, efd, 130, 10000, NULL));
+	{
+		int fd = open(csv, O_RDONLY);
+
+		IT_ASSERT(fd >= 0, "%s: %s", csv, strerror(errno));
+		text = it_read_all(fd, 1000, NULL);
+		close(fd);
+	}
+	printf("  %s", text);
+	line = strtok_r(text, "\n", &save);
+	IT_ASSERT(line, "empty CSV");
+	nh = csv_fields(line, hdr, 32);
+	for (int i = 0; i < nh; i++) {
+		col_int = !strcmp(hdr[i], "interrupted") ? i : col_int;
+		col_ok = !strcmp(hdr[i], "ok") ? i : col_ok;
+	}
+	IT_ASSERT(col_int >= 0 && col_ok >= 0, "no interrupted or ok column: %s", text);
+	line = strtok_r(NULL, "\n", &save);
+	IT_ASSERT(line, "no row for the interrupted run");
+	n = csv_fields(line, f, 32);
+	IT_ASSERT(n == nh && !strcmp(f[col_int], "1"), "the row does not say interrupted: %s", line);
+	IT_ASSERT(!strtok_r(NULL, "\n", &save), "more than one row after the interrupt");
+	free(text);
+}
+
 static void test_usage_and_missing_peer(void **state)
 {
 	struct it_daemon *d = *state;
@@ -408,6 +579,8 @@ static void test_usage_and_missing_peer(void **state)
 	it_daemon_start(d, NULL);
 	free(bench(d, 2, NULL, "--size", "64,128", NULL));
 	free(bench(d, 2, NULL, "--count", "5", "--duration", "1", NULL));
+	/* --json in a sweep needs --csv (the CSV takes stdout otherwise); it was ignored. */
+	free(bench(d, 2, NULL, "--sweep", "--json", "--count", "10", NULL));
 	/* A peer that is not built: a runtime error that says how to build it. */
 	setenv("RINGCAST_BENCH_PEERS", d->dir, 1);
 	free(bench(d, 1, &err, "--transport", "zmq", NULL));
@@ -427,8 +600,12 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_json_pubs_spin_zero_copy, it_setup, it_teardown),
 		cmocka_unit_test_setup_teardown(test_json_uds, it_setup, it_teardown),
 		cmocka_unit_test_setup_teardown(test_paced_and_duration, it_setup, it_teardown),
+		cmocka_unit_test_setup_teardown(test_interrupt_paced, it_setup, it_teardown),
+		cmocka_unit_test_setup_teardown(test_paced_duration_ends_on_time, it_setup, it_teardown),
+		cmocka_unit_test_setup_teardown(test_slow_paced_not_stalled, it_setup, it_teardown),
 		cmocka_unit_test_setup_teardown(test_human, it_setup, it_teardown),
 		cmocka_unit_test_setup_teardown(test_sweep_csv, it_setup, it_teardown),
+		cmocka_unit_test_setup_teardown(test_sweep_interrupted, it_setup, it_teardown),
 		cmocka_unit_test_setup_teardown(test_usage_and_missing_peer, it_setup, it_teardown),
 	};
 

@@ -186,6 +186,11 @@ static void test_rejects(void **state)
 	REJECT("--transport", "nng", "--size", "7");
 	REJECT("--sweep", "--transport", "ringcast,redis", "--size", "0,64");
 	REJECT("--topic", "");
+	/* An empty --socket would quietly be the default socket. */
+	REJECT("--socket", "");
+	/* Without --csv, the CSV rows take stdout: no room for JSON lines. */
+	REJECT("--sweep", "--json");
+	ACCEPT("--sweep", "--json", "--csv", "x.csv");
 	REJECT("extra");
 	REJECT("--no-such-option");
 }

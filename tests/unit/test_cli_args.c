@@ -261,6 +261,13 @@ static void test_socket_name(void **state)
 	assert_string_equal(cli_socket_name(NULL), RINGCAST_DEFAULT_SOCKET);
 }
 
+static void test_check_socket(void **state)
+{
+	/* The library takes "" for no path at all: as an option value it is bad usage. */
+	assert_int_equal(cli_check_socket("test", ""), CLI_EXIT_USAGE);
+	assert_int_equal(cli_check_socket("test", "/tmp/given.sock"), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -273,6 +280,7 @@ int main(void)
 		cmocka_unit_test(test_base64),
 		cmocka_unit_test(test_format),
 		cmocka_unit_test(test_socket_name),
+		cmocka_unit_test(test_check_socket),
 	};
 
 	return cmocka_run_group_tests_name("cli_args", tests, NULL, NULL);

@@ -478,6 +478,12 @@ static void test_bad_lines(void **state)
 		{ "[ringcastd]\nnode = a b\n",
 		  "test.conf:2: node: blank or control character in the node name" },
 		{ "[ringcastd]\nnode =\n", "test.conf:2: node: a node name has 1 to 255 bytes" },
+		{ "[ringcastd]\nnode = a\x7f\n",
+		  "test.conf:2: node: blank or control character in the node name" },
+		{ "[ringcastd]\nnode = \xff\xfe\n",
+		  "test.conf:2: node: byte 0xff in the node name: it is printable ASCII only" },
+		{ "[ringcastd]\nnode = caf\xc3\xa9\n",
+		  "test.conf:2: node: byte 0xc3 in the node name: it is printable ASCII only" },
 		{ "[ringcastd]\nruntime-dir =\n", "test.conf:2: runtime-dir: empty path" },
 		{ "[ringcastd]\ncluster = 10.0.0.1:4545\n",
 		  "test.conf:2: cluster: '10.0.0.1' is not a multicast group (224.0.0.0/4 or [ff00::/8])" },
@@ -718,6 +724,7 @@ static void test_flags_errors(void **state)
 	char *badval[] = { "ringcastd", "--config", "/dev/null", "--capacity", "3M", NULL };
 	char *unknown[] = { "ringcastd", "--config", "/dev/null", "--frobnicate", NULL };
 	char *noarg[] = { "ringcastd", "--config", "/dev/null", "--node", NULL };
+	char *binary_node[] = { "ringcastd", "--config", "/dev/null", "--node", "\xff\xfe", NULL };
 	char *stray[] = { "ringcastd", "--config", "/dev/null", "extra", NULL };
 	char *help[] = { "ringcastd", "--capacity", "bad", "--help", NULL };
 	char *version[] = { "ringcastd", "--version", NULL };
@@ -730,6 +737,7 @@ static void test_flags_errors(void **state)
 	assert_int_equal(cfg.capacity, RC_CAPACITY_DEFAULT);
 	assert_int_equal(rcd_config_from_args(&cfg, ARGC(unknown), unknown), -EINVAL);
 	assert_int_equal(rcd_config_from_args(&cfg, ARGC(noarg), noarg), -EINVAL);
+	assert_int_equal(rcd_config_from_args(&cfg, ARGC(binary_node), binary_node), -EINVAL);
 	assert_int_equal(rcd_config_from_args(&cfg, ARGC(stray), stray), -EINVAL);
 	/* --help wins before any value is looked at */
 	assert_int_equal(rcd_config_from_args(&cfg, ARGC(help), help), 1);

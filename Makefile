@@ -258,4 +258,5 @@ install: all
 clean:
 	rm -rf build build-asan build-tsan build-fuzz $(BUILD) $(BUILD)-fuzz
 
--include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)
+# Tests too: test_config.c compiles daemon sources in, so it must rebuild when they change.
+-include $(shell find $(BUILD)/obj $(BUILD)/tests $(BUILD)/itests -name '*.d' 2>/dev/null)

@@ -299,6 +299,18 @@ static void adopt_one(struct rcd_registry *reg, uint64_t id)
 	t->len = meta->topic_len;
 	memcpy(t->name, meta->topic, t->len);
 	rcd_escape(t->name, t->len, esc, sizeof(esc));
+	/*
+	 * Publishers hold the ring writable, header and all: the name there
+	 * may be one a publisher wrote to take another topic over at this
+	 * restart.  The file's id was chosen by a daemon from the real name
+	 * (rcd_registry_get: the hash, probed ID_PROBES on), so a name whose ids
+	 * do not include it is not this ring's.
+	 */
+	if (id - rcd_topic_hash(t->name, t->len) >= ID_PROBES) {
+		rcd_warn(reg->log, "not adopting %s: its header names topic '%s', whose ids do "
+			 "not include %016" PRIx64 " (rewritten by a client?)", t->file, esc, id);
+		goto skip;
+	}
 	other = rcd_registry_find(reg, t->name, t->len);
 	if (other) {
 		rcd_warn(reg->log, "not adopting %s: topic '%s' is already adopted from %s",

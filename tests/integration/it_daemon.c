@@ -7,9 +7,11 @@
  * The malformed packets are built by hand from docs/protocol.md, not with
  * lib/proto.c: the point is to send what no codec of ours would produce.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mount.h>
@@ -20,6 +22,7 @@
 #include <unistd.h>
 
 #include "harness.h"
+#include "ring_format.h"
 
 /* docs/protocol.md */
 #define P_MAGIC 0x31504352u
@@ -526,6 +529,71 @@ static void test_full_tmpfs(void **state)
 	unmount_tiny(d);
 }
 
+/* Is there a topic named name, per a fresh client's stat of every topic? */
+static bool has_topic(struct it_daemon *d, const char *name)
+{
+	struct ringcast_topic_stat *st = NULL;
+	struct ringcast *rc = it_open(d);
+	bool found = false;
+	size_t n = 0;
+
+	IT_ASSERT_OK(ringcast_stat(rc, NULL, &st, &n));
+	for (size_t i = 0; i < n; i++)
+		found |= !strcmp(st[i].topic, name);
+	ringcast_stat_free(st, n);
+	it_close(rc);
+	return found;
+}
+
+/*
+ * A publisher holds its ring writable, header included.  Renaming the
+ * topic there must not make a restarted daemon adopt the ring under the
+ * new name: that would hand it another topic's subscribers and
+ * publishers, past the access rules of both.
+ */
+static void test_renamed_ring_not_adopted(void **state)
+{
+	struct it_daemon *d = *state;
+	static const char forged[] = "secrets.keys";
+	struct ringcast *rc;
+	char path[400] = "";
+	struct dirent *de;
+	uint32_t len = sizeof(forged) - 1;
+	DIR *dir;
+	int fd;
+
+	it_daemon_start(d, NULL);
+	rc = it_open(d);
+	IT_ASSERT_OK(ringcast_broadcast(rc, "public.x", "hello", 5));
+	it_close(rc);
+	IT_ASSERT(it_daemon_stop(d) == 0, "ringcastd did not exit 0 on SIGTERM");
+
+	/* What the publisher of public.x could do with its fd. */
+	dir = opendir(d->rundir);
+	IT_ASSERT(dir, "%s: %s", d->rundir, strerror(errno));
+	while ((de = readdir(dir)))
+		if (strstr(de->d_name, ".ring"))
+			snprintf(path, sizeof(path), "%s/%s", d->rundir, de->d_name);
+	closedir(dir);
+	IT_ASSERT(path[0], "no ring file in %s", d->rundir);
+	fd = open(path, O_RDWR);
+	IT_ASSERT(fd >= 0, "%s: %s", path, strerror(errno));
+	IT_ASSERT(pwrite(fd, forged, len, offsetof(struct rc_ring_meta, topic)) == (ssize_t)len &&
+		  pwrite(fd, &len, sizeof(len), offsetof(struct rc_ring_meta, topic_len)) ==
+			  (ssize_t)sizeof(len), "pwrite: %s", strerror(errno));
+	close(fd);
+
+	it_daemon_restart(d);
+	IT_ASSERT(!has_topic(d, forged), "the restarted daemon adopted a ring renamed to '%s' "
+		  "by a client", forged);
+	/* The real topic goes on, in a new ring. */
+	rc = it_open(d);
+	IT_ASSERT_OK(ringcast_broadcast(rc, "public.x", "again", 5));
+	it_close(rc);
+	IT_ASSERT(has_topic(d, "public.x"), "public.x cannot be used after the restart");
+	IT_ASSERT(it_daemon_stop(d) == 0, "ringcastd did not exit 0 on SIGTERM");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -534,6 +602,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_sigterm, it_setup, it_teardown),
 		cmocka_unit_test_setup_teardown(test_second_daemon, it_setup, it_teardown),
 		cmocka_unit_test_setup_teardown(test_help_and_usage_errors, it_setup, it_teardown),
+		cmocka_unit_test_setup_teardown(test_renamed_ring_not_adopted, it_setup, it_teardown),
 		cmocka_unit_test_setup_teardown(test_full_tmpfs, it_setup, it_teardown),
 	};
 

@@ -235,8 +235,8 @@ static void untethered(struct rc_ring *r, unsigned slot, void *arg)
 	if (slot >= RC_SUB_SLOTS)
 		return;
 	s = &r->ctl->subs[slot];
-	/* client_id and moved_ns are the daemon's own fields: relaxed. */
-	moved = rc_load_relaxed(&s->moved_ns);
+	/* Our own record of its last progress (ring.h), not the slot's writable one. */
+	moved = r->seen ? r->seen[slot].ns : 0;
 	ms = moved && moved <= c->now ? (c->now - moved) / 1000000
 				      : r->hdr->meta.tether_timeout_ms;
 	RC_TRACE_UNTETHER(c->t->id, (const char *)c->t->name, c->t->len,

@@ -35,8 +35,15 @@ struct rc_ring {
 	uint64_t x_pos, x_seq; /* the tail while we own it */
 	/* subscriber-private */
 	int sub_slot;       /* -1 when not a subscriber */
-	/* daemon-private: positions seen at the last untether check */
-	uint64_t *seen;
+	/*
+	 * daemon-private, per subscriber slot: the furthest position seen
+	 * and when it was first seen there.  Not the slot's own pos and
+	 * moved_ns, which its subscriber can write: a stalled one could
+	 * then look busy and never be untethered.
+	 */
+	struct rc_seen {
+		uint64_t pos, ns;
+	} *seen;
 };
 
 /*

@@ -66,7 +66,7 @@ int rc_ring_sub_attach(struct rc_ring *r, uint32_t client_id, uint32_t pid, uint
 		rc_store_release(&s->seq, seq);
 		rc_store_release(&s->pos, pos);
 		if (r->seen)
-			r->seen[i] = pos;
+			r->seen[i] = (struct rc_seen){ pos, now_ns };
 		return (int)i;
 	}
 	return -ENOSPC;
@@ -258,7 +258,7 @@ int rc_ring_untether_stalled(struct rc_ring *r, uint64_t now_ns,
 			return -ENOMEM;
 		/* First look (or first since an adoption): everyone starts moving now. */
 		for (i = 0; i < RC_SUB_SLOTS; i++) {
-			r->seen[i] = rc_load_acquire(&r->ctl->subs[i].pos);
+			r->seen[i] = (struct rc_seen){ rc_load_acquire(&r->ctl->subs[i].pos), now_ns };
 			rc_store_relaxed(&r->ctl->subs[i].moved_ns, now_ns);
 		}
 	}
@@ -270,13 +270,18 @@ int rc_ring_untether_stalled(struct rc_ring *r, uint64_t now_ns,
 		if (rc_load_acquire(&s->state) != RC_SUB_TETHERED)
 			continue;
 		pos = rc_load_acquire(&s->pos);
-		/* Moving, or caught up (holding no one back): not stalled. */
-		if (pos != r->seen[i] || pos >= tail) {
-			r->seen[i] = pos;
+		/*
+		 * Past the furthest position seen, or caught up (holding no one
+		 * back): not stalled.  Only forward counts, so a pos moved back
+		 * and forth is no progress.  moved_ns is for stat to show.
+		 */
+		if (pos > r->seen[i].pos || pos >= tail) {
+			r->seen[i] = (struct rc_seen){ pos > r->seen[i].pos ? pos : r->seen[i].pos,
+						       now_ns };
 			rc_store_relaxed(&s->moved_ns, now_ns);
 			continue;
 		}
-		if (timeout == 0 || now_ns - rc_load_relaxed(&s->moved_ns) < timeout)
+		if (timeout == 0 || now_ns - r->seen[i].ns < timeout)
 			continue;
 		/* CAS: the subscriber may be re-tethering or the slot released. */
 		if (atomic_compare_exchange_strong(&s->state, &expect, RC_SUB_UNTETHERED)) {

@@ -288,6 +288,39 @@ static void test_untether_and_lap_gives_exact_loss(void **state)
 	assert_true(safe >= pos);
 }
 
+/*
+ * The subscriber can write its slot.  A stalled one that keeps stamping
+ * moved_ns, or moves pos back and forth, has made no progress all the
+ * same and is untethered after the timeout like any other.
+ */
+static void test_untether_ignores_forged_progress(void **state)
+{
+	struct env *e = *state;
+	struct rc_sub_slot *s = &e->daemon.ctl->subs[e->sub.sub_slot];
+	uint64_t now = 1000000000ull, pos;
+	uint8_t msg[200] = { 0 };
+	int i;
+
+	for (i = 0; i < 10; i++)
+		CHECK(publish(&e->pub, msg, sizeof(msg)));
+	/* It read one record, then stopped. */
+	pos = atomic_load(&s->pos) + rc_align(sizeof(msg) + sizeof(struct rc_rec));
+	atomic_store(&s->pos, pos);
+	assert_int_equal(rc_ring_untether_stalled(&e->daemon, now, NULL, NULL), 0);
+	for (i = 1; i <= 4; i++) {
+		uint64_t t = now + (uint64_t)i * 300000000ull;
+
+		/* Stamped just now, and a pos that steps back a record, then returns. */
+		atomic_store(&s->moved_ns, t);
+		atomic_store(&s->pos, i % 2 ? pos - rc_align(sizeof(msg) + sizeof(struct rc_rec)) : pos);
+		if (t - now < 1000000000ull)
+			assert_int_equal(rc_ring_untether_stalled(&e->daemon, t, NULL, NULL), 0);
+	}
+	atomic_store(&s->pos, pos);
+	assert_int_equal(rc_ring_untether_stalled(&e->daemon, now + 1200000000ull, NULL, NULL), 1);
+	assert_int_equal(atomic_load(&s->state), RC_SUB_UNTETHERED);
+}
+
 static void test_corrupt_records_give_ebadmsg(void **state)
 {
 	struct env *e = *state;
@@ -583,6 +616,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_tethered_subscriber_holds_publisher, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_commit_wakes_sleeper_once, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_untether_and_lap_gives_exact_loss, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_untether_ignores_forged_progress, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_corrupt_records_give_ebadmsg, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_subscriber_mapping_is_read_only, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_repair_dead_publisher, setup, teardown),

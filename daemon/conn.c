@@ -36,6 +36,13 @@
 
 #define MAX_CLIENTS (RC_BELLS + 256) /* every bell, plus some not yet HELLO'd */
 #define QUEUE_MAX 64   /* replies queued before we stop reading requests */
+/*
+ * Fds queued replies may hold before we stop reading requests.  Clients
+ * wait for each reply, so two opens' worth is plenty; without a bound, a
+ * client that sends opens and never reads would pin 2 fds per queued
+ * reply on every connection, and run the daemon out of descriptors.
+ */
+#define QUEUE_FDS_MAX 4
 #define MAX_GROUPS 65536
 
 static void reply_free(struct rcd_reply *r)
@@ -117,6 +124,7 @@ int rcd_reply_fds(struct rcd_client *c, const struct rc_msg *m, const int *fds, 
 		c->qhead = r;
 	c->qtail = r;
 	c->qlen++;
+	c->qfds += nfds;
 	send_next(c);
 	return 0;
 fail:
@@ -243,7 +251,8 @@ static void client_gone(struct rcd_client *c, const char *why)
 /* Keep one receive in flight while the client may send and we can keep up. */
 static void client_recv(struct rcd_client *c)
 {
-	if (c->gone || c->closing || c->recv_op.armed || c->stat_active || c->qlen >= QUEUE_MAX)
+	if (c->gone || c->closing || c->recv_op.armed || c->stat_active || c->qlen >= QUEUE_MAX ||
+	    c->qfds >= QUEUE_FDS_MAX)
 		return;
 	memset(&c->rmsg, 0, sizeof(c->rmsg));
 	c->riov.iov_base = c->rbuf;
@@ -300,6 +309,7 @@ static void send_cb(struct rcd_loop *loop, struct rcd_op *op, int res, unsigned 
 		if (!c->qhead)
 			c->qtail = NULL;
 		c->qlen--;
+		c->qfds -= r->nfds;
 		if (res >= 0 && (size_t)res != r->len)
 			res = -EMSGSIZE; /* SOCK_SEQPACKET sends all or nothing */
 		reply_free(r);

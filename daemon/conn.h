@@ -60,6 +60,7 @@ struct rcd_client {
 	} cmsg;
 	struct rcd_reply *qhead, *qtail;
 	unsigned qlen;
+	unsigned qfds; /* fds the queued replies hold */
 	/* a STAT of every topic in progress: the next topic to report */
 	bool stat_active;
 	uint32_t stat_req;

@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "harness.h"
+#include "proto.h"
 #include "ring_format.h"
 
 /* docs/protocol.md */
@@ -337,6 +338,56 @@ static void test_request_with_fd(void **state)
 	it_assert_daemon_alive(d);
 }
 
+/*
+ * A client that sends opens and never reads its replies: each SUB_OK
+ * holds two fds in the daemon until sent.  The daemon stops reading such
+ * a client after a few, so no number of them can run it out of fds.
+ */
+static void test_unread_replies_hold_few_fds(void **state)
+{
+	struct it_daemon *d = *state;
+	enum { CONNS = 8, REQS = 2000 };
+	int fds[CONNS], before, after;
+	uint8_t pkt[512];
+
+	it_daemon_start(d, NULL);
+	before = count_fds(d->pid);
+	for (int c = 0; c < CONNS; c++) {
+		fds[c] = raw_connect(d);
+		raw_hello(fds[c]);
+		for (uint32_t i = 0; i < REQS; i++) {
+			struct rc_msg m = { .type = i % 2 ? RC_MSG_UNSUBSCRIBE : RC_MSG_SUBSCRIBE,
+					    .req = i + 2 };
+			int n;
+
+			m.topic.topic = "daemon.unread";
+			m.topic.topic_len = 13;
+			n = rc_proto_encode(&m, pkt, sizeof(pkt));
+			IT_ASSERT(n > 0, "encode: %d", n);
+			/*
+			 * More than the daemon's socket buffer holds replies
+			 * for, so they queue in the daemon.  Once it stops
+			 * reading us, our buffer fills: enough sent.
+			 */
+			if (send(fds[c], pkt, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT) != n) {
+				IT_ASSERT(errno == EAGAIN, "send request %u: %s", i, strerror(errno));
+				break;
+			}
+		}
+	}
+	it_sleep_ms(300); /* let the daemon take what it will */
+	after = count_fds(d->pid);
+	printf("  daemon fds: %d before, %d with %d clients sending up to %d requests, reading "
+	       "no reply\n", before, after, CONNS, REQS);
+	/* Each connection is one fd; its queued replies may hold a few more. */
+	IT_ASSERT(after <= before + CONNS * (1 + 4) + 2,
+		  "unread replies pin daemon fds: %d -> %d with %d connections", before, after, CONNS);
+	for (int c = 0; c < CONNS; c++)
+		close(fds[c]);
+	it_assert_daemon_alive(d);
+	assert_daemon_serves(d, "daemon.after-unread");
+}
+
 static void test_sigterm(void **state)
 {
 	struct it_daemon *d = *state;
@@ -599,6 +650,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_malformed_packets, it_setup, it_teardown),
 		cmocka_unit_test_setup_teardown(test_request_with_fd, it_setup, it_teardown),
+		cmocka_unit_test_setup_teardown(test_unread_replies_hold_few_fds, it_setup, it_teardown),
 		cmocka_unit_test_setup_teardown(test_sigterm, it_setup, it_teardown),
 		cmocka_unit_test_setup_teardown(test_second_daemon, it_setup, it_teardown),
 		cmocka_unit_test_setup_teardown(test_help_and_usage_errors, it_setup, it_teardown),

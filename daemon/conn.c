@@ -35,6 +35,12 @@
 #endif
 
 #define MAX_CLIENTS (RC_BELLS + 256) /* every bell, plus some not yet HELLO'd */
+/*
+ * Connections one uid other than root may hold: a quarter of the bells,
+ * so that one user cannot take every connection and every bell from the
+ * others.  A process needs one connection; a busy user, a few hundred.
+ */
+#define MAX_CLIENTS_PER_UID (RC_BELLS / 4)
 #define QUEUE_MAX 64   /* replies queued before we stop reading requests */
 /*
  * Fds queued replies may hold before we stop reading requests.  Clients
@@ -379,6 +385,36 @@ static int peer_groups(struct rcd_client *c)
 	return 0;
 }
 
+/*
+ * Turn a connection away before it has a client: an ERROR with req 0 (a
+ * connection-level error, docs/protocol.md) that its HELLO will read, if
+ * the socket takes it now, then close.
+ */
+static void refuse(struct rcd_server *srv, int fd, int err, const char *text)
+{
+	struct rc_msg m = { .type = RC_MSG_ERROR };
+	int n;
+
+	m.error.err = err;
+	m.error.text = text;
+	m.error.text_len = (uint16_t)strlen(text);
+	n = rc_proto_encode(&m, srv->scratch, sizeof(srv->scratch));
+	if (n > 0)
+		send(fd, srv->scratch, (size_t)n, MSG_DONTWAIT | MSG_NOSIGNAL);
+	srv->refused++;
+	close(fd);
+}
+
+static unsigned clients_of(const struct rcd_server *srv, uid_t uid)
+{
+	const struct rcd_client *c;
+	unsigned n = 0;
+
+	for (c = srv->clients; c; c = c->next)
+		n += !c->gone && c->uid == uid;
+	return n;
+}
+
 void rcd_client_new(struct rcd_server *srv, int fd)
 {
 	struct rcd_client *c;
@@ -386,11 +422,17 @@ void rcd_client_new(struct rcd_server *srv, int fd)
 	socklen_t len = sizeof(cred);
 
 	if (srv->nclients >= MAX_CLIENTS) {
-		srv->refused++;
 		rcd_warn(srv->log, "refusing a connection: %u clients connected", srv->nclients);
+		refuse(srv, fd, EUSERS, "the daemon has as many connections as it takes");
+		return;
+	}
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0) {
+		rcd_warn(srv->log, "SO_PEERCRED: %m; dropping the connection");
+		srv->refused++;
 		close(fd);
 		return;
 	}
+
 	c = calloc(1, sizeof(*c));
 	if (!c) {
 		srv->refused++;
@@ -408,15 +450,19 @@ void rcd_client_new(struct rcd_server *srv, int fd)
 	srv->clients = c;
 	srv->nclients++;
 	srv->accepted++;
-	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0) {
-		rcd_warn(srv->log, "SO_PEERCRED: %m; dropping the connection");
-		c->gone = true;
-		client_reap(c);
-		return;
-	}
 	c->pid = cred.pid;
 	c->uid = cred.uid;
 	c->gid = cred.gid;
+	/*
+	 * Over its user's share: answer its HELLO with why, then hang up.
+	 * Not here and now: a client whose HELLO we never read would see
+	 * the hang-up (ECONNRESET) before our answer.
+	 */
+	if (cred.uid != 0 && clients_of(srv, cred.uid) > MAX_CLIENTS_PER_UID) {
+		rcd_warn(srv->log, "refusing a connection from pid %d: uid %u has %u connections",
+			 (int)cred.pid, (unsigned)cred.uid, MAX_CLIENTS_PER_UID);
+		c->refuse = EUSERS;
+	}
 	if (peer_groups(c) < 0)
 		rcd_debug(srv->log, "pid %d: supplementary groups unknown; ACL by uid and gid only",
 			  (int)c->pid);

@@ -61,6 +61,7 @@ struct rcd_client {
 	struct rcd_reply *qhead, *qtail;
 	unsigned qlen;
 	unsigned qfds; /* fds the queued replies hold */
+	int refuse;    /* non-zero: answer HELLO with this ERROR and close */
 	/* a STAT of every topic in progress: the next topic to report */
 	bool stat_active;
 	uint32_t stat_req;

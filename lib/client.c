@@ -89,7 +89,8 @@ int rc_client_recv(struct ringcast *rc, uint32_t req, struct rc_msg *reply, int 
 		*nfds = got;
 	ret = (mh.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) ? -EBADMSG :
 	      rc_proto_decode(rc->rx, (size_t)n, reply);
-	if (ret == 0 && reply->req != req)
+	/* An ERROR with req 0 is about the connection (docs/protocol.md): ours too. */
+	if (ret == 0 && reply->req != req && !(reply->type == RC_MSG_ERROR && reply->req == 0))
 		ret = -EPROTO;
 	if (ret == 0 && reply->type == RC_MSG_ERROR)
 		ret = -reply->error.err;

@@ -10,11 +10,14 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <signal.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -388,6 +391,103 @@ static void test_unread_replies_hold_few_fds(void **state)
 	assert_daemon_serves(d, "daemon.after-unread");
 }
 
+/* ---- connections per uid ---- */
+
+#define PU_UID 12345
+#define PU_MAX 1024 /* RC_BELLS / 4: docs/protocol.md */
+
+struct pu_shared {
+	_Atomic int full, done;
+	char error[200];
+};
+
+struct pu_cfg {
+	const char *sock;
+	struct pu_shared *sh;
+};
+
+/* Connect and HELLO as a raw client: the reply's type and, for an ERROR, its err. */
+static int pu_hello(const char *sock, int *fd_out, int *err)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	uint8_t b[1024];
+	struct rc_msg m;
+	size_t n;
+	ssize_t r;
+	int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+
+	*fd_out = fd;
+	if (fd < 0)
+		return -errno;
+	memcpy(sa.sun_path, sock, strlen(sock));
+	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0)
+		return -errno;
+	n = hello_pkt(b, 1);
+	if (send(fd, b, n, MSG_NOSIGNAL) != (ssize_t)n)
+		return -errno;
+	r = raw_recv(fd, b, sizeof(b));
+	if (r <= 0 || rc_proto_decode(b, (size_t)r, &m) < 0)
+		return -EBADMSG;
+	*err = m.type == RC_MSG_ERROR ? m.error.err : 0;
+	return m.type;
+}
+
+static int pu_other_uid(void *p)
+{
+	struct pu_cfg *c = p;
+	struct rlimit rl = { PU_MAX + 64, PU_MAX + 64 };
+	static int fds[PU_MAX + 1];
+	int type, err = 0;
+
+	IT_CHECK(setrlimit(RLIMIT_NOFILE, &rl) == 0, "setrlimit: %s", strerror(errno));
+	IT_CHECK(setgroups(0, NULL) == 0, "setgroups: %s", strerror(errno));
+	IT_CHECK(setresgid(PU_UID, PU_UID, PU_UID) == 0, "setresgid: %s", strerror(errno));
+	IT_CHECK(setresuid(PU_UID, PU_UID, PU_UID) == 0, "setresuid: %s", strerror(errno));
+	prctl(PR_SET_PDEATHSIG, SIGKILL); /* cleared by the credential change */
+	for (int i = 0; i < PU_MAX; i++) {
+		type = pu_hello(c->sock, &fds[i], &err);
+		IT_CHECK(type == RC_MSG_HELLO_OK, "connection %d of uid %d: reply %d, err %d", i + 1,
+			 PU_UID, type, err);
+	}
+	type = pu_hello(c->sock, &fds[PU_MAX], &err);
+	IT_CHECK(type == RC_MSG_ERROR && err == EUSERS,
+		 "connection %d of uid %d: reply %d, err %d; expected ERROR EUSERS", PU_MAX + 1, PU_UID,
+		 type, err);
+	atomic_store(&c->sh->full, 1);
+	while (!atomic_load(&c->sh->done))
+		it_sleep_ms(5);
+	return 0;
+}
+
+/*
+ * One user (not root) may hold a quarter of the doorbells' worth of
+ * connections.  Past that it is told why (EUSERS), and everyone else
+ * still gets in: one user cannot lock the others out.
+ */
+static void test_connections_per_uid(void **state)
+{
+	struct it_daemon *d = *state;
+	struct pu_shared *sh = it_shared(sizeof(*sh));
+	struct pu_cfg cfg = { d->sock, sh };
+	uint64_t deadline;
+	char why[64];
+	pid_t other;
+	int st;
+
+	it_daemon_start(d, NULL);
+	other = it_fork(pu_other_uid, &cfg);
+	deadline = it_now_ns() + 30000000000ull;
+	while (!atomic_load(&sh->full) && it_now_ns() < deadline)
+		if (it_wait(other, 10, &st) == 0)
+			IT_FAIL("the other uid's client %s before its last connection (see above)",
+				it_status_str(st, why, sizeof(why)));
+	IT_ASSERT(atomic_load(&sh->full), "the other uid's client did not finish in 30 s");
+	assert_daemon_serves(d, "daemon.per-uid");
+	atomic_store(&sh->done, 1);
+	it_expect_exit(other, 5000, 0, "the other uid's client");
+	it_assert_daemon_alive(d);
+}
+
 static void test_sigterm(void **state)
 {
 	struct it_daemon *d = *state;
@@ -651,6 +751,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_malformed_packets, it_setup, it_teardown),
 		cmocka_unit_test_setup_teardown(test_request_with_fd, it_setup, it_teardown),
 		cmocka_unit_test_setup_teardown(test_unread_replies_hold_few_fds, it_setup, it_teardown),
+		cmocka_unit_test_setup_teardown(test_connections_per_uid, it_setup, it_teardown),
 		cmocka_unit_test_setup_teardown(test_sigterm, it_setup, it_teardown),
 		cmocka_unit_test_setup_teardown(test_second_daemon, it_setup, it_teardown),
 		cmocka_unit_test_setup_teardown(test_help_and_usage_errors, it_setup, it_teardown),

@@ -50,6 +50,7 @@ struct rcd_config {
 	uint64_t capacity;         /* default RC_CAPACITY_DEFAULT */
 	uint32_t tether_timeout_ms; /* default 5000 */
 	uint32_t reap_grace_ms;    /* cursors of clients gone with the old daemon; default 5000 */
+	uint32_t max_topics;       /* no topic is made past this many (adopted ones count); 4096 */
 	int log_level;             /* 0 quiet .. 2 debug; default 1 */
 	struct rcd_acl publish, subscribe; /* defaults for every topic */
 	struct rcd_topic_rule *rules;      /* owned */

@@ -70,6 +70,8 @@ static void usage(FILE *f)
 		"                           milliseconds (default 5000)\n"
 		"      --reap-grace MS      after a restart, keep the cursors of the previous\n"
 		"                           daemon's clients for MS milliseconds (default 5000)\n"
+		"      --max-topics N       make no topic past N, adopted ones included\n"
+		"                           (default 4096; 2 fds and a ring each)\n"
 		"      --publish LIST       who may publish on topics no [topic] rule covers\n"
 		"      --subscribe LIST     who may subscribe likewise; LIST is principals\n"
 		"                           separated by commas or blanks: uid:N, gid:N,\n"

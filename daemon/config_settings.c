@@ -235,6 +235,16 @@ static int apply_reap_grace(struct target *t, const char *val, struct why *w)
 	return parse_ms(val, 0, &t->cfg->reap_grace_ms, w);
 }
 
+static int apply_max_topics(struct target *t, const char *val, struct why *w)
+{
+	uint64_t v;
+
+	if (rcd_parse_uint(val, 10, 1000000, &v) || v == 0)
+		return rcd_refuse(w, "'%s' is not a number of topics in 1..1000000", val);
+	t->cfg->max_topics = (uint32_t)v;
+	return 0;
+}
+
 static int apply_log_level(struct target *t, const char *val, struct why *w)
 {
 	uint64_t v;
@@ -289,6 +299,7 @@ const struct setting rcd_settings[] = {
 	{ "cluster", "cluster", false, apply_cluster },
 	{ "iface", "iface", false, apply_iface },
 	{ "secret-file", "secret-file", false, apply_secret_file },
+	{ "max-topics", "max-topics", false, apply_max_topics },
 };
 
 _Static_assert(sizeof(rcd_settings) / sizeof(rcd_settings[0]) == RCD_N_SETTINGS,

@@ -186,6 +186,9 @@ int rcd_registry_get(struct rcd_registry *reg, const char *name, size_t len,
 	}
 	if (len == 0 || len > 255 || memchr(name, '\0', len))
 		return -EINVAL; /* the codec checks already; never trust twice removed */
+	/* Every topic costs the daemon two fds and the runtime dir a ring, for good. */
+	if (reg->ntopics >= reg->cfg->max_topics)
+		return -EDQUOT;
 	rcd_escape(name, len, esc, sizeof(esc));
 	rcd_config_topic(reg->cfg, name, len, &capacity, &tether_ms);
 	h = rcd_topic_hash(name, len);

@@ -152,6 +152,9 @@ static struct rcd_topic *topic_get(struct rcd_client *c, const struct rc_msg *m,
 	if (ret == -ENOSPC)
 		rcd_reply_error(c, m->req, ENOSPC, "no space in %s for the ring of '%s'",
 			    c->srv->cfg->runtime_dir, esc);
+	else if (ret == -EDQUOT)
+		rcd_reply_error(c, m->req, EDQUOT, "the daemon has %zu topics, its max-topics; "
+			    "'%s' is not made", c->srv->reg->ntopics, esc);
 	else
 		rcd_reply_error(c, m->req, -ret, "cannot create the ring of '%s': %s", esc,
 			    strerror(-ret));

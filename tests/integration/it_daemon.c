@@ -488,6 +488,35 @@ static void test_connections_per_uid(void **state)
 	it_assert_daemon_alive(d);
 }
 
+/*
+ * Each topic holds two daemon fds and a ring until deleted by hand, so a
+ * client allowed to subscribe to a pattern could make topics until the
+ * daemon has no fds left.  max-topics stops that with a clear error,
+ * counting the topics a restarted daemon adopts.
+ */
+static void test_max_topics(void **state)
+{
+	struct it_daemon *d = *state;
+	struct ringcast *rc;
+
+	it_daemon_start(d, "--max-topics", "2", NULL);
+	rc = it_open(d);
+	IT_ASSERT_OK(ringcast_subscribe(rc, "max.a"));
+	IT_ASSERT_OK(ringcast_broadcast(rc, "max.b", "x", 1));
+	IT_ASSERT_ERR(ringcast_subscribe(rc, "max.c"), -EDQUOT);
+	IT_ASSERT_ERR(ringcast_broadcast(rc, "max.c", "x", 1), -EDQUOT);
+	/* The topics there are go on. */
+	IT_ASSERT_OK(ringcast_broadcast(rc, "max.a", "y", 1));
+	it_close(rc);
+	IT_ASSERT(it_daemon_stop(d) == 0, "ringcastd did not exit 0 on SIGTERM");
+	it_daemon_restart(d);
+	rc = it_open(d);
+	IT_ASSERT_ERR(ringcast_subscribe(rc, "max.c"), -EDQUOT);
+	IT_ASSERT_OK(ringcast_subscribe(rc, "max.b"));
+	it_close(rc);
+	IT_ASSERT(it_daemon_stop(d) == 0, "ringcastd did not exit 0 on SIGTERM");
+}
+
 static void test_sigterm(void **state)
 {
 	struct it_daemon *d = *state;
@@ -752,6 +781,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_request_with_fd, it_setup, it_teardown),
 		cmocka_unit_test_setup_teardown(test_unread_replies_hold_few_fds, it_setup, it_teardown),
 		cmocka_unit_test_setup_teardown(test_connections_per_uid, it_setup, it_teardown),
+		cmocka_unit_test_setup_teardown(test_max_topics, it_setup, it_teardown),
 		cmocka_unit_test_setup_teardown(test_sigterm, it_setup, it_teardown),
 		cmocka_unit_test_setup_teardown(test_second_daemon, it_setup, it_teardown),
 		cmocka_unit_test_setup_teardown(test_help_and_usage_errors, it_setup, it_teardown),

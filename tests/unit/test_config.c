@@ -76,6 +76,7 @@ static void test_defaults(void **state)
 	assert_int_equal(cfg.capacity, 1u << 20);
 	assert_int_equal(cfg.tether_timeout_ms, 5000);
 	assert_int_equal(cfg.reap_grace_ms, 5000);
+	assert_int_equal(cfg.max_topics, 4096);
 	assert_int_equal(cfg.log_level, 1);
 	assert_false(cfg.publish.set);
 	assert_false(cfg.subscribe.set);
@@ -129,6 +130,7 @@ static const char every_key[] =
 	"capacity = 4M ; another trailing comment\n"
 	"tether-timeout-ms = 250\n"
 	"reap-grace-ms = 0\n"
+	"max-topics = 7\n"
 	"log-level = 2\n"
 	"publish = uid:1000, gid:27 user:root\n"
 	"subscribe = *\n"
@@ -157,6 +159,7 @@ static void test_parse_every_key(void **state)
 	assert_int_equal(cfg.capacity, 4u << 20);
 	assert_int_equal(cfg.tether_timeout_ms, 250);
 	assert_int_equal(cfg.reap_grace_ms, 0);
+	assert_int_equal(cfg.max_topics, 7);
 	assert_int_equal(cfg.log_level, 2);
 	assert_true(cfg.publish.set);
 	assert_int_equal(cfg.publish.n, 3);
@@ -466,6 +469,8 @@ static void test_bad_lines(void **state)
 		  "test.conf:2: tether-timeout-ms: '0' is not a number of milliseconds in 1..86400000" },
 		{ "[ringcastd]\nreap-grace-ms = -1\n",
 		  "test.conf:2: reap-grace-ms: '-1' is not a number of milliseconds in 0..86400000" },
+		{ "[ringcastd]\nmax-topics = 0\n",
+		  "test.conf:2: max-topics: '0' is not a number of topics in 1..1000000" },
 		{ "[ringcastd]\ncapacity = 1.5M\n",
 		  "test.conf:2: capacity: '1.5M' is not a size (digits, then optionally k, M or G)" },
 		{ "[ringcastd]\npublish = uid:1 bob\n",

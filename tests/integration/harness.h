@@ -152,10 +152,13 @@ char *it_read_all(int fd, int timeout_ms, size_t *len);
 bool it_write_all(int fd, const void *buf, size_t len);
 
 /*
- * Poll ringcast_stat() through a fresh client until topic has at least
- * min_subs subscribers (and, when pid != 0, one of them is pid).  Returns
- * true when seen within timeout_ms.
+ * Poll ringcast_stat() of topic through a fresh client until pred(its
+ * stat, arg) holds.  Returns true when seen within timeout_ms.
  */
+bool it_wait_stat(struct it_daemon *d, const char *topic,
+		  bool (*pred)(const struct ringcast_topic_stat *st, const void *arg), const void *arg,
+		  int timeout_ms);
+/* it_wait_stat() until topic has at least min_subs subscribers (and, when pid != 0, pid's). */
 bool it_wait_subscribers(struct it_daemon *d, const char *topic, size_t min_subs, pid_t pid,
 			 int timeout_ms);
 

@@ -75,8 +75,9 @@ struct ringcast *it_child_open(const char *sock)
 	return rc;
 }
 
-bool it_wait_subscribers(struct it_daemon *d, const char *topic, size_t min_subs, pid_t pid,
-			 int timeout_ms)
+bool it_wait_stat(struct it_daemon *d, const char *topic,
+		  bool (*pred)(const struct ringcast_topic_stat *st, const void *arg), const void *arg,
+		  int timeout_ms)
 {
 	uint64_t deadline = it_now_ns() + (uint64_t)timeout_ms * 1000000ull;
 	struct ringcast *rc = NULL;
@@ -89,15 +90,8 @@ bool it_wait_subscribers(struct it_daemon *d, const char *topic, size_t min_subs
 		if (!rc && ringcast_open(&rc, d->sock) < 0)
 			rc = NULL;
 		if (rc && ringcast_stat(rc, topic, &st, &n) == 0) {
-			for (size_t i = 0; i < n && !seen; i++) {
-				bool has_pid = pid == 0;
-
-				if (strcmp(st[i].topic, topic))
-					continue;
-				for (size_t j = 0; j < st[i].n_subs; j++)
-					has_pid |= st[i].subs[j].pid == (uint32_t)pid;
-				seen = st[i].n_subs >= min_subs && has_pid;
-			}
+			for (size_t i = 0; i < n && !seen; i++)
+				seen = !strcmp(st[i].topic, topic) && pred(&st[i], arg);
 			ringcast_stat_free(st, n);
 		}
 		if (!seen)
@@ -105,6 +99,29 @@ bool it_wait_subscribers(struct it_daemon *d, const char *topic, size_t min_subs
 	} while (!seen && it_now_ns() < deadline);
 	ringcast_close(rc);
 	return seen;
+}
+
+struct subs_want {
+	size_t min_subs;
+	pid_t pid;
+};
+
+static bool has_subscribers(const struct ringcast_topic_stat *st, const void *arg)
+{
+	const struct subs_want *w = arg;
+	bool has_pid = w->pid == 0;
+
+	for (size_t j = 0; j < st->n_subs; j++)
+		has_pid |= st->subs[j].pid == (uint32_t)w->pid;
+	return st->n_subs >= w->min_subs && has_pid;
+}
+
+bool it_wait_subscribers(struct it_daemon *d, const char *topic, size_t min_subs, pid_t pid,
+			 int timeout_ms)
+{
+	struct subs_want w = { min_subs, pid };
+
+	return it_wait_stat(d, topic, has_subscribers, &w, timeout_ms);
 }
 
 /* ---- inbox ---- */

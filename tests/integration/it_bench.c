@@ -345,26 +345,15 @@ static void test_paced_and_duration(void **state)
 	free(out);
 }
 
+static bool has_messages(const struct ringcast_topic_stat *st, const void *arg)
+{
+	return st->messages >= *(const uint64_t *)arg;
+}
+
 /* Wait up to timeout_ms until at least n messages were published to topic. */
 static bool wait_published(struct it_daemon *d, const char *topic, uint64_t n, int timeout_ms)
 {
-	struct ringcast *rc = it_open(d);
-	uint64_t until = it_now_ns() + (uint64_t)timeout_ms * 1000000;
-	bool seen = false;
-
-	while (!seen && it_now_ns() < until) {
-		struct ringcast_topic_stat *st;
-		size_t nst;
-
-		if (ringcast_stat(rc, topic, &st, &nst) == 0) {
-			seen = nst == 1 && st[0].messages >= n;
-			ringcast_stat_free(st, nst);
-		}
-		if (!seen)
-			it_sleep_ms(20);
-	}
-	it_close(rc);
-	return seen;
+	return it_wait_stat(d, topic, has_messages, &n, timeout_ms);
 }
 
 /*

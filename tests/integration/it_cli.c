@@ -233,27 +233,27 @@ static void test_sub_stops_on_write_error(void **state)
 	free(err);
 }
 
+struct delivered_want {
+	pid_t pid;
+	uint64_t n;
+};
+
+static bool has_delivered(const struct ringcast_topic_stat *st, const void *arg)
+{
+	const struct delivered_want *w = arg;
+
+	for (size_t i = 0; i < st->n_subs; i++)
+		if (st->subs[i].pid == (uint32_t)w->pid && st->subs[i].delivered >= w->n)
+			return true;
+	return false;
+}
+
 /* Wait up to timeout_ms until the subscriber pid has had n messages delivered on topic. */
 static bool wait_delivered(struct it_daemon *d, const char *topic, pid_t pid, uint64_t n, int timeout_ms)
 {
-	struct ringcast *rc = it_open(d);
-	uint64_t until = it_now_ns() + (uint64_t)timeout_ms * 1000000;
-	bool seen = false;
+	struct delivered_want w = { pid, n };
 
-	while (!seen && it_now_ns() < until) {
-		struct ringcast_topic_stat *st;
-		size_t nst;
-
-		if (ringcast_stat(rc, topic, &st, &nst) == 0) {
-			for (size_t i = 0; nst == 1 && i < st[0].n_subs; i++)
-				seen |= st[0].subs[i].pid == (uint32_t)pid && st[0].subs[i].delivered >= n;
-			ringcast_stat_free(st, nst);
-		}
-		if (!seen)
-			it_sleep_ms(10);
-	}
-	it_close(rc);
-	return seen;
+	return it_wait_stat(d, topic, has_delivered, &w, timeout_ms);
 }
 
 /*

@@ -119,6 +119,15 @@ static struct rc_sub_slot *my_slot(struct rc_topic *t)
 	return &t->sub.ctl->subs[t->sub.sub_slot];
 }
 
+/* n messages lost: stat shows it now; the handler hears of it with the next message. */
+static void count_lost(struct rc_topic *t, uint64_t n)
+{
+	struct rc_sub_slot *s = my_slot(t);
+
+	t->pending_lost += n;
+	rc_store_relaxed(&s->lost, rc_load_relaxed(&s->lost) + n);
+}
+
 /* Lapped: resume at the live tail and remember exactly how many we skipped. */
 static void jump_live(struct rc_topic *t)
 {
@@ -126,11 +135,8 @@ static void jump_live(struct rc_topic *t)
 	uint64_t pos, seq;
 
 	rc_ring_live(&t->sub, &pos, &seq);
-	if (seq > t->next_seq) {
-		t->pending_lost += seq - t->next_seq;
-		/* stat shows it now; the handler hears of it with the next message. */
-		rc_store_relaxed(&s->lost, rc_load_relaxed(&s->lost) + (seq - t->next_seq));
-	}
+	if (seq > t->next_seq)
+		count_lost(t, seq - t->next_seq);
 	t->pos = pos;
 	t->next_seq = seq;
 	rc_store_release(&s->pos, pos);
@@ -149,19 +155,13 @@ static void jump_live(struct rc_topic *t)
  * its bytes is followed by a state load that sees it too (x86 keeps loads
  * in order; rc_ring_still_valid fences before it reads the tail).
  */
-static bool lost_under_handler(struct rc_topic *t, uint64_t pos)
+static void lost_under_handler(struct rc_topic *t, uint64_t pos)
 {
-	struct rc_sub_slot *s = my_slot(t);
-
-	if (rc_load_acquire(&s->state) == RC_SUB_TETHERED)
-		return false;
+	if (rc_load_acquire(&my_slot(t)->state) == RC_SUB_TETHERED)
+		return;
 	t->untethered = true;
-	if (rc_ring_still_valid(&t->sub, pos))
-		return false;
-	t->pending_lost++;
-	/* stat shows it now; the handler hears of it with the next message. */
-	rc_store_relaxed(&s->lost, rc_load_relaxed(&s->lost) + 1);
-	return true;
+	if (!rc_ring_still_valid(&t->sub, pos))
+		count_lost(t, 1);
 }
 
 /* Re-read our slot's tether state; re-tether when caught up. */

@@ -77,10 +77,21 @@ static uint64_t other_threads_cpu(uint64_t cpu0, uint64_t tcpu0)
 	return p > t ? p - t : 0;
 }
 
+/* One try at msgs[0..n): one message through pub_send, more through pub_send_many.  How many went, or an error. */
+static int send_some(struct pub_state *s, const struct iovec *msgs, unsigned n, bool more)
+{
+	int ret;
+
+	if (n > 1)
+		return s->tr->pub_send_many(s->p, msgs, n);
+	ret = s->tr->pub_send(s->p, msgs->iov_base, msgs->iov_len, more);
+	return ret < 0 ? ret : 1;
+}
+
 /*
- * The transport said -EAGAIN (a full ring): retry msgs[0..n) (one message
- * through pub_send, more through pub_send_many) until it takes some or
- * STALL_NS pass.  Nothing is dropped here.  How many went, or an error.
+ * The transport said -EAGAIN (a full ring): retry msgs[0..n) until it
+ * takes some or STALL_NS pass.  Nothing is dropped here.  How many went,
+ * or an error.
  */
 static __attribute__((noinline)) int send_refused(struct pub_state *s, const struct iovec *msgs,
 						  unsigned n, bool more)
@@ -94,10 +105,7 @@ static __attribute__((noinline)) int send_refused(struct pub_state *s, const str
 			break;
 		/* Subscribers may share our CPU: let them drain. */
 		sched_yield();
-		if (n > 1)
-			ret = s->tr->pub_send_many(s->p, msgs, n);
-		else if (!(ret = s->tr->pub_send(s->p, msgs->iov_base, msgs->iov_len, more)))
-			ret = 1;
+		ret = send_some(s, msgs, n, more);
 	} while (ret == -EAGAIN);
 	s->wait_cpu += clock_of(CLOCK_THREAD_CPUTIME_ID) - cpu0;
 	return ret;
@@ -120,11 +128,8 @@ static inline int send_retry(struct pub_state *s, const void *buf, size_t len, b
 static int send_batch(struct pub_state *s, const struct iovec *msgs, unsigned n)
 {
 	while (n) {
-		int ret = n > 1 ? s->tr->pub_send_many(s->p, msgs, n) :
-				  s->tr->pub_send(s->p, msgs->iov_base, msgs->iov_len, true);
+		int ret = send_some(s, msgs, n, true);
 
-		if (ret == 0)
-			ret = 1; /* pub_send's success */
 		if (ret == -EAGAIN)
 			ret = send_refused(s, msgs, n, true);
 		if (ret < 0)

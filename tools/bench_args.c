@@ -175,6 +175,18 @@ static int num(const char *opt, const char *s, uint64_t min, uint64_t max, uint6
 	return 0;
 }
 
+/* A list of numbers from min to max into vals[BENCH_LIST_MAX]: how many, or -1 after saying why. */
+static int num_list(const char *opt, const char *arg, uint64_t min, uint64_t max, uint64_t *vals)
+{
+	char copy[1024], *items[BENCH_LIST_MAX];
+	int n = list_arg(opt, arg, copy, sizeof(copy), items);
+
+	for (int i = 0; i < n; i++)
+		if (num(opt, items[i], min, max, &vals[i]))
+			return -1;
+	return n;
+}
+
 /* "0,2,4-7": CPU numbers into o->cpus, in order. */
 static int parse_cpus(const char *arg, struct bench_opts *o)
 {
@@ -235,8 +247,9 @@ int bench_parse_args(int argc, char **argv, struct bench_opts *o)
 		{ 0 }
 	};
 	/* List options keep their text here: strtok writes into it and o points into it. */
-	static char lists[5][1024];
+	static char lists[2][1024];
 	char *items[BENCH_LIST_MAX];
+	uint64_t vals[BENCH_LIST_MAX];
 	bool have_count = false;
 	uint64_t v = 0; /* num() sets it; LTO cannot see that */
 	int opt, n;
@@ -267,14 +280,11 @@ int bench_parse_args(int argc, char **argv, struct bench_opts *o)
 			}
 			break;
 		case 'n':
-			n = list_arg("--subs", optarg, lists[1], sizeof(lists[1]), items);
+			n = num_list("--subs", optarg, 1, BENCH_SUBS_MAX, vals);
 			if (n < 0)
 				return CLI_EXIT_USAGE;
-			for (int i = 0; i < n; i++) {
-				if (num("--subs", items[i], 1, BENCH_SUBS_MAX, &v))
-					return CLI_EXIT_USAGE;
-				o->subs[i] = (unsigned)v;
-			}
+			for (int i = 0; i < n; i++)
+				o->subs[i] = (unsigned)vals[i];
 			o->n_subs = (unsigned)n;
 			break;
 		case 'P':
@@ -283,14 +293,11 @@ int bench_parse_args(int argc, char **argv, struct bench_opts *o)
 			o->pubs = (unsigned)v;
 			break;
 		case 's':
-			n = list_arg("--size", optarg, lists[2], sizeof(lists[2]), items);
+			n = num_list("--size", optarg, 0, BENCH_SIZE_MAX, vals);
 			if (n < 0)
 				return CLI_EXIT_USAGE;
-			for (int i = 0; i < n; i++) {
-				if (num("--size", items[i], 0, BENCH_SIZE_MAX, &v))
-					return CLI_EXIT_USAGE;
-				o->sizes[i] = (size_t)v;
-			}
+			for (int i = 0; i < n; i++)
+				o->sizes[i] = (size_t)vals[i];
 			o->n_sizes = (unsigned)n;
 			break;
 		case 'c':
@@ -310,7 +317,7 @@ int bench_parse_args(int argc, char **argv, struct bench_opts *o)
 				return CLI_EXIT_USAGE;
 			break;
 		case 'w':
-			n = list_arg("--wait", optarg, lists[3], sizeof(lists[3]), items);
+			n = list_arg("--wait", optarg, lists[1], sizeof(lists[1]), items);
 			if (n < 0)
 				return CLI_EXIT_USAGE;
 			for (int i = 0; i < n; i++) {
@@ -334,14 +341,11 @@ int bench_parse_args(int argc, char **argv, struct bench_opts *o)
 			o->zero_copy = true;
 			break;
 		case 'b':
-			n = list_arg("--batch", optarg, lists[4], sizeof(lists[4]), items);
+			n = num_list("--batch", optarg, 1, BENCH_BATCH_MAX, vals);
 			if (n < 0)
 				return CLI_EXIT_USAGE;
-			for (int i = 0; i < n; i++) {
-				if (num("--batch", items[i], 1, BENCH_BATCH_MAX, &v))
-					return CLI_EXIT_USAGE;
-				o->batches[i] = (unsigned)v;
-			}
+			for (int i = 0; i < n; i++)
+				o->batches[i] = (unsigned)vals[i];
 			o->n_batches = (unsigned)n;
 			break;
 		case 'j':

@@ -409,6 +409,21 @@ static void assert_one_bytes(struct ringcast *rc, const void *want, size_t len,
 }
 
 /*
+ * A daemon, a publisher and a subscriber of topic, and the node clock's
+ * line seen (so that publishes can take the fast path): false where the
+ * TSC cannot carry that clock.
+ */
+static bool start_pub_sub(struct it_daemon *d, const char *topic, struct ringcast **pub,
+			  struct ringcast **sub)
+{
+	it_daemon_start(d, NULL);
+	*pub = it_open(d);
+	*sub = it_open(d);
+	IT_ASSERT_OK(ringcast_subscribe(*sub, topic));
+	return it_wait_node_clock(*pub);
+}
+
+/*
  * Every length from 0 to 65 bytes.  A publisher copies up to 64 bytes
  * inline on its fast path (lib/copy.h), in pieces that overlap; longer
  * messages, and a first publish, go through memcpy.  Each message arrives
@@ -422,11 +437,7 @@ static void test_short_sizes(void **state)
 	unsigned char buf[65];
 	uint64_t t0, t1, seq = 0;
 
-	it_daemon_start(d, NULL);
-	pub = it_open(d);
-	sub = it_open(d);
-	IT_ASSERT_OK(ringcast_subscribe(sub, "sem.short"));
-	it_wait_node_clock(pub);
+	start_pub_sub(d, "sem.short", &pub, &sub);
 	for (size_t len = 0; len <= sizeof(buf); len++) {
 		for (size_t i = 0; i < len; i++)
 			buf[i] = (unsigned char)(len * 31 + i * 7 + 1);
@@ -529,11 +540,7 @@ static void publish_wakes_sleeper(void **state, bool many)
 	uint64_t until;
 	bool armed;
 
-	it_daemon_start(d, NULL);
-	pub = it_open(d);
-	sub = it_open(d);
-	IT_ASSERT_OK(ringcast_subscribe(sub, "sem.wake"));
-	it_wait_node_clock(pub);
+	start_pub_sub(d, "sem.wake", &pub, &sub);
 	publish_text(ringcast_broadcast, pub, "sem.wake", "w0");
 	assert_one_bytes(sub, "w0", 2, &m);
 	w.rc = sub;
@@ -613,11 +620,7 @@ static void test_broadcast_many(void **state)
 	long max;
 	bool clock;
 
-	it_daemon_start(d, NULL);
-	pub = it_open(d);
-	sub = it_open(d);
-	IT_ASSERT_OK(ringcast_subscribe(sub, "sem.many"));
-	clock = it_wait_node_clock(pub);
+	clock = start_pub_sub(d, "sem.many", &pub, &sub);
 	/* The first publish takes the tail (and goes the general way). */
 	publish_text(ringcast_broadcast, pub, "sem.many", "first");
 	assert_one(sub, "the subscriber", "first");

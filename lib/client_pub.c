@@ -347,7 +347,7 @@ static unsigned many_fit(struct rc_ring *r, const struct iovec *msgs, unsigned n
 	return k;
 }
 
-/* The claim of many[0..k) ended at the commits: probes and wake-ups, as publish_done_slow(). */
+/* The claim of msgs[0..k) at p ended with their commits: wake-ups and probes, as publish_done_slow(). */
 static __attribute__((noinline)) void many_done_slow(struct ringcast *rc, struct rc_topic *t,
 						     uint64_t p, const struct iovec *msgs, unsigned k)
 {

@@ -12,6 +12,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/uio.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -100,6 +101,18 @@ RINGCAST_API int ringcast_unsubscribe(struct ringcast *rc, const char *topic);
  * -EACCES: not allowed to publish; -EINVAL / -ENAMETOOLONG: bad topic.
  */
 RINGCAST_API int ringcast_broadcast(struct ringcast *rc, const char *topic, const void *data, size_t len);
+/*
+ * Publish n messages, msgs[i].iov_base[0..iov_len) each, to topic, in
+ * order: what n calls of ringcast_broadcast() would do, with less work a
+ * message.  Where this client is the topic's only publisher, as many as
+ * fit go under one claim of the ring, share one publish_ns, and cost one
+ * look for sleeping subscribers; elsewhere they go one by one.  Returns
+ * how many were published: n, or fewer when one failed after others went
+ * (call again from msgs + the count to learn why); a negative errno, as
+ * ringcast_broadcast(), when the first failed.
+ */
+RINGCAST_API int ringcast_broadcast_many(struct ringcast *rc, const char *topic, const struct iovec *msgs,
+					 unsigned n);
 /* As broadcast, but rc itself does not receive it. */
 RINGCAST_API int ringcast_broadcast_from(struct ringcast *rc, const char *topic, const void *data, size_t len);
 /* As broadcast, but never leaves this node. */

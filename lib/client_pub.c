@@ -6,6 +6,7 @@
  * of the topic is asleep.
  */
 #include <errno.h>
+#include <limits.h>
 #include <sched.h>
 #include <string.h>
 #include <time.h>
@@ -248,6 +249,39 @@ _Static_assert(RC_CAPACITY_MIN / 2 - sizeof(struct rc_rec) >= RC_COPY_SHORT_MAX,
 	       "a short message fits every ring");
 
 /*
+ * What the fast paths below need besides room in the ring: the last
+ * topic, open for publishing with no zero-copy claim open, a ring whose
+ * tail we own, the daemon we connected to, and the node clock's line
+ * usable (*now: the stamp).  Inline, so publish() keeps no frame.
+ */
+static RC_HOT_INLINE bool fast_ok(struct ringcast *rc, const char *topic, uint64_t *now)
+{
+	struct rc_topic *t;
+
+	return rc && (t = rc->last) && t->publishing && !t->claim_open && t->pub.exclusive && topic &&
+	       topic_words_in_page(t, topic) && is_topic_in_page(t, topic) && rc_client_daemon_same(rc) &&
+	       rc_clock_line_ns(rc->bells, now);
+}
+
+/*
+ * Write the whole record at p, claimed by the fast path with seq: payload,
+ * seq (what rc_claim_place() does for the general claim: no padding
+ * here), the other header fields, and last its commit word.
+ */
+static RC_HOT_INLINE void put_rec(struct ringcast *rc, struct rc_ring *r, uint64_t p, uint64_t seq,
+				  const void *data, size_t len, uint16_t flags, uint64_t now)
+{
+	struct rc_rec *rec = rc_ring_rec(r, p);
+
+	if (len <= RC_COPY_SHORT_MAX)
+		rc_copy_short(rec + 1, data, len);
+	else
+		memcpy(rec + 1, data, len);
+	rec->seq = seq;
+	rc_ring_write_commit(r, p, len, rc->client_id, flags, now);
+}
+
+/*
  * The publish of a short message, to the last topic, on a ring whose tail
  * we own, with room and no padding needed, and the node clock's line
  * usable: nearly every publish of a busy publisher.  Every other case goes
@@ -265,17 +299,13 @@ static RC_HOT_INLINE int publish(struct ringcast *rc, const char *topic, const v
 {
 	struct rc_topic *t;
 	struct rc_ring *r;
-	struct rc_rec *rec;
-	uint64_t now, need, p, end, seq;
+	uint64_t now, need, p, end;
 
-	if (!rc || !(t = rc->last) || !t->publishing || t->claim_open || !t->pub.exclusive ||
-	    !topic || !data || len > RC_COPY_SHORT_MAX || !topic_words_in_page(t, topic) ||
-	    !is_topic_in_page(t, topic) || !rc_client_daemon_same(rc))
+	if (!data || len > RC_COPY_SHORT_MAX || !fast_ok(rc, topic, &now))
 		return publish_slow(rc, topic, data, len, flags);
-	if (!rc_clock_line_ns(rc->bells, &now))
-		return publish_slow(rc, topic, data, len, flags);
+	t = rc->last;
 	r = &t->pub;
-	need = rc_align(sizeof(*rec) + len);
+	need = rc_align(sizeof(struct rc_rec) + len);
 	p = r->x_pos;
 	end = p + need;
 	/* Room below the cached limit, and no padding: else the general claim. */
@@ -283,16 +313,106 @@ static RC_HOT_INLINE int publish(struct ringcast *rc, const char *topic, const v
 		return publish_slow(rc, topic, data, len, flags);
 	if (!rc_owner_announce(r, p, end))
 		return publish_shared(rc, t, data, len, flags, now);
-	seq = rc_owner_advance(r, end);
-	rec = rc_ring_rec(r, p);
-	rc_copy_short(rec + 1, data, len);
-	/* What rc_claim_place() does for the general claim (no padding here). */
-	rec->seq = seq;
-	rc_ring_write_commit(r, p, len, rc->client_id, flags, now);
+	put_rec(rc, r, p, rc_owner_advance(r, end, 1), data, len, flags, now);
 	if (!rc_commit_light(r) || RC_TRACE_PUBLISH_ENABLED())
 		return publish_done_slow(rc, t, p, len);
 	rc_ring_end_claim(r);
 	return 0;
+}
+
+/*
+ * How many of msgs[0..n) one claim at the tail we own can take: the ones
+ * up to the cached limit (refreshed once, when the next would pass it),
+ * without a wrap, each valid.  *end: where that claim ends.  The message
+ * that stops it gets the general path, which says what is wrong with it
+ * or waits for room.
+ */
+static unsigned many_fit(struct rc_ring *r, const struct iovec *msgs, unsigned n, uint64_t *end)
+{
+	uint64_t p = r->x_pos, e = p;
+	unsigned k;
+
+	for (k = 0; k < n; k++) {
+		size_t len = msgs[k].iov_len;
+		uint64_t next;
+
+		if (len > r->max_payload || (!msgs[k].iov_base && len))
+			break;
+		next = e + rc_align(sizeof(struct rc_rec) + len);
+		if (rc_pad_for(r, p, next - p) || (next > r->limit && next > rc_ring_refresh_limit(r)))
+			break;
+		e = next;
+	}
+	*end = e;
+	return k;
+}
+
+/* The claim of msgs[0..k) at p ended with their commits: wake-ups and probes, as publish_done_slow(). */
+static __attribute__((noinline)) void many_done_slow(struct ringcast *rc, struct rc_topic *t,
+						     uint64_t p, const struct iovec *msgs, unsigned k)
+{
+	rc_ring_commit_done(&t->pub, rc->bells);
+	for (unsigned i = 0; i < k; i++) {
+		RC_TRACE_PUBLISH(rc, t, p, msgs[i].iov_len);
+		p += rc_align(sizeof(struct rc_rec) + msgs[i].iov_len);
+	}
+}
+
+/*
+ * Publish from msgs[0]: as many as fit one claim at the tail we own, with
+ * one stamp, one announcement and one look at sleepers for all of them;
+ * or, where the fast path does not apply or takes fewer than two, the
+ * first alone through publish().  Returns how many (>= 1) or an error.
+ */
+static int publish_many(struct ringcast *rc, const char *topic, const struct iovec *msgs, unsigned n)
+{
+	struct rc_topic *t;
+	struct rc_ring *r;
+	uint64_t now, start, p, end, seq;
+	unsigned k;
+	int ret;
+
+	if (fast_ok(rc, topic, &now)) {
+		t = rc->last;
+		r = &t->pub;
+		start = r->x_pos;
+		k = many_fit(r, msgs, n, &end);
+		if (k >= 2 && rc_owner_announce(r, start, end)) {
+			p = start;
+			seq = rc_owner_advance(r, end, k);
+			/* Each record is committed as soon as it is written: a subscriber may start on it. */
+			for (unsigned i = 0; i < k; i++) {
+				put_rec(rc, r, p, seq + i, msgs[i].iov_base, msgs[i].iov_len, 0, now);
+				p += rc_align(sizeof(struct rc_rec) + msgs[i].iov_len);
+			}
+			if (!rc_commit_light(r) || RC_TRACE_PUBLISH_ENABLED())
+				many_done_slow(rc, t, start, msgs, k);
+			else
+				rc_ring_end_claim(r);
+			return (int)k;
+		}
+	}
+	ret = publish(rc, topic, msgs[0].iov_base, msgs[0].iov_len, 0);
+	return ret < 0 ? ret : 1;
+}
+
+int ringcast_broadcast_many(struct ringcast *rc, const char *topic, const struct iovec *msgs,
+			    unsigned n)
+{
+	unsigned done = 0;
+
+	if (!msgs && n)
+		return -EINVAL;
+	if (n > INT_MAX)
+		n = INT_MAX;
+	while (done < n) {
+		int ret = publish_many(rc, topic, msgs + done, n - done);
+
+		if (ret < 0)
+			return done ? (int)done : ret;
+		done += (unsigned)ret;
+	}
+	return (int)done;
 }
 
 int ringcast_broadcast(struct ringcast *rc, const char *topic, const void *data, size_t len)

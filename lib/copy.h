@@ -15,8 +15,12 @@
 
 #define RC_COPY_SHORT_MAX 64u
 
-/* Copy len <= RC_COPY_SHORT_MAX bytes: every byte of dst[0, len) written, none outside it. */
-static inline void rc_copy_short(void *dst, const void *src, size_t len)
+/*
+ * Copy len <= RC_COPY_SHORT_MAX bytes: every byte of dst[0, len) written,
+ * none outside it.  Always inline: with more than one caller in a file,
+ * the compiler would otherwise make it a call, and the call a frame.
+ */
+static inline __attribute__((always_inline)) void rc_copy_short(void *dst, const void *src, size_t len)
 {
 	char *d = dst;
 	const char *s = src;

@@ -152,51 +152,52 @@ static bool live_claim_at(const struct rc_ring *r, unsigned dead, uint64_t start
 }
 
 /*
- * Pad what is left uncommitted of the dead claim [start, end): at most two
- * segments, the one before the ring's end (possibly the claim's wrap
- * padding, which the publisher commits first) and the record after it.
- * Sets *repaired if it wrote padding; 0 or -EBADMSG.
+ * Pad what is left uncommitted of the dead claim [start, end) of client
+ * owner.  A claim holds one record, perhaps after its wrap padding, or
+ * several (the owner's ringcast_broadcast_many()), committed in order: we
+ * step over the owner's committed records and pad from the first record
+ * not committed to the claim's end, or to the ring's end and then on from
+ * the ring's start (padding never straddles the end either).  Any other
+ * committed record means the claim was never the owner's (it lost the
+ * CAS to that record's publisher): we stop there.  Sets *repaired if it
+ * wrote padding; 0 or -EBADMSG (a committed length that leaves the claim).
  */
-static int pad_claim(struct rc_ring *r, uint64_t start, uint64_t end, bool *repaired)
+static int pad_claim(struct rc_ring *r, uint64_t start, uint64_t end, uint32_t owner, bool *repaired)
 {
 	uint64_t pos = start;
-	int segs;
 
-	for (segs = 0; segs < 2 && pos < end; segs++) {
+	while (pos < end) {
 		struct rc_rec *rec = rc_ring_rec(r, pos);
-		uint64_t off = pos & r->mask, seg = end - pos, word;
+		uint64_t off = pos & r->mask, seg = end - pos, word, step;
 		uint32_t lf;
 
 		if (seg > r->cap - off)
-			seg = r->cap - off; /* padding never straddles the end either */
+			seg = r->cap - off;
 		word = rc_load_acquire(&rec->commit);
-		for (;;) {
-			lf = (uint32_t)(word >> 32);
-			if ((uint32_t)word == rc_stamp(r->salt, pos) && lf != 0)
-				break; /* committed */
+		lf = (uint32_t)(word >> 32);
+		if ((uint32_t)word != rc_stamp(r->salt, pos) || lf == 0) {
 			/*
 			 * seq_cst like a commit; the CAS fails only if the
-			 * word changed, and then we look at what is there.
+			 * word changed (a commit at the last moment), and
+			 * then we look at what is there.
 			 */
 			if (atomic_compare_exchange_strong(&rec->commit, &word,
 				((uint64_t)(RC_REC_PAD | (uint32_t)seg) << 32) | rc_stamp(r->salt, pos))) {
 				*repaired = true;
-				lf = 0;
-				break;
+				pos += seg;
 			}
-		}
-		if (lf == 0) {
-			pos += seg;
 			continue;
 		}
-		/* Committed.  Only the claim's own wrap padding lets us look further. */
-		if (!(lf & RC_REC_PAD) || rc_align(lf & ~RC_REC_PAD) != r->cap - off)
+		step = rc_align(lf & ~RC_REC_PAD);
+		if (step < RC_REC_ALIGN || step > seg || (!(lf & RC_REC_PAD) && step < sizeof(*rec)))
+			return -EBADMSG;
+		/* Committed: step over the claim's own wrap padding or the owner's record. */
+		if (lf & RC_REC_PAD ? pos != start || step != r->cap - off :
+				      rec->client_id != owner) /* ordered by the acquire of commit */
 			return 0;
-		if (r->cap - off >= end - pos)
-			return 0;
-		pos += r->cap - off;
+		pos += step;
 	}
-	return pos <= end ? 0 : -EBADMSG;
+	return 0;
 }
 
 int rc_ring_repair_pub(struct rc_ring *r, unsigned slot, struct rc_bells_hdr *bells)
@@ -234,7 +235,7 @@ int rc_ring_repair_pub(struct rc_ring *r, unsigned slot, struct rc_bells_hdr *be
 		goto done;
 	if (live_claim_at(r, slot, start))
 		return 0;
-	ret = pad_claim(r, start, end, &repaired);
+	ret = pad_claim(r, start, end, rc_load_relaxed(&p->client_id), &repaired);
 	if (repaired)
 		rc_ring_wake(r, bells);
 	if (ret < 0)

@@ -129,14 +129,17 @@ static RC_HOT_INLINE bool rc_owner_announce(struct rc_ring *r, uint64_t p, uint6
 	return !rc_load_relaxed(&r->hdr->tail.shared);
 }
 
-/* The owner moves the tail to end, after rc_owner_announce(); returns the claim's seq. */
-static RC_HOT_INLINE uint64_t rc_owner_advance(struct rc_ring *r, uint64_t end)
+/*
+ * The owner moves the tail to end, after rc_owner_announce(), for a claim
+ * of n records; returns the first one's seq (the others follow it).
+ */
+static RC_HOT_INLINE uint64_t rc_owner_advance(struct rc_ring *r, uint64_t end, uint64_t n)
 {
 	uint64_t seq = r->x_seq;
 
-	rc_tail_store16(&r->hdr->tail, end, seq + 1);
+	rc_tail_store16(&r->hdr->tail, end, seq + n);
 	r->x_pos = end;
-	r->x_seq = seq + 1;
+	r->x_seq = seq + n;
 	return seq;
 }
 
@@ -154,7 +157,7 @@ static RC_HOT_INLINE int rc_claim_exclusive(struct rc_ring *r, uint64_t need, ui
 		rc_ring_give_tail(r);
 		return 1;
 	}
-	*pos_out = rc_claim_place(r, p, pad, rc_owner_advance(r, end));
+	*pos_out = rc_claim_place(r, p, pad, rc_owner_advance(r, end, 1));
 	return 0;
 }
 

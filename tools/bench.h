@@ -58,6 +58,8 @@ struct hist;
 #define BENCH_PUBS_MAX 16 /* the packed stamp has 4 bits for it */
 #define BENCH_SIZE_MAX (64u << 20)
 #define BENCH_LIST_MAX 16 /* values of one --sweep list */
+#define BENCH_BATCH_MAX 1024
+#define BENCH_BATCH_BYTES_MAX (256 << 20) /* --batch x --size */
 #define BENCH_CPUS_MAX 256
 #define BENCH_TRANSPORTS_MAX 8
 
@@ -83,6 +85,8 @@ struct bench_opts {
 	unsigned n_subs;
 	bool waits[BENCH_LIST_MAX]; /* true: spin */
 	unsigned n_waits;
+	unsigned batches[BENCH_LIST_MAX]; /* --batch: messages a send call, flat out (ringcast) */
+	unsigned n_batches;
 	unsigned pubs;
 	uint64_t count;       /* data messages in all, over the publishers; 0 in duration mode */
 	uint64_t duration_ns;
@@ -110,6 +114,7 @@ struct bench_cfg {
 	bool spin;
 	uint64_t count, duration_ns, rate;
 	unsigned round;       /* --sweep: which repetition */
+	unsigned batch;       /* messages a send call: 1, or more on a transport with pub_send_many */
 };
 
 /*

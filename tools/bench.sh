@@ -10,14 +10,15 @@
 # transports and all figures alike:
 #   lat1    64 B, 1 subscriber, spin: paced at RATE msg/s for LAT_DURATION s
 #   lat     64 B, LAT_SUBS sleeping subscribers, paced likewise
-#   tput    SIZES, 1 subscriber, spin and sleep, flat out for DURATION s
+#   tput    SIZES, 1 subscriber, spin and sleep, flat out for DURATION s;
+#           ringcast also with BATCH messages a call (--batch)
 #   fan     64 B, FANOUT_SUBS sleeping subscribers, flat out for DURATION s
 #   wake    64 B, FANOUT_SUBS spinning and sleeping subscribers, paced at
 #           WAKE_RATE msg/s: the publisher's cost while subscribers are busy
 #           (ringcast makes no system call) and when each message wakes them
 # Environment (defaults in brackets):
 #   TRANSPORTS [all]  ROUNDS [3]  RATE [10000]  WAKE_RATE [1000]
-#   DURATION [0.5]  LAT_DURATION [1]  SIZES [8,64,512,4Ki,32Ki,256Ki,1Mi]
+#   DURATION [0.5]  LAT_DURATION [1]  SIZES [8,64,512,4Ki,32Ki,256Ki,1Mi]  BATCH [16]
 #   LAT_SUBS [1,2,4,8,16]  FANOUT_SUBS [1,2,4,8,16,64]
 #   OUT [BUILD/bench]: the CSVs;  DOC [docs/benchmarks.md]  IMG [docs/img]
 #   NO_DOC=1: measure only, leave docs/ alone
@@ -33,6 +34,7 @@ lat_dur=${LAT_DURATION:-1}
 sizes=${SIZES:-8,64,512,4Ki,32Ki,256Ki,1Mi}
 lat_subs=${LAT_SUBS:-1,2,4,8,16}
 fan_subs=${FANOUT_SUBS:-1,2,4,8,16,64}
+batch=${BATCH:-16}
 out=${OUT:-$build/bench}
 doc=${DOC:-docs/benchmarks.md}
 img=${IMG:-docs/img}
@@ -90,7 +92,7 @@ sweep() { # NAME ROUND ARGS...
 for r in $(seq "$rounds"); do
 	sweep lat1 "$r" --size 64 --subs 1 --wait spin --rate "$rate" --duration "$lat_dur"
 	sweep lat "$r" --size 64 --subs "$lat_subs" --wait sleep --rate "$rate" --duration "$lat_dur"
-	sweep tput "$r" --size "$sizes" --subs 1 --wait spin,sleep --duration "$dur"
+	sweep tput "$r" --size "$sizes" --subs 1 --wait spin,sleep --duration "$dur" --batch "1,$batch"
 	sweep fan "$r" --size 64 --subs "$fan_subs" --wait sleep --duration "$dur"
 	sweep wake "$r" --size 64 --subs "$fan_subs" --wait spin,sleep --rate "$wake_rate" --duration "$dur"
 done
@@ -121,11 +123,12 @@ echo "bench: measured in $took s; other work on the machine used $other of its $
 	echo "wake_rate=$wake_rate"
 	echo "duration=$dur"
 	echo "lat_duration=$lat_dur"
+	echo "batch=$batch"
 	echo "date=$(date -u +%Y-%m-%d)"
 	echo "took=$took"
 	echo "other_cpu=$other of $cap CPU-seconds"
 	echo "commit=$(git rev-parse --short HEAD 2>/dev/null || echo '?')$(git diff --quiet 2>/dev/null || echo '+changes')"
-	echo "command=TRANSPORTS=$transports ROUNDS=$rounds RATE=$rate WAKE_RATE=$wake_rate DURATION=$dur LAT_DURATION=$lat_dur SIZES=$sizes LAT_SUBS=$lat_subs FANOUT_SUBS=$fan_subs make bench"
+	echo "command=TRANSPORTS=$transports ROUNDS=$rounds RATE=$rate WAKE_RATE=$wake_rate DURATION=$dur LAT_DURATION=$lat_dur SIZES=$sizes LAT_SUBS=$lat_subs FANOUT_SUBS=$fan_subs BATCH=$batch make bench"
 	echo "ringcastd_conf=$(tr '\n' ' ' <"$conf")"
 } >"$out/machine.txt"
 python3 tools/bench_md.py --csv-dir "$out" --doc "$doc" --img "$img"

@@ -54,6 +54,11 @@ void bench_usage(FILE *f)
 		"                       appends .s<size>); nothing else may publish to it\n"
 		"      --zero-copy      ringcast: publish with claim/commit, writing only\n"
 		"                       the stamp in place\n"
+		"  -b, --batch N        ringcast, flat out: hand it N messages a call\n"
+		"                       (ringcast_broadcast_many: one claim and one\n"
+		"                       publish_ns for as many as fit; default 1, at most\n"
+		"                       %d).  The peers send one a call whatever N is (a\n"
+		"                       --sweep runs them once; Redis always pipelines)\n"
 		"      --socket PATH    ringcastd's socket (default: $RINGCAST_SOCKET, then\n"
 		"                       %s)\n"
 		"\n"
@@ -62,21 +67,24 @@ void bench_usage(FILE *f)
 		"  -p, --per-sub        a line per subscriber in the human report\n"
 		"  -h, --help           this help\n"
 		"\n"
-		"Sweep: --sweep runs the grid transports x sizes x subs x waits (each\n"
+		"Sweep: --sweep runs the grid transports x sizes x subs x waits x batches (each\n"
 		"option above takes a comma-separated list; --transport all is\n"
 		"ringcast,uds,zmq,nng,redis), --rounds R times.  At each point of the\n"
 		"grid the transports run back to back in an order that rotates, so drift\n"
 		"on a noisy machine hits them all alike.  One CSV row per run goes to\n"
 		"--csv FILE (default stdout); with --csv, stdout gets a short line per\n"
 		"run, or with --json (which needs --csv) its JSON line.  A failed run is\n"
-		"a row with ok=0 and its error; the sweep goes on.  The last column,\n"
-		"interrupted, is 1 for the run a Ctrl-C cut short (ok says only whether\n"
-		"its counts add up).\n"
+		"a row with ok=0 and its error; the sweep goes on.  The column\n"
+		"interrupted is 1 for the run a Ctrl-C cut short (ok says only whether\n"
+		"its counts add up); the last, batch, is how many messages a send call\n"
+		"took.\n"
 		"\n"
 		"Method.  Latency is CLOCK_MONOTONIC at delivery minus the publish time:\n"
 		"ringcast's record header (msg->publish_ns), or for the peers the time\n"
 		"the publisher read just before the send call and carried in the\n"
-		"payload.  It goes into a log-linear histogram (< 0.8%% error) per\n"
+		"payload; a receive call that delivers several messages times the\n"
+		"first in its handler and the rest when it returns (never early).\n"
+		"It goes into a log-linear histogram (< 0.8%% error) per\n"
 		"subscriber, merged over all.  A full ringcast ring (-EAGAIN) is\n"
 		"retried, never dropped (\"backpressure retries\").  Each publisher ends\n"
 		"with an end message that says how many it sent.  Payloads carry\n"
@@ -101,7 +109,7 @@ void bench_usage(FILE *f)
 		"                        pacing spin; for redis plus the server's CPU\n"
 		"                        (broker_ns_per_msg)\n"
 		"JSON keys: transport size subs pubs wait count duration_s rate topic\n"
-		"zero_copy msgs_per_sec_per_sub msgs_per_sec_total bytes_per_sec_total\n"
+		"zero_copy batch msgs_per_sec_per_sub msgs_per_sec_total bytes_per_sec_total\n"
 		"lost bad backpressure_retries publisher_ns_per_msg broker_ns_per_msg\n"
 		"latency_ns{p50 p90 p99 p999 p9999 max} interrupted ok per_sub[{received\n"
 		"lost bad msgs_per_sec cpu_ns_per_msg p50 p99 p999 max}].\n"
@@ -111,7 +119,7 @@ void bench_usage(FILE *f)
 		"process, a count that does not add up or a bad message (a sweep: any\n"
 		"failed run); 2 on bad usage; 130 when interrupted (a first Ctrl-C stops\n"
 		"sending and still reports; a second abandons the run).\n",
-		BENCH_SUBS_MAX, BENCH_PUBS_MAX, RINGCAST_DEFAULT_SOCKET);
+		BENCH_SUBS_MAX, BENCH_PUBS_MAX, BENCH_BATCH_MAX, RINGCAST_DEFAULT_SOCKET);
 }
 
 /*
@@ -167,6 +175,18 @@ static int num(const char *opt, const char *s, uint64_t min, uint64_t max, uint6
 	return 0;
 }
 
+/* A list of numbers from min to max into vals[BENCH_LIST_MAX]: how many, or -1 after saying why. */
+static int num_list(const char *opt, const char *arg, uint64_t min, uint64_t max, uint64_t *vals)
+{
+	char copy[1024], *items[BENCH_LIST_MAX];
+	int n = list_arg(opt, arg, copy, sizeof(copy), items);
+
+	for (int i = 0; i < n; i++)
+		if (num(opt, items[i], min, max, &vals[i]))
+			return -1;
+	return n;
+}
+
 /* "0,2,4-7": CPU numbers into o->cpus, in order. */
 static int parse_cpus(const char *arg, struct bench_opts *o)
 {
@@ -216,6 +236,7 @@ int bench_parse_args(int argc, char **argv, struct bench_opts *o)
 		{ "cpus", required_argument, NULL, OPT_CPUS },
 		{ "topic", required_argument, NULL, 't' },
 		{ "zero-copy", no_argument, NULL, OPT_ZERO_COPY },
+		{ "batch", required_argument, NULL, 'b' },
 		{ "json", no_argument, NULL, 'j' },
 		{ "per-sub", no_argument, NULL, 'p' },
 		{ "socket", required_argument, NULL, OPT_SOCKET },
@@ -226,8 +247,9 @@ int bench_parse_args(int argc, char **argv, struct bench_opts *o)
 		{ 0 }
 	};
 	/* List options keep their text here: strtok writes into it and o points into it. */
-	static char lists[4][1024];
+	static char lists[2][1024];
 	char *items[BENCH_LIST_MAX];
+	uint64_t vals[BENCH_LIST_MAX];
 	bool have_count = false;
 	uint64_t v = 0; /* num() sets it; LTO cannot see that */
 	int opt, n;
@@ -238,7 +260,7 @@ int bench_parse_args(int argc, char **argv, struct bench_opts *o)
 	o->rounds = 1;
 	optind = 0;
 	opterr = 1;
-	while ((opt = getopt_long(argc, argv, "T:n:P:s:c:d:r:w:t:jph", longopts, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, "T:n:P:s:c:d:r:w:t:b:jph", longopts, NULL)) != -1) {
 		switch (opt) {
 		case 'T':
 			n = list_arg("--transport", optarg, lists[0], sizeof(lists[0]), items);
@@ -258,14 +280,11 @@ int bench_parse_args(int argc, char **argv, struct bench_opts *o)
 			}
 			break;
 		case 'n':
-			n = list_arg("--subs", optarg, lists[1], sizeof(lists[1]), items);
+			n = num_list("--subs", optarg, 1, BENCH_SUBS_MAX, vals);
 			if (n < 0)
 				return CLI_EXIT_USAGE;
-			for (int i = 0; i < n; i++) {
-				if (num("--subs", items[i], 1, BENCH_SUBS_MAX, &v))
-					return CLI_EXIT_USAGE;
-				o->subs[i] = (unsigned)v;
-			}
+			for (int i = 0; i < n; i++)
+				o->subs[i] = (unsigned)vals[i];
 			o->n_subs = (unsigned)n;
 			break;
 		case 'P':
@@ -274,14 +293,11 @@ int bench_parse_args(int argc, char **argv, struct bench_opts *o)
 			o->pubs = (unsigned)v;
 			break;
 		case 's':
-			n = list_arg("--size", optarg, lists[2], sizeof(lists[2]), items);
+			n = num_list("--size", optarg, 0, BENCH_SIZE_MAX, vals);
 			if (n < 0)
 				return CLI_EXIT_USAGE;
-			for (int i = 0; i < n; i++) {
-				if (num("--size", items[i], 0, BENCH_SIZE_MAX, &v))
-					return CLI_EXIT_USAGE;
-				o->sizes[i] = (size_t)v;
-			}
+			for (int i = 0; i < n; i++)
+				o->sizes[i] = (size_t)vals[i];
 			o->n_sizes = (unsigned)n;
 			break;
 		case 'c':
@@ -301,7 +317,7 @@ int bench_parse_args(int argc, char **argv, struct bench_opts *o)
 				return CLI_EXIT_USAGE;
 			break;
 		case 'w':
-			n = list_arg("--wait", optarg, lists[3], sizeof(lists[3]), items);
+			n = list_arg("--wait", optarg, lists[1], sizeof(lists[1]), items);
 			if (n < 0)
 				return CLI_EXIT_USAGE;
 			for (int i = 0; i < n; i++) {
@@ -323,6 +339,14 @@ int bench_parse_args(int argc, char **argv, struct bench_opts *o)
 			break;
 		case OPT_ZERO_COPY:
 			o->zero_copy = true;
+			break;
+		case 'b':
+			n = num_list("--batch", optarg, 1, BENCH_BATCH_MAX, vals);
+			if (n < 0)
+				return CLI_EXIT_USAGE;
+			for (int i = 0; i < n; i++)
+				o->batches[i] = (unsigned)vals[i];
+			o->n_batches = (unsigned)n;
 			break;
 		case 'j':
 			o->json = true;
@@ -359,7 +383,8 @@ int bench_parse_args(int argc, char **argv, struct bench_opts *o)
 		return cli_usage_error(CMD, "--count and --duration exclude each other");
 	if (o->duration_ns)
 		o->count = 0;
-	if (!o->sweep && (o->n_transports > 1 || o->n_sizes > 1 || o->n_subs > 1 || o->n_waits > 1))
+	if (!o->sweep && (o->n_transports > 1 || o->n_sizes > 1 || o->n_subs > 1 || o->n_waits > 1 ||
+			  o->n_batches > 1))
 		return cli_usage_error(CMD, "lists of values need --sweep");
 	if (!o->sweep && (o->csv || o->rounds > 1))
 		return cli_usage_error(CMD, "--csv and --rounds need --sweep");
@@ -374,6 +399,21 @@ int bench_parse_args(int argc, char **argv, struct bench_opts *o)
 		o->subs[o->n_subs++] = 1;
 	if (!o->n_waits)
 		o->waits[o->n_waits++] = false;
+	if (!o->n_batches)
+		o->batches[o->n_batches++] = 1;
+	for (unsigned i = 0; i < o->n_batches; i++) {
+		if (o->batches[i] == 1)
+			continue;
+		if (o->rate)
+			return cli_usage_error(CMD, "--batch sends flat out: it does not go with --rate");
+		if (o->zero_copy)
+			return cli_usage_error(CMD, "--batch and --zero-copy exclude each other");
+		/* The publisher keeps a batch's payloads in memory. */
+		for (unsigned k = 0; k < o->n_sizes; k++)
+			if ((uint64_t)o->batches[i] * o->sizes[k] > BENCH_BATCH_BYTES_MAX)
+				return cli_usage_error(CMD, "--batch %u of --size %zu is over %d MiB a batch",
+						       o->batches[i], o->sizes[k], BENCH_BATCH_BYTES_MAX >> 20);
+	}
 	if (o->count && o->count < o->pubs)
 		return cli_usage_error(CMD, "--count %llu is less than one message per publisher",
 				       (unsigned long long)o->count);
@@ -393,6 +433,8 @@ int bench_parse_args(int argc, char **argv, struct bench_opts *o)
 					       o->transports[i]);
 		if (o->zero_copy && strcmp(o->transports[i], "ringcast"))
 			return cli_usage_error(CMD, "--zero-copy is for the ringcast transport only");
+		if (!o->sweep && o->batches[0] > 1 && strcmp(o->transports[i], "ringcast"))
+			return cli_usage_error(CMD, "--batch is for the ringcast transport only");
 		for (unsigned k = 0; k < o->n_sizes; k++)
 			if (strcmp(o->transports[i], "ringcast") && o->sizes[k] < 8)
 				return cli_usage_error(CMD, "--size %zu: transport %s needs at least 8 bytes for the "

@@ -77,15 +77,27 @@ static uint64_t other_threads_cpu(uint64_t cpu0, uint64_t tcpu0)
 	return p > t ? p - t : 0;
 }
 
+/* One try at msgs[0..n): one message through pub_send, more through pub_send_many.  How many went, or an error. */
+static int send_some(struct pub_state *s, const struct iovec *msgs, unsigned n, bool more)
+{
+	int ret;
+
+	if (n > 1)
+		return s->tr->pub_send_many(s->p, msgs, n);
+	ret = s->tr->pub_send(s->p, msgs->iov_base, msgs->iov_len, more);
+	return ret < 0 ? ret : 1;
+}
+
 /*
- * The transport said -EAGAIN (a full ring): retry until it takes the
- * message or STALL_NS pass.  Nothing is dropped here.
+ * The transport said -EAGAIN (a full ring): retry msgs[0..n) until it
+ * takes some or STALL_NS pass.  Nothing is dropped here.  How many went,
+ * or an error.
  */
-static __attribute__((noinline)) int send_refused(struct pub_state *s, const void *buf, size_t len,
-						  bool more)
+static __attribute__((noinline)) int send_refused(struct pub_state *s, const struct iovec *msgs,
+						  unsigned n, bool more)
 {
 	uint64_t first_refusal = now_ns(), cpu0 = clock_of(CLOCK_THREAD_CPUTIME_ID);
-	int err = -EAGAIN;
+	int ret = -EAGAIN;
 
 	do {
 		s->rep.retries++;
@@ -93,10 +105,10 @@ static __attribute__((noinline)) int send_refused(struct pub_state *s, const voi
 			break;
 		/* Subscribers may share our CPU: let them drain. */
 		sched_yield();
-		err = s->tr->pub_send(s->p, buf, len, more);
-	} while (err == -EAGAIN);
+		ret = send_some(s, msgs, n, more);
+	} while (ret == -EAGAIN);
 	s->wait_cpu += clock_of(CLOCK_THREAD_CPUTIME_ID) - cpu0;
-	return err;
+	return ret;
 }
 
 /* Send, retrying while the transport refuses; inline, since it runs for every message. */
@@ -104,7 +116,29 @@ static inline int send_retry(struct pub_state *s, const void *buf, size_t len, b
 {
 	int err = s->tr->pub_send(s->p, buf, len, more);
 
-	return err == -EAGAIN ? send_refused(s, buf, len, more) : err;
+	if (err == -EAGAIN) {
+		struct iovec v = { (void *)buf, len };
+
+		err = send_refused(s, &v, 1, more);
+	}
+	return err < 0 ? err : 0;
+}
+
+/* --batch: send msgs[0..n) through pub_send_many, retrying what the transport refuses. */
+static int send_batch(struct pub_state *s, const struct iovec *msgs, unsigned n)
+{
+	while (n) {
+		int ret = send_some(s, msgs, n, true);
+
+		if (ret == -EAGAIN)
+			ret = send_refused(s, msgs, n, true);
+		if (ret < 0)
+			return ret;
+		msgs += ret;
+		n -= (unsigned)ret;
+		s->rep.sent += (unsigned)ret;
+	}
+	return 0;
 }
 
 static int send_end(struct pub_state *s)
@@ -140,8 +174,8 @@ static bool pace(const struct pub_state *s, uint64_t due, uint64_t *now)
 	}
 }
 
-/* The sending loop.  0, or a negative errno with rep.what set. */
-static int publish(struct pub_state *s, void *buf)
+/* The sending loop.  0, or a negative errno with rep.what set.  batch: cfg->batch buffers of cfg->size. */
+static int publish(struct pub_state *s, void *buf, struct iovec *batch)
 {
 	const struct bench_cfg *cfg = s->cfg;
 	bool hdr = s->tr->flags & BENCH_TR_HDR_STAMP;
@@ -163,9 +197,12 @@ static int publish(struct pub_state *s, void *buf)
 	s->rep.start_ns = now = bench_clock_ns(cfg);
 	if (cfg->duration_ns)
 		end_at = s->rep.start_ns + cfg->duration_ns;
-	for (uint64_t i = 0; !count || i < count; i++) {
-		/* Flat out: reading the flag and the clock every message would be part of what we measure. */
-		if (!cfg->rate && (i & 63) == 0) {
+	for (uint64_t i = 0, b = 1; !count || i < count; i += b) {
+		/*
+		 * Flat out: reading the flag and the clock every message would
+		 * be part of what we measure.  Every 64 messages, or batch.
+		 */
+		if (!cfg->rate && (i & 63) < b) {
 			if (__atomic_load_n(&s->live->stop, __ATOMIC_RELAXED))
 				break;
 			if (end_at != UINT64_MAX && bench_clock_ns(cfg) >= end_at)
@@ -194,14 +231,24 @@ static int publish(struct pub_state *s, void *buf)
 				in_calls += clock_of(CLOCK_THREAD_CPUTIME_ID) - c0 - (s->wait_cpu - w0);
 				samples++;
 			}
+		} else if (cfg->batch > 1) {
+			b = count && count - i < cfg->batch ? count - i : cfg->batch;
+			for (unsigned k = 0; k < b; k++)
+				bench_stamp(batch[k].iov_base, cfg->size, hdr, s->idx, i + k,
+					    hdr ? 0 : bench_clock_ns(cfg));
+			/* It counts what went, even when the rest fails. */
+			err = send_batch(s, batch, (unsigned)b);
+			if (err)
+				break;
 		} else {
 			bench_stamp(buf, cfg->size, hdr, s->idx, i, hdr ? 0 : bench_clock_ns(cfg));
 			err = send_retry(s, buf, cfg->size, !count || i + 1 < count);
 		}
 		if (err)
 			break;
-		s->rep.sent++;
-		if ((i & live_mask) == 0)
+		if (cfg->batch <= 1) /* send_batch() counts its own */
+			s->rep.sent++;
+		if ((i & live_mask) < b)
 			bench_live_set(&s->live->sent[s->idx], s->rep.sent);
 	}
 	bench_live_set(&s->live->sent[s->idx], s->rep.sent);
@@ -260,18 +307,22 @@ void bench_pub_main(const struct bench_cfg *cfg, struct bench_env *env, unsigned
 {
 	struct pub_state s = { .cfg = cfg, .tr = cfg->tr, .env = env, .live = live, .idx = idx };
 	size_t cap = cfg->size > 24 ? cfg->size : 24;
-	void *buf = malloc(cap);
+	/* --batch: the batch's payloads follow the one of single sends. */
+	void *buf = malloc(cap * (1 + (cfg->batch > 1 ? cfg->batch : 0)));
+	struct iovec *batch = cfg->batch > 1 ? calloc(cfg->batch, sizeof(*batch)) : NULL;
 	char byte = BENCH_FAILED;
 	int err;
 
 	env->err[0] = '\0';
-	if (!buf) {
+	if (!buf || (cfg->batch > 1 && !batch)) {
 		err = -ENOMEM;
 		bench_env_err(env, "allocating the payload");
 		goto report;
 	}
 	/* Payload bytes beyond the stamp: something other than zeros, same for every transport. */
-	memset(buf, 'x', cap);
+	memset(buf, 'x', cap * (1 + (cfg->batch > 1 ? cfg->batch : 0)));
+	for (unsigned k = 0; batch && k < cfg->batch; k++)
+		batch[k] = (struct iovec){ (char *)buf + cap * (1 + k), cfg->size };
 	err = s.tr->pub_open(env, idx, &s.p);
 	if (err)
 		goto report;
@@ -284,7 +335,7 @@ void bench_pub_main(const struct bench_cfg *cfg, struct bench_env *env, unsigned
 	/* Go, or EOF when the coordinator gave up: nothing to report then. */
 	if (read(go_fd, &byte, 1) != 1 || byte != BENCH_GO)
 		_exit(1);
-	err = publish(&s, buf);
+	err = publish(&s, buf, batch);
 	if (!err)
 		linger(&s, go_fd);
 report:

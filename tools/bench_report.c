@@ -113,10 +113,10 @@ void bench_print_json(FILE *f, const struct bench_result *res)
 		(double)(res->end_ns - res->start_ns) / 1e9, (unsigned long long)cfg->rate);
 	cli_put_json_str(f, cfg->topic, strlen(cfg->topic));
 	fprintf(f,
-		",\"zero_copy\":%s,\"msgs_per_sec_per_sub\":%.1f,\"msgs_per_sec_total\":%.1f,"
+		",\"zero_copy\":%s,\"batch\":%u,\"msgs_per_sec_per_sub\":%.1f,\"msgs_per_sec_total\":%.1f,"
 		"\"bytes_per_sec_total\":%.1f,\"lost\":%llu,\"bad\":%llu,\"backpressure_retries\":%llu,"
 		"\"publisher_ns_per_msg\":%.1f,\"broker_ns_per_msg\":%.1f,",
-		cfg->o->zero_copy ? "true" : "false", res->per_sub_rate, res->total_rate,
+		cfg->o->zero_copy ? "true" : "false", cfg->batch, res->per_sub_rate, res->total_rate,
 		res->total_rate * (double)cfg->size, (unsigned long long)res->lost, (unsigned long long)res->bad,
 		(unsigned long long)res->retries, res->pub_ns_per_msg, res->broker_ns_per_msg);
 	fprintf(f, "\"latency_ns\":{\"p50\":%llu,\"p90\":%llu,\"p99\":%llu,\"p999\":%llu,\"p9999\":%llu,\"max\":%llu},",
@@ -150,6 +150,8 @@ void bench_print_human(FILE *f, const struct bench_result *res, bool per_sub)
 	fprintf(f, "%s bench: %u publisher%s -> %u subscriber%s (%s), %zu-byte messages%s", cfg->tr->name, cfg->pubs,
 		cfg->pubs == 1 ? "" : "s", cfg->subs, cfg->subs == 1 ? "" : "s", wait_name(cfg), cfg->size,
 		cfg->o->zero_copy ? " (zero-copy claim/commit)" : "");
+	if (cfg->batch > 1)
+		fprintf(f, ", %u a call", cfg->batch);
 	if (!strcmp(cfg->tr->name, "ringcast"))
 		fprintf(f, ", topic %s", cfg->topic);
 	fputc('\n', f);
@@ -195,14 +197,15 @@ void bench_print_csv_header(FILE *f)
 {
 	fputs("round,transport,size,subs,pubs,wait,rate,sent,duration_s,msgs_per_sec_per_sub,msgs_per_sec_total,"
 	      "bytes_per_sec_total,received,lost,bad,backpressure_retries,publisher_ns_per_msg,broker_ns_per_msg,"
-	      "p50_ns,p90_ns,p99_ns,p999_ns,p9999_ns,max_ns,ok,error,interrupted\n",
+	      "p50_ns,p90_ns,p99_ns,p999_ns,p9999_ns,max_ns,ok,error,interrupted,batch\n",
 	      f);
 }
 
 /*
  * One row; a failed run has ok=0 and its error, quoted, with the counts
- * it got.  interrupted (1: Ctrl-C cut the run short) came last, after
- * error, so that readers of the older columns by position still work.
+ * it got.  interrupted (1: Ctrl-C cut the run short) and batch (messages
+ * a send call) came last, after error, so that readers of the older
+ * columns by position still work.
  */
 void bench_print_csv_row(FILE *f, const struct bench_result *res)
 {
@@ -221,5 +224,5 @@ void bench_print_csv_row(FILE *f, const struct bench_result *res)
 		(unsigned long long)hist_max(h), res->ok && !res->err);
 	for (const char *p = res->err ? res->what : ""; *p; p++)
 		fputc(*p == '"' ? '\'' : (*p == '\n' ? ' ' : *p), f);
-	fprintf(f, "\",%d\n", res->interrupted);
+	fprintf(f, "\",%d,%u\n", res->interrupted, cfg->batch);
 }

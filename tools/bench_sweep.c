@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * ringcast bench --sweep: the grid rounds x sizes x subs x waits, and at
- * each point every transport back to back.  The order of the transports
+ * each point every run back to back: each transport once, or once per
+ * --batch value if it takes batches (ringcast).  The order of those runs
  * rotates from one point to the next, so that on a noisy machine a slow
  * patch (another tenant, a frequency change) does not always land on the
  * same one.  Every run is a CSV row; a failed run is a row too, and the
@@ -22,8 +23,8 @@ static void print_line(FILE *f, const struct bench_result *res, unsigned k, unsi
 	const struct bench_cfg *cfg = res->cfg;
 	char t[3][32];
 
-	fprintf(f, "[%u/%u] %-8s %8zu B %3u sub %-5s ", k, total, cfg->tr->name, cfg->size, cfg->subs,
-		cfg->spin ? "spin" : "sleep");
+	fprintf(f, "[%u/%u] %-8s %8zu B %3u sub %-5s %4u/call ", k, total, cfg->tr->name, cfg->size, cfg->subs,
+		cfg->spin ? "spin" : "sleep", cfg->batch);
 	if (res->err) {
 		fprintf(f, "FAILED: %s\n", res->what);
 		return;
@@ -38,16 +39,26 @@ static void print_line(FILE *f, const struct bench_result *res, unsigned k, unsi
 
 int bench_sweep(const struct bench_opts *o, volatile int *stop)
 {
-	const struct bench_transport *tr[BENCH_TRANSPORTS_MAX];
-	unsigned nt = o->n_transports, total, k = 0, point = 0, failed = 0;
+	/* The runs of a point: (transport, batch). */
+	const struct bench_transport *tr[BENCH_TRANSPORTS_MAX * BENCH_LIST_MAX];
+	unsigned batch[BENCH_TRANSPORTS_MAX * BENCH_LIST_MAX];
+	unsigned nt = 0, total, k = 0, point = 0, failed = 0;
 	FILE *csv = stdout, *lines = o->csv ? stdout : stderr;
 	char topic[RINGCAST_TOPIC_MAX + 1];
 
 	/* Every transport loads before the first run, or the sweep does not start. */
-	for (unsigned i = 0; i < nt; i++) {
-		tr[i] = bench_transport_get(o->transports[i]);
-		if (!tr[i])
+	for (unsigned i = 0; i < o->n_transports; i++) {
+		const struct bench_transport *t = bench_transport_get(o->transports[i]);
+
+		if (!t)
 			return CLI_EXIT_ERR;
+		for (unsigned b = 0; b < o->n_batches; b++) {
+			/* A transport without batches runs once, at its only one. */
+			if (!t->pub_send_many && b)
+				break;
+			tr[nt] = t;
+			batch[nt++] = t->pub_send_many ? o->batches[b] : 1;
+		}
 	}
 	if (o->csv) {
 		csv = fopen(o->csv, "w");
@@ -65,6 +76,7 @@ int bench_sweep(const struct bench_opts *o, volatile int *stop)
 						struct bench_cfg cfg = {
 							.o = o,
 							.tr = tr[(t + point) % nt],
+							.batch = batch[(t + point) % nt],
 							.topic = topic,
 							.size = o->sizes[a],
 							.subs = o->subs[b],

@@ -109,6 +109,13 @@ static int rc_pub_send(void *p, const void *buf, size_t len, bool more)
 	return ringcast_broadcast(c->rc, c->topic, buf, len);
 }
 
+static int rc_pub_send_many(void *p, const struct iovec *msgs, unsigned n)
+{
+	struct rc_conn *c = p;
+
+	return ringcast_broadcast_many(c->rc, c->topic, msgs, n);
+}
+
 static int rc_sub_open(struct bench_env *env, unsigned sub, void **out)
 {
 	struct rc_conn *c;
@@ -167,6 +174,7 @@ const struct bench_transport bench_transport_ringcast = {
 	.pub_open = rc_pub_open,
 	.pub_wait_subs = rc_pub_wait_subs,
 	.pub_send = rc_pub_send,
+	.pub_send_many = rc_pub_send_many,
 	.pub_close = close_conn,
 	.sub_open = rc_sub_open,
 	.sub_recv = rc_sub_recv,

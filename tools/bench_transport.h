@@ -34,9 +34,10 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <sys/uio.h>
 #include <time.h>
 
-#define BENCH_TRANSPORT_ABI 1
+#define BENCH_TRANSPORT_ABI 2
 
 /* What a transport learns about the run; each process has its own copy. */
 struct bench_env {
@@ -88,6 +89,12 @@ struct bench_transport {
 	 * was sent, try again (a full ring); other errors end the run.
 	 */
 	int (*pub_send)(void *p, const void *buf, size_t len, bool more);
+	/*
+	 * Optional (--batch): send msgs[0..n), n >= 2, in order, one
+	 * message each, and keep none of them.  Returns how many went (>= 1),
+	 * -EAGAIN when none did (try again), or another error.
+	 */
+	int (*pub_send_many)(void *p, const struct iovec *msgs, unsigned n);
 	void (*pub_close)(void *p);
 
 	/* Subscriber process number sub (0..subs-1): connected and subscribed on return. */

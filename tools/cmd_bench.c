@@ -34,6 +34,7 @@ static int run_one(const struct bench_opts *o)
 		.count = o->count,
 		.duration_ns = o->duration_ns,
 		.rate = o->rate,
+		.batch = o->batches[0],
 	};
 	struct bench_result res;
 	int ret, err;
@@ -41,6 +42,8 @@ static int run_one(const struct bench_opts *o)
 	cfg.tr = bench_transport_get(o->transports[0]);
 	if (!cfg.tr)
 		return CLI_EXIT_ERR;
+	if (!cfg.tr->pub_send_many)
+		cfg.batch = 1;
 	err = bench_run(&cfg, &res, &bench_stop);
 	if (err) {
 		cli_error(CMD, err == BENCH_ERR_OTHER ? 0 : err, "%s: %s", cfg.tr->name, res.what);

@@ -57,6 +57,31 @@ static inline void hist_record(struct hist *h, uint64_t v)
 void hist_reset(struct hist *h);
 /* Count v n times. */
 void hist_record_n(struct hist *h, uint64_t v, uint64_t n);
+
+/*
+ * Record now - t[i] (0 for a t[i] after now) for each of t[0..n): what n
+ * calls of hist_record() would, with min and max updated once.
+ */
+static inline void hist_record_since(struct hist *h, uint64_t now, const uint64_t *t, unsigned n)
+{
+	uint64_t lo = UINT64_MAX, hi = 0;
+
+	if (!n)
+		return;
+	for (unsigned i = 0; i < n; i++) {
+		/* The latest stamp gives the least value, the earliest the most. */
+		hi = t[i] > hi ? t[i] : hi;
+		lo = t[i] < lo ? t[i] : lo;
+		h->buckets[hist_index(now > t[i] ? now - t[i] : 0)]++;
+	}
+	h->count += n;
+	hi = now > hi ? now - hi : 0;
+	lo = now > lo ? now - lo : 0;
+	if (hi < h->min)
+		h->min = hi;
+	if (lo > h->max)
+		h->max = lo;
+}
 /* Add src's counts to dst, as if every value of src had been recorded in dst. */
 void hist_merge(struct hist *dst, const struct hist *src);
 

@@ -11,11 +11,18 @@
  * record it hands out must start at the position asked for and lie in the
  * ring (ASan checks every payload byte we touch), and positions only move
  * forward.
+ *
+ * Then the daemon's crash repair runs on the same bytes, for a dead
+ * publisher whose claim starts at the reader's start and whose end and
+ * client id come from the tail's high bits: it must return 1, 0 or
+ * -EBADMSG, write nothing outside the claim, and leave a ring the reader
+ * still walks by the rules above.
  */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "ring.h"
 #include "ring_sub.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -49,6 +56,50 @@ static void walk(const struct rc_ring *r, uint64_t pos, bool tethered)
 	}
 }
 
+/* The repair of a dead claim [start, start + (tail >> 48) & ~7) by client (tail >> 32) & 0xffff. */
+static void repair(struct rc_ring *r, uint64_t start, uint64_t tail)
+{
+	static struct rc_ctl_hdr *ctl;
+	static uint8_t *before;
+	uint64_t s = start & ~(uint64_t)(RC_REC_ALIGN - 1), len = (tail >> 48) & ~(uint64_t)(RC_REC_ALIGN - 1);
+	int ret;
+
+	if (!ctl) {
+		ctl = calloc(1, sizeof(*ctl));
+		before = malloc(CAP);
+		if (!ctl || !before)
+			abort();
+	}
+	memset(r->hdr->pubs, 0, sizeof(r->hdr->pubs));
+	r->ctl = ctl;
+	atomic_store(&r->hdr->pubs[0].client_id, (uint32_t)((tail >> 32) & 0xffff) | 1);
+	atomic_store(&r->hdr->pubs[0].end, s + len);
+	atomic_store(&r->hdr->pubs[0].claim, s | RC_CLAIM_BUSY);
+	memcpy(before, r->data, CAP);
+	ret = rc_ring_repair_pub(r, 0, NULL);
+	if (ret != 1 && ret != 0 && ret != -EBADMSG)
+		__builtin_trap();
+	/*
+	 * Nothing outside the claim changed (a claim longer than the ring is
+	 * refused), and what changed inside is padding that ends within the
+	 * claim and the ring: it never hides a record after the claim.
+	 */
+	for (uint64_t off = 0; off < CAP; off += RC_REC_ALIGN) {
+		uint64_t into = (off - (s & (CAP - 1))) & (CAP - 1), word, pad;
+
+		if (!memcmp(before + off, r->data + off, RC_REC_ALIGN))
+			continue;
+		if (len > CAP || into >= len)
+			__builtin_trap();
+		memcpy(&word, r->data + off, sizeof(word));
+		pad = (word >> 32) & ~(uint64_t)RC_REC_PAD;
+		if (!((word >> 32) & RC_REC_PAD) || pad > len - into || pad > CAP - off)
+			__builtin_trap();
+	}
+	walk(r, start, true);
+	walk(r, start, false);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *in, size_t size)
 {
 	static struct rc_ring_hdr *hdr;
@@ -77,5 +128,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *in, size_t size)
 	r.salt = 0;
 	walk(&r, start, true);
 	walk(&r, start, false);
+	repair(&r, start, tail);
 	return 0;
 }

@@ -293,6 +293,25 @@ static void test_json_sleep(void **state)
 	free(out);
 }
 
+/* --batch: ringcast_broadcast_many, every message counted once and in order (bad would say otherwise). */
+static void test_json_batch(void **state)
+{
+	struct it_daemon *d = *state;
+	char *out;
+
+	it_daemon_start(d, NULL);
+	/* A count that is not a multiple of the batch: the last batch is short. */
+	out = bench(d, 0, NULL, "--json", "--subs", "2", "--count", "20007", "--batch", "16", "--wait", "spin", NULL);
+	check_json(out, "ringcast", 64, 2, 1, "spin", 20007);
+	IT_ASSERT(strstr(out, "\"batch\":16,"), "the JSON does not say batch 16: %s", out);
+	free(out);
+	/* Two publishers, larger messages than the inline copy, a small ring that fills. */
+	out = bench(d, 0, NULL, "--json", "--pubs", "2", "--subs", "1", "--count", "30000", "--size", "300",
+		    "--batch", "64", "--wait", "sleep", NULL);
+	check_json(out, "ringcast", 300, 1, 2, "sleep", 30000);
+	free(out);
+}
+
 static void test_json_pubs_spin_zero_copy(void **state)
 {
 	struct it_daemon *d = *state;
@@ -465,15 +484,16 @@ static void test_sweep_csv(void **state)
 	struct it_daemon *d = *state;
 	char csv[256], *out, *text, *line, *save = NULL, *hdr[32], *f[32];
 	int nh, rows = 0, col_transport = -1, col_subs = -1, col_sent = -1, col_received = -1, col_lost = -1,
-		col_ok = -1, col_size = -1, col_int = -1;
+		col_ok = -1, col_size = -1, col_int = -1, col_batch = -1, batched = 0;
 	size_t len;
 
 	it_daemon_start(d, NULL);
 	snprintf(csv, sizeof(csv), "%s/sweep.csv", d->dir);
+	/* Two batch sizes: ringcast runs at each, uds (no batches) once. */
 	out = bench(d, 0, NULL, "--sweep", "-T", "ringcast,uds", "--size", "8,100", "--subs", "1,2", "--count", "500",
-		    "--csv", csv, NULL);
+		    "--batch", "1,8", "--csv", csv, NULL);
 	/* A line per run on stdout when the CSV goes to a file. */
-	IT_ASSERT(strstr(out, "[8/8]"), "no progress line for the 8th run:\n%s", out);
+	IT_ASSERT(strstr(out, "[12/12]"), "no progress line for the 12th run:\n%s", out);
 	free(out);
 	{
 		int fd = open(csv, O_RDONLY);
@@ -494,9 +514,10 @@ static void test_sweep_csv(void **state)
 		col_lost = !strcmp(hdr[i], "lost") ? i : col_lost;
 		col_ok = !strcmp(hdr[i], "ok") ? i : col_ok;
 		col_int = !strcmp(hdr[i], "interrupted") ? i : col_int;
+		col_batch = !strcmp(hdr[i], "batch") ? i : col_batch;
 	}
 	IT_ASSERT(col_transport >= 0 && col_size >= 0 && col_subs >= 0 && col_sent >= 0 && col_received >= 0 &&
-		  col_lost >= 0 && col_ok >= 0 && col_int >= 0, "CSV header lacks a column: %s", text);
+		  col_lost >= 0 && col_ok >= 0 && col_int >= 0 && col_batch >= 0, "CSV header lacks a column: %s", text);
 	IT_ASSERT(nh >= 20, "CSV header has %d columns", nh);
 	while ((line = strtok_r(NULL, "\n", &save))) {
 		int n = csv_fields(line, f, 32);
@@ -513,8 +534,12 @@ static void test_sweep_csv(void **state)
 			  rows, f[col_received], f[col_subs]);
 		IT_ASSERT(!strcmp(f[col_lost], "0") && !strcmp(f[col_ok], "1"), "row %d: lost %s ok %s", rows,
 			  f[col_lost], f[col_ok]);
+		IT_ASSERT(!strcmp(f[col_batch], "1") || (!strcmp(f[col_batch], "8") && !strcmp(f[col_transport], "ringcast")),
+			  "row %d: %s at batch %s", rows, f[col_transport], f[col_batch]);
+		batched += !strcmp(f[col_batch], "8");
 	}
-	IT_ASSERT(rows == 8, "%d rows, expected 2 transports x 2 sizes x 2 subscriber counts", rows);
+	IT_ASSERT(rows == 12, "%d rows, expected (ringcast x 2 batches + uds) x 2 sizes x 2 subscriber counts", rows);
+	IT_ASSERT(batched == 4, "%d ringcast rows at batch 8, expected 4", batched);
 	free(text);
 }
 
@@ -586,6 +611,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_json_sleep, it_setup, it_teardown),
+		cmocka_unit_test_setup_teardown(test_json_batch, it_setup, it_teardown),
 		cmocka_unit_test_setup_teardown(test_json_pubs_spin_zero_copy, it_setup, it_teardown),
 		cmocka_unit_test_setup_teardown(test_json_uds, it_setup, it_teardown),
 		cmocka_unit_test_setup_teardown(test_paced_and_duration, it_setup, it_teardown),

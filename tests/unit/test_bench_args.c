@@ -98,6 +98,13 @@ static void test_single_run(void **state)
 	assert_true(o.zero_copy);
 	ACCEPT("--transport", "zmq", "--size", "8");
 
+	/* --batch: flat out, 1 by default. */
+	ACCEPT("--batch", "16", "--duration", "1");
+	assert_int_equal(o.n_batches, 1);
+	assert_int_equal(o.batches[0], 16);
+	ACCEPT("-b", "1", "--rate", "10k");
+	assert_int_equal(o.batches[0], 1);
+
 	ACCEPT("--help");
 	assert_true(o.help);
 }
@@ -120,6 +127,13 @@ static void test_sweep_lists(void **state)
 	assert_false(o.waits[1]);
 	assert_string_equal(o.csv, "out.csv");
 	assert_int_equal(o.rounds, 3);
+	assert_int_equal(o.n_batches, 1);
+	assert_int_equal(o.batches[0], 1);
+
+	/* Batches are a list too; the peers simply run once (bench_sweep.c). */
+	ACCEPT("--sweep", "-T", "all", "--batch", "1,16");
+	assert_int_equal(o.n_batches, 2);
+	assert_int_equal(o.batches[1], 16);
 
 	ACCEPT("--sweep", "-T", "ringcast,uds,zmq");
 	assert_int_equal(o.n_transports, 3);
@@ -183,6 +197,14 @@ static void test_rejects(void **state)
 	REJECT("--count", "10", "--duration", "1");
 	REJECT("--count", "2", "--pubs", "3");
 	REJECT("--transport", "uds", "--zero-copy");
+	REJECT("--batch", "0");
+	REJECT("--batch", "1025");
+	REJECT("--batch", "1,16");
+	REJECT("--batch", "16", "--rate", "1000");
+	REJECT("--batch", "16", "--zero-copy");
+	REJECT("--batch", "512", "--size", "1Mi");
+	REJECT("--transport", "zmq", "--batch", "16");
+	REJECT("--sweep", "--batch", "1,16", "--rate", "1000");
 	REJECT("--transport", "nng", "--size", "7");
 	REJECT("--sweep", "--transport", "ringcast,redis", "--size", "0,64");
 	REJECT("--topic", "");

@@ -256,6 +256,29 @@ static void test_record_n(void **state)
 	free(b);
 }
 
+/* hist_record_since() is hist_record() of each difference, stamps after now counting 0. */
+static void test_record_since(void **state)
+{
+	struct hist *a = hist_new(), *b = hist_new();
+	uint64_t t[300], now = 1ull << 40;
+
+	for (unsigned round = 0; round < 20; round++) {
+		unsigned n = (unsigned)(rng() % 300);
+
+		for (unsigned i = 0; i < n; i++) {
+			t[i] = now - rng_logu() % now;
+			if (i % 17 == 3)
+				t[i] = now + 5; /* stamped after the clock read: 0 */
+			hist_record(a, now > t[i] ? now - t[i] : 0);
+		}
+		hist_record_since(b, now, t, n);
+		now += 1000000;
+	}
+	assert_memory_equal(a, b, sizeof(*a));
+	free(a);
+	free(b);
+}
+
 static void test_serialize(void **state)
 {
 	struct hist *h = hist_new(), *back = hist_new();
@@ -312,6 +335,7 @@ int main(void)
 		cmocka_unit_test(test_max_exact),
 		cmocka_unit_test(test_extremes),
 		cmocka_unit_test(test_record_n),
+		cmocka_unit_test(test_record_since),
 		cmocka_unit_test(test_serialize),
 	};
 

@@ -604,6 +604,85 @@ static void test_repair_leaves_lapped_claim(void **state)
 	assert_memory_equal(buf, "unread", 6);
 }
 
+/*
+ * A claim of three records (ringcast_broadcast_many() on an owned tail)
+ * whose publisher died after committing the first: repair steps over it
+ * and pads the other two, so readers go on past them.
+ */
+static void test_repair_dead_batch(void **state)
+{
+	struct env *e = *state;
+	unsigned slot = (unsigned)e->pub.pub_slot;
+	uint32_t owner = atomic_load(&e->pub.hdr->pubs[slot].client_id);
+	uint64_t start = atomic_load(&e->pub.hdr->tail.pos), seq0 = atomic_load(&e->pub.hdr->tail.seq);
+	uint64_t rec = rc_align(sizeof(struct rc_rec) + 5), seq = 0;
+	char buf[16];
+	size_t len = 0;
+
+	/* What the owner's batch does: announce, move the tail over all three, write. */
+	atomic_store(&e->pub.hdr->pubs[slot].end, start + 3 * rec);
+	atomic_store(&e->pub.hdr->pubs[slot].claim, start | RC_CLAIM_BUSY);
+	atomic_store(&e->pub.hdr->tail.seq, seq0 + 3);
+	atomic_store(&e->pub.hdr->tail.pos, start + 3 * rec);
+	for (unsigned i = 0; i < 3; i++) {
+		rc_ring_rec(&e->pub, start + i * rec)->seq = seq0 + i;
+		memcpy(rc_ring_rec(&e->pub, start + i * rec) + 1, "batch", 5);
+	}
+	rc_ring_write_commit(&e->pub, start, 5, owner, 0, 0);
+	/* It dies.  The reader has the first and waits at the second. */
+	assert_int_equal(consume(&e->sub, &e->pos, buf, &len, &seq), 1);
+	assert_int_equal(seq, seq0);
+	assert_int_equal(consume(&e->sub, &e->pos, buf, &len, &seq), 0);
+	assert_int_equal(rc_ring_repair_pub(&e->daemon, slot, NULL), 1);
+	e->pub.pub_slot = rc_ring_pub_attach(&e->daemon, 1, 1);
+	CHECK(publish(&e->pub, "after", 5));
+	/* Past the padding: the seqs of the two never committed are skipped. */
+	assert_int_equal(consume(&e->sub, &e->pos, buf, &len, &seq), 1);
+	assert_int_equal(len, 5);
+	assert_memory_equal(buf, "after", 5);
+	assert_int_equal(seq, seq0 + 3);
+}
+
+/*
+ * A dead slot claiming more than the record another publisher won at the
+ * same start (it lost the CAS and died): repair must not walk on into a
+ * third publisher's claim, which is live and not committed yet.
+ */
+static void test_repair_stops_at_foreign_record(void **state)
+{
+	struct env *e = *state;
+	struct rc_ring other, third;
+	uint64_t opos, tpos, seq = 0;
+	char buf[16];
+	size_t len = 0;
+	int dead;
+
+	CHECK(fixture_pub(&e->f, &other, 3));
+	CHECK(fixture_pub(&e->f, &third, 4));
+	CHECK(rc_ring_claim(&other, 4, &opos));
+	memcpy(rc_ring_rec(&other, opos) + 1, "won!", 4);
+	rc_ring_commit(&other, opos, 4, 3, 0, 0, NULL);
+	CHECK(rc_ring_claim(&third, 6, &tpos));
+	dead = rc_ring_pub_attach(&e->daemon, 9, 1);
+	assert_true(dead >= 0);
+	/* Its end is where the third's claim ends: the tail has passed it. */
+	atomic_store(&e->daemon.hdr->pubs[dead].end, tpos + rc_align(32 + 6));
+	atomic_store(&e->daemon.hdr->pubs[dead].claim, opos | RC_CLAIM_BUSY);
+	assert_int_equal(rc_ring_repair_pub(&e->daemon, (unsigned)dead, NULL), 1);
+	assert_int_equal(consume(&e->sub, &e->pos, buf, &len, &seq), 1);
+	assert_memory_equal(buf, "won!", 4);
+	/* The reader waits at the third's claim, which no padding covers... */
+	assert_int_equal(consume(&e->sub, &e->pos, buf, &len, &seq), 0);
+	memcpy(rc_ring_rec(&third, tpos) + 1, "mine!!", 6);
+	rc_ring_commit(&third, tpos, 6, 4, 0, 0, NULL);
+	/* ...and reads it once committed. */
+	assert_int_equal(consume(&e->sub, &e->pos, buf, &len, &seq), 1);
+	assert_int_equal(len, 6);
+	assert_memory_equal(buf, "mine!!", 6);
+	rc_ring_unmap(&third);
+	rc_ring_unmap(&other);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -626,6 +705,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_exclusive_owner_dies_mid_claim, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_refused_claim_empties_slot, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_repair_leaves_lapped_claim, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_repair_dead_batch, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_repair_stops_at_foreign_record, setup, teardown),
 	};
 
 	return cmocka_run_group_tests_name("ring", tests, NULL, NULL);

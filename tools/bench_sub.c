@@ -171,9 +171,10 @@ void bench_sub_main(const struct bench_cfg *cfg, struct bench_env *env, unsigned
 		    struct bench_live *live)
 {
 	const struct bench_transport *tr = cfg->tr;
-	struct sub_state s = { .cfg = cfg, .live = &live->received[idx], .hdr = tr->flags & BENCH_TR_HDR_STAMP };
-
-	s.packed = !s.hdr && cfg->size < 16;
+	bool hdr = tr->flags & BENCH_TR_HDR_STAMP;
+	struct sub_state s = {
+		.cfg = cfg, .live = &live->received[idx], .hdr = hdr, .packed = !hdr && cfg->size < 16,
+	};
 	pid_t parent = getppid();
 	void *conn = NULL, *buf = NULL;
 	size_t len = 0;

@@ -11,6 +11,12 @@
 #include "cli.h"
 
 #define CMD "pub"
+/*
+ * A publish that finds the ring full waits for room inside the library,
+ * up to --timeout, in slices this long: between them pub looks at its
+ * stop flag, so Ctrl-C ends a long wait at once.
+ */
+#define PUB_WAIT_SLICE_MS 50
 
 static volatile sig_atomic_t pub_stop;
 
@@ -70,7 +76,7 @@ static void usage(FILE *f)
 		"Exit status: 0 when every message was published; 1 on a runtime error\n"
 		"(the error and how many messages were published before it go to stderr);\n"
 		"2 on bad usage; 130 when SIGINT or SIGTERM stops it while reading stdin\n"
-		"(how many messages were published goes to stderr).\n",
+		"or waiting for room (how many messages were published goes to stderr).\n",
 		RINGCAST_DEFAULT_SOCKET);
 }
 
@@ -89,6 +95,31 @@ static int publish(const struct pub_opts *o, struct ringcast *rc, const void *da
 		break;
 	}
 	return ringcast_broadcast(rc, o->topic, data, len);
+}
+
+/*
+ * publish(), waiting up to --timeout for room in slices (PUB_WAIT_SLICE_MS).
+ * -EINTR: SIGINT or SIGTERM came while it waited; nothing was published.
+ */
+static int publish_waiting(const struct pub_opts *o, struct ringcast *rc, const void *data, size_t len)
+{
+	uint64_t start = now_ns(), waited_ms = 0;
+	int err;
+
+	for (;;) {
+		uint64_t left = (uint64_t)o->timeout_ms - waited_ms;
+
+		err = ringcast_set_send_timeout(rc, (int)(left < PUB_WAIT_SLICE_MS ? left : PUB_WAIT_SLICE_MS));
+		if (!err)
+			err = publish(o, rc, data, len);
+		if (err != -EAGAIN)
+			return err;
+		if (pub_stop)
+			return -EINTR;
+		waited_ms = (now_ns() - start) / 1000000;
+		if (waited_ms >= (uint64_t)o->timeout_ms)
+			return err;
+	}
 }
 
 /* Say why a publish of len bytes failed, and what to do about it. */
@@ -176,18 +207,11 @@ int cmd_pub(int argc, char **argv)
 
 	if (cli_open(CMD, o.socket, &rc))
 		return CLI_EXIT_ERR;
-	/* A full ring waits this long instead of failing at once: see --timeout. */
-	err = ringcast_set_send_timeout(rc, o.timeout_ms);
-	if (err) {
-		ret = cli_error(CMD, err, "cannot set the send timeout to %d ms", o.timeout_ms);
-		goto out;
-	}
-
 	t0 = now_ns();
 	if (optind + 1 < argc) {
 		const char *msg = argv[optind + 1];
 
-		err = publish(&o, rc, msg, strlen(msg));
+		err = publish_waiting(&o, rc, msg, strlen(msg));
 		if (err) {
 			ret = publish_failed(&o, rc, err, 0, strlen(msg));
 			goto out;
@@ -209,7 +233,9 @@ int cmd_pub(int argc, char **argv)
 		while (!pub_stop && (n = getline(&line, &cap, stdin)) >= 0) {
 			if (n > 0 && line[n - 1] == '\n')
 				n--;
-			err = publish(&o, rc, line, (size_t)n);
+			err = publish_waiting(&o, rc, line, (size_t)n);
+			if (err == -EINTR)
+				break; /* reported below, with the count */
 			if (err) {
 				ret = publish_failed(&o, rc, err, done, (size_t)n);
 				break;

@@ -309,6 +309,55 @@ static void test_sub_counts_untold_losses(void **state)
 	free(err);
 }
 
+static bool ring_full(const struct ringcast_topic_stat *st, const void *arg)
+{
+	(void)arg;
+	/* Another record of pub's (a 100-byte line) would not fit. */
+	return st->bytes + 136 > st->capacity;
+}
+
+/*
+ * Ctrl-C while pub waits for room ends it at once: 130, and how many it
+ * published, not a wait to the end of --timeout (60 s here) and an error.
+ * The ring is full of messages a tethered subscriber, which the daemon
+ * will not untether for a minute, has not read.
+ */
+static void test_pub_interrupted_while_waiting(void **state)
+{
+	struct it_daemon *d = *state;
+	char *argv[] = { (char *)cli(d), "pub", "--socket", d->sock, "--timeout", "60s", TOPIC, NULL };
+	char line[101], *err, want[96];
+	struct ringcast_topic_stat *st;
+	struct ringcast *rc;
+	int in_fd, efd;
+	size_t n = 0;
+	pid_t pid;
+
+	it_daemon_start(d, "--tether-timeout", "60000", "--capacity", "64k", NULL);
+	rc = it_open(d);
+	IT_ASSERT_OK(ringcast_subscribe(rc, TOPIC));
+	pid = it_spawn(argv, &in_fd, NULL, &efd);
+	memset(line, 'x', sizeof(line) - 1);
+	line[sizeof(line) - 1] = '\n';
+	/* Twice what the ring holds; pub blocks on the first that does not fit. */
+	for (int i = 0; i < 1000; i++)
+		IT_ASSERT(it_write_all(in_fd, line, sizeof(line)), "writing pub's stdin: %s", strerror(errno));
+	IT_ASSERT(it_wait_stat(d, TOPIC, ring_full, NULL, 10000), "pub did not fill the ring within 10 s");
+	IT_ASSERT(kill(pid, SIGINT) == 0, "SIGINT: %s", strerror(errno));
+	err = it_read_all(efd, 10000, NULL);
+	close(efd);
+	close(in_fd);
+	printf("  [pub stderr] %s", err);
+	it_expect_exit(pid, 5000, 130, "ringcast pub interrupted while waiting for room");
+	IT_ASSERT_OK(ringcast_stat(rc, TOPIC, &st, &n));
+	IT_ASSERT(n == 1, "stat of %s: %zu topics", TOPIC, n);
+	snprintf(want, sizeof(want), "interrupted after %llu messages published", (unsigned long long)st->messages);
+	ringcast_stat_free(st, n);
+	IT_ASSERT(strstr(err, want), "pub's stderr does not say '%s': '%s'", want, err);
+	free(err);
+	it_close(rc);
+}
+
 static void test_stat_json(void **state)
 {
 	struct it_daemon *d = *state;
@@ -498,6 +547,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_closed_std_fds, it_setup, it_teardown),
 		cmocka_unit_test_setup_teardown(test_sub_stops_on_write_error, it_setup, it_teardown),
 		cmocka_unit_test_setup_teardown(test_sub_counts_untold_losses, it_setup, it_teardown),
+		cmocka_unit_test_setup_teardown(test_pub_interrupted_while_waiting, it_setup, it_teardown),
 		cmocka_unit_test_setup_teardown(test_stat_json, it_setup, it_teardown),
 		cmocka_unit_test_setup_teardown(test_stat_escapes_node, it_setup, it_teardown),
 		cmocka_unit_test_setup_teardown(test_empty_socket, it_setup, it_teardown),

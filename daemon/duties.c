@@ -238,7 +238,7 @@ static void untethered(struct rc_ring *r, unsigned slot, void *arg)
 	/* Our own record of its last progress (ring.h), not the slot's writable one. */
 	moved = r->seen ? r->seen[slot].ns : 0;
 	ms = moved && moved <= c->now ? (c->now - moved) / 1000000
-				      : r->hdr->meta.tether_timeout_ms;
+				      : r->tether_timeout_ms;
 	RC_TRACE_UNTETHER(c->t->id, (const char *)c->t->name, c->t->len,
 			  rc_load_relaxed(&s->client_id), slot, ms);
 	rcd_info(c->d->log, "untethered client %" PRIu32 " from '%s' after %" PRIu64

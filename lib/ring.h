@@ -18,8 +18,9 @@ struct rc_ring {
 	uint8_t *data;           /* hdr + RC_RING_HDR_SIZE */
 	size_t ring_len;         /* bytes mapped */
 	struct rc_ctl_hdr *ctl;
-	uint64_t cap, mask, max_payload;
-	uint32_t salt;
+	/* Copied from the header once, checked, never read from it again. */
+	uint64_t cap, mask, max_payload, topic_id;
+	uint32_t salt, tether_timeout_ms;
 	bool writable;
 	/*
 	 * This process is registered for membarrier (fence.c), so commits
@@ -178,12 +179,6 @@ int rc_ring_untether_stalled(struct rc_ring *r, uint64_t now_ns,
 /* Smallest position a tethered subscriber still needs (tail if none). */
 uint64_t rc_ring_min_tethered(const struct rc_ring *r);
 
-/* The topic name (not NUL-terminated) and its length. */
-static inline const char *rc_ring_topic(const struct rc_ring *r, size_t *len)
-{
-	*len = r->hdr->meta.topic_len;
-	return r->hdr->meta.topic;
-}
 
 /* ---- the asymmetric fence (fence.c) ---- */
 

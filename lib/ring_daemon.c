@@ -248,7 +248,7 @@ done:
 int rc_ring_untether_stalled(struct rc_ring *r, uint64_t now_ns,
 			     void (*untethered)(struct rc_ring *r, unsigned slot, void *ctx), void *ctx)
 {
-	uint64_t timeout = (uint64_t)r->hdr->meta.tether_timeout_ms * 1000000ull;
+	uint64_t timeout = (uint64_t)r->tether_timeout_ms * 1000000ull;
 	uint64_t tail = rc_load_acquire(&r->hdr->tail.pos);
 	uint32_t i, hi = slots_hi(r);
 	int n = 0;

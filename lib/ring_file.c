@@ -20,6 +20,7 @@
 
 #include "barrier.h"
 #include "ring.h"
+#include "ringcast.h"
 
 static uint64_t realtime_ns(void)
 {
@@ -134,7 +135,7 @@ int rc_ring_create(int dirfd, const char *name, const char *topic, size_t topic_
 	char ring_name[NAME_MAX + 1], ctl_name[NAME_MAX + 1];
 	int rfd, cfd, ret;
 
-	if (!valid_capacity(capacity) || topic_len < 1 || topic_len > 255 ||
+	if (!valid_capacity(capacity) || topic_len < 1 || topic_len > RINGCAST_TOPIC_MAX ||
 	    memchr(topic, 0, topic_len))
 		return -EINVAL;
 	if (snprintf(ring_name, sizeof(ring_name), "%s.ring", name) >= (int)sizeof(ring_name) ||
@@ -188,13 +189,29 @@ static int check_ring_meta(const struct rc_ring_meta *m, size_t file_len)
 	    m->pub_slots != RC_PUB_SLOTS || !valid_capacity(m->capacity) ||
 	    file_len != RC_RING_HDR_SIZE + m->capacity ||
 	    m->max_payload != m->capacity / 2 - sizeof(struct rc_rec) ||
-	    m->topic_len < 1 || m->topic_len > 255 || memchr(m->topic, 0, m->topic_len))
+	    m->topic_len < 1 || m->topic_len > RINGCAST_TOPIC_MAX ||
+	    memchr(m->topic, 0, m->topic_len))
 		return -EBADMSG;
 	return 0;
 }
 
+/*
+ * Copy n bytes that another process may be writing into private memory,
+ * once.  The compiler barrier keeps it from reading the shared bytes again
+ * in place of the copy (it must assume they changed), so what was checked
+ * is what is used: a publisher flipping the capacity between our check and
+ * our use once crashed new subscribers.
+ */
+static void copy_once(void *dst, const void *shared, size_t n)
+{
+	memcpy(dst, shared, n);
+	__asm__ __volatile__("" ::: "memory");
+}
+
 int rc_ring_map(struct rc_ring *r, int ring_fd, int ctl_fd, bool writable)
 {
+	struct rc_ring_meta meta;
+	struct rc_ctl_hdr ctl_meta;
 	size_t ring_len, ctl_len;
 	void *ring, *ctl;
 	int ret;
@@ -208,7 +225,9 @@ int rc_ring_map(struct rc_ring *r, int ring_fd, int ctl_fd, bool writable)
 		ret = -EBADMSG;
 		goto fail_ring;
 	}
-	ret = check_ring_meta(ring, ring_len);
+	/* Everything below reads the copy: publishers can write the header. */
+	copy_once(&meta, ring, sizeof(meta));
+	ret = check_ring_meta(&meta, ring_len);
 	if (ret < 0)
 		goto fail_ring;
 	ret = map_fd(ctl_fd, &ctl_len, PROT_READ | PROT_WRITE, &ctl);
@@ -218,19 +237,22 @@ int rc_ring_map(struct rc_ring *r, int ring_fd, int ctl_fd, bool writable)
 		ret = -EBADMSG;
 		goto fail_ctl;
 	}
-	r->hdr = ring;
-	r->ctl = ctl;
-	if (r->ctl->magic != RC_CTL_MAGIC || r->ctl->sub_slots != RC_SUB_SLOTS ||
-	    r->ctl->topic_id != r->hdr->meta.topic_id) {
-		ret = r->ctl->version != RC_FORMAT_VERSION ? -EPROTO : -EBADMSG;
+	copy_once(&ctl_meta, ctl, offsetof(struct rc_ctl_hdr, sleepers));
+	if (ctl_meta.magic != RC_CTL_MAGIC || ctl_meta.sub_slots != RC_SUB_SLOTS ||
+	    ctl_meta.topic_id != meta.topic_id) {
+		ret = ctl_meta.version != RC_FORMAT_VERSION ? -EPROTO : -EBADMSG;
 		goto fail_ctl;
 	}
+	r->hdr = ring;
+	r->ctl = ctl;
 	r->ring_len = ring_len;
 	r->data = (uint8_t *)ring + RC_RING_HDR_SIZE;
-	r->cap = r->hdr->meta.capacity;
+	r->cap = meta.capacity;
 	r->mask = r->cap - 1;
-	r->max_payload = r->hdr->meta.max_payload;
-	r->salt = r->hdr->meta.salt;
+	r->max_payload = meta.max_payload;
+	r->salt = meta.salt;
+	r->topic_id = meta.topic_id;
+	r->tether_timeout_ms = meta.tether_timeout_ms;
 	r->writable = writable;
 	return 0;
 fail_ctl:

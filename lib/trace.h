@@ -84,7 +84,7 @@ static inline bool rc_trace_sampled(struct rc_bells_hdr *bells, uint64_t seq)
 			uint64_t seq_ = rec_->seq;                                        \
 			if (rc_trace_sampled((rc_)->bells, seq_))                         \
 				STAP_PROBE6(ringcast, publish,                            \
-					    (t_)->pub.hdr->meta.topic_id,                 \
+					    (t_)->pub.topic_id,                 \
 					    (const char *)(t_)->name, (uint64_t)(t_)->len, \
 					    seq_, (uint64_t)(len_), rec_->publish_ns);    \
 		}                                                                         \
@@ -98,7 +98,7 @@ static inline bool rc_trace_sampled(struct rc_bells_hdr *bells, uint64_t seq)
 #define RC_TRACE_DELIVER(rc_, t_, m_)                                                     \
 	do {                                                                              \
 		if (RC_TRACE_DELIVER_ENABLED() && rc_trace_sampled((rc_)->bells, (m_)->seq)) \
-			STAP_PROBE6(ringcast, deliver, (t_)->sub.hdr->meta.topic_id,      \
+			STAP_PROBE6(ringcast, deliver, (t_)->sub.topic_id,      \
 				    (m_)->topic, (uint64_t)(m_)->topic_len, (m_)->seq,    \
 				    (m_)->publish_ns, (rc_)->client_id);                  \
 	} while (0)

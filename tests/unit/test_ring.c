@@ -52,11 +52,9 @@ static void test_create_validates(void **state)
 {
 	struct env *e = *state;
 	struct rc_ring r;
-	size_t len = 0;
-	const char *t = rc_ring_topic(&e->sub, &len);
 
-	assert_int_equal(len, 10);
-	assert_memory_equal(t, "unit.topic", 10);
+	assert_int_equal(e->sub.hdr->meta.topic_len, 10);
+	assert_memory_equal(e->sub.hdr->meta.topic, "unit.topic", 10);
 	assert_int_equal(e->sub.cap, RC_CAPACITY_MIN);
 	assert_int_equal(e->sub.max_payload, RC_CAPACITY_MIN / 2 - 32);
 	/* Same name again: refused, the existing ring is not touched. */

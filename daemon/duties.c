@@ -101,7 +101,7 @@ int rcd_duties_init(struct rcd_duties *d, struct rcd_loop *loop, struct rcd_regi
 	d->period.tv_nsec = TICK_NS;
 	rcd_op_init(&d->tick_op, tick_cb, d);
 	rc_clock_fit_init(&d->clock);
-	rc_clock_fit_tick(&d->clock, reg->bells);
+	rc_clock_fit_tick(&d->clock, reg->node);
 
 	n = count_in_use(reg);
 	if (n) {
@@ -281,7 +281,7 @@ void rcd_duties_tick(struct rcd_duties *d, uint64_t now)
 
 	d->ticks++;
 	rcd_registry_check_truncated(d->reg);
-	rc_clock_fit_tick(&d->clock, d->reg->bells);
+	rc_clock_fit_tick(&d->clock, d->reg->node);
 	for (t = d->reg->first; t; t = t->next) {
 		struct untether_ctx c = { d, t, now };
 

@@ -355,45 +355,66 @@ static int scan(struct rcd_registry *reg)
 	return 0;
 }
 
-/* Create or adopt the bells file; a corrupt one is replaced. */
-static int open_bells(struct rcd_registry *reg)
+/*
+ * Create or adopt one of the node's files (bells, node); a corrupt one is
+ * replaced.  create: rc_bells_create or rc_node_create.
+ */
+static int open_node_file(struct rcd_registry *reg, const char *name,
+			  int (*create)(int dirfd, const char *name, bool adopt, int *fd), int *fd)
 {
 	const char *dir = reg->cfg->runtime_dir;
-	uint64_t gen;
 	int ret;
 
-	ret = rc_bells_create(reg->dirfd, "bells", true, &reg->bells_fd);
+	ret = create(reg->dirfd, name, true, fd);
 	if (ret == -EBADMSG || ret == -EPROTO) {
-		rcd_warn(reg->log, "%s/bells is %s; replacing it", dir,
+		rcd_warn(reg->log, "%s/%s is %s; replacing it", dir, name,
 			 ret == -EPROTO ? "of another format version" : "corrupt");
-		unlinkat(reg->dirfd, "bells", 0);
-		ret = rc_bells_create(reg->dirfd, "bells", false, &reg->bells_fd);
+		unlinkat(reg->dirfd, name, 0);
+		ret = create(reg->dirfd, name, false, fd);
 	}
 	if (ret < 0) {
-		rcd_err(reg->log, "cannot create %s/bells: %s", dir, strerror(-ret));
-		reg->bells_fd = -1;
-		return ret;
+		rcd_err(reg->log, "cannot create %s/%s: %s", dir, name, strerror(-ret));
+		*fd = -1;
 	}
-	ret = rc_bells_map(reg->bells_fd, &reg->bells);
-	if (ret < 0) {
-		rcd_err(reg->log, "cannot map %s/bells: %s", dir, strerror(-ret));
+	return ret;
+}
+
+static int open_bells(struct rcd_registry *reg)
+{
+	int ret = open_node_file(reg, "bells", rc_bells_create, &reg->bells_fd);
+
+	if (ret == 0 && (ret = rc_bells_map(reg->bells_fd, &reg->bells)) < 0) {
+		rcd_err(reg->log, "cannot map %s/bells: %s", reg->cfg->runtime_dir, strerror(-ret));
 		reg->bells = NULL;
-		return ret;
 	}
-	/* The daemon is daemon_gen's only writer: a relaxed load of our
-	 * predecessor's value is enough.  Stored by rcd_registry_announce(). */
-	gen = rc_load_relaxed(&reg->bells->daemon_gen) + 1;
-	reg->gen = gen;
-	/* Only the daemon writes next_client_id either: relaxed. */
-	reg->next_id = rc_load_relaxed(&reg->bells->next_client_id);
+	return ret;
+}
+
+static int open_node(struct rcd_registry *reg)
+{
+	int ret = open_node_file(reg, "node", rc_node_create, &reg->node_fd);
+
+	if (ret == 0 && (ret = rc_node_map(reg->node_fd, true, &reg->node)) < 0) {
+		rcd_err(reg->log, "cannot map %s/node: %s", reg->cfg->runtime_dir, strerror(-ret));
+		reg->node = NULL;
+	}
+	if (ret < 0)
+		return ret;
+	/*
+	 * The daemon is the node file's only writer (clients map it
+	 * read-only): relaxed loads of our predecessor's values are enough.
+	 * The new generation is stored by rcd_registry_announce().
+	 */
+	reg->gen = rc_load_relaxed(&reg->node->daemon_gen) + 1;
+	reg->next_id = rc_load_relaxed(&reg->node->next_client_id);
 	return 0;
 }
 
 /*
  * The bells header is the daemon's to write.  If a client zeroed it (by
- * truncating the file, see on_sigbus()), write it again from what we
- * know, so that clients can map the file.  The plain reads may fault
- * once, which restores the file's size.
+ * truncating the file, see on_sigbus()), write it again, so that clients
+ * can map the file.  The plain reads may fault once, which restores the
+ * file's size.
  */
 static void bells_heal(struct rcd_registry *reg)
 {
@@ -405,13 +426,10 @@ static void bells_heal(struct rcd_registry *reg)
 		reg->cfg->runtime_dir);
 	b->version = RC_FORMAT_VERSION;
 	b->nbells = RC_BELLS;
-	rc_store_relaxed(&b->next_client_id, reg->next_id);
 	/* Plain stores, no pair: these are the fields a client checks when
 	 * it maps the file, which it does only after receiving the fd in
 	 * our HELLO_OK, a send that follows these stores. */
 	b->magic = RC_BELLS_MAGIC;
-	if (reg->announced)
-		rcd_registry_announce(reg);
 }
 
 void rcd_registry_announce(struct rcd_registry *reg)
@@ -423,8 +441,18 @@ void rcd_registry_announce(struct rcd_registry *reg)
 	 * (rc_client_check_daemon()): one that sees the new generation also
 	 * sees every slot write the adoption made before it.
 	 */
-	rc_store_release(&reg->bells->daemon_gen, reg->gen);
+	rc_store_release(&reg->node->daemon_gen, reg->gen);
 	reg->announced = true;
+}
+
+uint32_t rcd_registry_trace_sample(struct rcd_registry *reg, uint32_t n)
+{
+	/*
+	 * Relaxed, and read relaxed by every probe site (rc_trace_sampled):
+	 * the rate orders nothing else, and a site may apply the old rate to
+	 * the few messages it is handling while the new one lands.
+	 */
+	return atomic_exchange_explicit(&reg->node->trace_sample, n, memory_order_relaxed);
 }
 
 /*
@@ -506,7 +534,7 @@ void rcd_registry_check_truncated(struct rcd_registry *reg)
 	if (reg->bells_truncated) {
 		reg->bells_truncated = 0;
 		rcd_err(reg->log, "a client truncated %s/bells; its size is restored, "
-			"its contents (doorbells, daemon generation) are lost", reg->cfg->runtime_dir);
+			"its doorbells are lost", reg->cfg->runtime_dir);
 		bells_heal(reg);
 	}
 	for (t = reg->first; t; t = t->next) {
@@ -528,7 +556,7 @@ int rcd_registry_open(struct rcd_registry *reg, const struct rcd_config *cfg,
 	memset(reg, 0, sizeof(*reg));
 	reg->cfg = cfg;
 	reg->log = log;
-	reg->dirfd = reg->bells_fd = -1;
+	reg->dirfd = reg->bells_fd = reg->node_fd = -1;
 	reg->nbuckets = 64;
 	reg->buckets = calloc(reg->nbuckets, sizeof(*reg->buckets));
 	if (!reg->buckets)
@@ -557,6 +585,9 @@ int rcd_registry_open(struct rcd_registry *reg, const struct rcd_config *cfg,
 		rcd_err(log, "cannot install the SIGBUS handler: %s", strerror(-ret));
 		goto fail;
 	}
+	ret = open_node(reg);
+	if (ret < 0)
+		goto fail;
 	ret = open_bells(reg);
 	if (ret < 0)
 		goto fail;
@@ -594,6 +625,11 @@ void rcd_registry_close(struct rcd_registry *reg)
 	if (reg->bells_fd >= 0)
 		close(reg->bells_fd);
 	reg->bells_fd = -1;
+	rc_node_unmap(reg->node);
+	reg->node = NULL;
+	if (reg->node_fd >= 0)
+		close(reg->node_fd);
+	reg->node_fd = -1;
 	if (reg->dirfd >= 0)
 		close(reg->dirfd); /* drops the flock */
 	reg->dirfd = -1;
@@ -632,16 +668,30 @@ int rcd_registry_bells_fd(struct rcd_registry *reg)
 	return fd < 0 ? -errno : fd;
 }
 
+int rcd_registry_node_fd(struct rcd_registry *reg)
+{
+	char path[64];
+	int fd;
+
+	/*
+	 * A new open file description, read-only: a client can then neither
+	 * map it writable nor truncate it.  Through /proc, so it is the very
+	 * file we hold, whatever the directory holds now.
+	 */
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", reg->node_fd);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	return fd < 0 ? -errno : fd;
+}
+
 uint32_t rcd_registry_next_client_id(struct rcd_registry *reg)
 {
 	uint32_t id = reg->next_id ? reg->next_id : 1;
 
 	reg->next_id = id + 1 ? id + 1 : 1;
-	/* next_client_id is written by the daemon only (ring_format.h) and
-	 * read by no client: relaxed, no pair.  It lives in the bells file
-	 * so ids stay unique across daemon restarts; our copy is the truth
-	 * should a client wipe the file. */
-	rc_store_relaxed(&reg->bells->next_client_id, reg->next_id);
+	/* next_client_id is written by the daemon only and read by no
+	 * client: relaxed, no pair.  It lives in the node file so ids stay
+	 * unique across daemon restarts. */
+	rc_store_relaxed(&reg->node->next_client_id, reg->next_id);
 	return id;
 }
 

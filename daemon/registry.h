@@ -57,10 +57,12 @@ struct rcd_registry {
 	int dirfd;                 /* the runtime directory, flock'ed */
 	int bells_fd;              /* O_RDWR */
 	struct rc_bells_hdr *bells;
+	int node_fd;               /* O_RDWR; clients get O_RDONLY ones */
+	struct rc_node_hdr *node;  /* ours alone to write */
 	volatile sig_atomic_t bells_truncated;
 	uint64_t gen;              /* this daemon's daemon_gen */
-	bool announced;            /* gen stored in the bells file */
-	uint32_t next_id;          /* next client id; mirrored in the bells file */
+	bool announced;            /* gen stored in the node file */
+	uint32_t next_id;          /* next client id; mirrored in the node file */
 	struct rcd_topic **buckets;
 	size_t nbuckets, ntopics;
 	struct rcd_topic *first, *last;
@@ -82,8 +84,8 @@ int rcd_mkdirs(const char *path, unsigned mode);
 
 /*
  * Open the runtime directory (created if missing) and lock it against a
- * second daemon (-EBUSY), create or adopt the bells file (reg->gen is the
- * next daemon_gen, not yet stored), then map and register every ring
+ * second daemon (-EBUSY), create or adopt the node and bells files
+ * (reg->gen is the next daemon_gen, not yet stored), then map and register every ring
  * found there.  Rings that
  * do not validate are logged and skipped.  On error *reg is cleaned up and
  * why is logged.
@@ -131,7 +133,15 @@ int rcd_topic_ctl_fd(const struct rcd_topic *t);
  */
 int rcd_registry_bells_fd(struct rcd_registry *reg);
 
-/* Next client id from the bells file (persists across restarts; never 0). */
+/*
+ * A new read-only fd of the node file (daemon_gen, clock, trace rate),
+ * the caller's.
+ */
+int rcd_registry_node_fd(struct rcd_registry *reg);
+/* Set the node's trace sampling rate; returns the rate before. */
+uint32_t rcd_registry_trace_sample(struct rcd_registry *reg, uint32_t n);
+
+/* Next client id from the node file (persists across restarts; never 0). */
 uint32_t rcd_registry_next_client_id(struct rcd_registry *reg);
 
 /* Bells.  get: a free index or -ENOSPC; take: claim a given one (-EBUSY). */

@@ -75,7 +75,7 @@ static void do_hello(struct rcd_client *c, const struct rc_msg *m)
 	struct rc_msg ok = { .type = RC_MSG_HELLO_OK, .req = m->req };
 	uint32_t id = m->hello.client_id, bell = m->hello.bell;
 	bool resumed = false;
-	int fd, b;
+	int fds[2], b;
 
 	if (c->hello) {
 		rcd_reply_error(c, m->req, EALREADY, "HELLO was already sent");
@@ -106,10 +106,15 @@ static void do_hello(struct rcd_client *c, const struct rc_msg *m)
 			id = rcd_registry_next_client_id(srv->reg);
 		while (rcd_duties_orphan_id(srv->duties, id) || client_by_id(srv, id));
 	}
-	fd = rcd_registry_bells_fd(srv->reg);
-	if (fd < 0) {
+	fds[0] = rcd_registry_node_fd(srv->reg);
+	fds[1] = fds[0] < 0 ? -1 : rcd_registry_bells_fd(srv->reg);
+	if (fds[1] < 0) {
+		int err = fds[0] < 0 ? fds[0] : fds[1];
+
+		if (fds[0] >= 0)
+			close(fds[0]);
 		rcd_bell_put(srv->reg, bell);
-		rcd_client_fail(c, m->req, -fd, "cannot open the bells file: %s", strerror(-fd));
+		rcd_client_fail(c, m->req, -err, "cannot open the node's files: %s", strerror(-err));
 		return;
 	}
 	c->hello = true;
@@ -123,7 +128,7 @@ static void do_hello(struct rcd_client *c, const struct rc_msg *m)
 	RC_TRACE_CLIENT_CONNECT(id, c->pid, c->uid, bell, resumed);
 	rcd_info(srv->log, "client %" PRIu32 " (pid %d, uid %u) connected%s, bell %" PRIu32, id,
 		 (int)c->pid, (unsigned)c->uid, resumed ? " again (resumed)" : "", bell);
-	rcd_reply_fds(c, &ok, &fd, 1);
+	rcd_reply_fds(c, &ok, fds, 2);
 }
 
 /* The ACL check, with the log line and the ERROR reply on denial. */
@@ -163,7 +168,7 @@ static struct rcd_topic *topic_get(struct rcd_client *c, const struct rc_msg *m,
 
 /* Reply SUB_OK or PUB_OK for slot with the fds it needs.  0 or -errno. */
 static int reply_opened(struct rcd_client *c, const struct rc_msg *m, struct rcd_topic *t,
-			unsigned slot, bool pub)
+			unsigned slot, bool pub, uint64_t pos, uint64_t seq)
 {
 	struct rc_msg ok = { .type = pub ? RC_MSG_PUB_OK : RC_MSG_SUB_OK, .req = m->req };
 	int fds[2];
@@ -180,13 +185,38 @@ static int reply_opened(struct rcd_client *c, const struct rc_msg *m, struct rcd
 	/* The wire field is 32 bits: the low half of the file id. */
 	ok.opened.topic_id = (uint32_t)t->id;
 	ok.opened.capacity = t->ring.cap;
+	if (!pub) {
+		ok.opened.pos = pos;
+		ok.opened.seq = seq;
+	}
 	return rcd_reply_fds(c, &ok, fds, 2);
+}
+
+/*
+ * Where a resumed subscriber's slot stands, for the reply.  The line is
+ * one that clients can write: take it only if it is a position the ring
+ * still holds, else the live tail.
+ */
+static void resume_start(const struct rc_ring *r, unsigned slot, uint64_t *pos, uint64_t *seq)
+{
+	const struct rc_sub_slot *s = &r->ctl->subs[slot];
+	uint64_t p = rc_load_acquire(&s->pos), q = rc_load_acquire(&s->seq), tail, tseq;
+
+	rc_ring_live(r, &tail, &tseq);
+	if (p <= tail && tail - p <= r->cap && !(p % RC_REC_ALIGN) && q >= 1 && q <= tseq) {
+		*pos = p;
+		*seq = q;
+	} else {
+		*pos = tail;
+		*seq = tseq;
+	}
 }
 
 static void do_open(struct rcd_client *c, const struct rc_msg *m, bool pub)
 {
 	struct rcd_server *srv = c->srv;
 	char esc[RCD_ESCAPED_TOPIC_MAX];
+	uint64_t start_pos = 0, start_seq = 0;
 	struct rcd_ref *ref;
 	struct rcd_topic *t;
 	int slot, ret;
@@ -207,7 +237,7 @@ static void do_open(struct rcd_client *c, const struct rc_msg *m, bool pub)
 		return;
 	}
 	if (ref) { /* PUB_OPEN again: the same slot, fresh fds */
-		ret = reply_opened(c, m, t, ref->slot, true);
+		ret = reply_opened(c, m, t, ref->slot, true, 0, 0);
 		if (ret < 0)
 			rcd_reply_error(c, m->req, -ret, "cannot open '%s': %s", esc, strerror(-ret));
 		return;
@@ -215,13 +245,18 @@ static void do_open(struct rcd_client *c, const struct rc_msg *m, bool pub)
 	slot = -1;
 	if ((m->topic.flags & RC_TOPIC_RESUME) &&
 	    rcd_duties_orphan_take(srv->duties, t, pub, m->topic.slot, c->id, (uint32_t)c->pid,
-				   (uint32_t)c->uid, c->bell) == 0)
+				   (uint32_t)c->uid, c->bell) == 0) {
 		slot = (int)m->topic.slot;
-	else if (pub)
+		/* A resumed subscriber goes on from where it was; it keeps its
+		 * own copy of that, and uses ours only if it maps afresh. */
+		if (!pub)
+			resume_start(&t->ring, (unsigned)slot, &start_pos, &start_seq);
+	} else if (pub) {
 		slot = rc_ring_pub_attach(&t->ring, c->id, (uint32_t)c->pid);
-	else
+	} else {
 		slot = rc_ring_sub_attach(&t->ring, c->id, (uint32_t)c->pid, (uint32_t)c->uid,
-					  c->bell, rcd_now_ns());
+					  c->bell, rcd_now_ns(), &start_pos, &start_seq);
+	}
 	if (slot < 0) {
 		rcd_reply_error(c, m->req, -slot, "no free %s slot in '%s'",
 			    pub ? "publisher" : "subscriber", esc);
@@ -230,7 +265,7 @@ static void do_open(struct rcd_client *c, const struct rc_msg *m, bool pub)
 	ret = pub ? ref_add(&c->pubs, &c->npubs, &c->pubs_cap, t, (unsigned)slot)
 		  : ref_add(&c->subs, &c->nsubs, &c->subs_cap, t, (unsigned)slot);
 	if (ret == 0)
-		ret = reply_opened(c, m, t, (unsigned)slot, pub);
+		ret = reply_opened(c, m, t, (unsigned)slot, pub, start_pos, start_seq);
 	if (ret < 0) {
 		/* Undo: the client never learns of this slot. */
 		if (pub) {
@@ -361,6 +396,28 @@ static void do_stat(struct rcd_client *c, const struct rc_msg *m)
 	rcd_reply_ok(c, RC_MSG_STAT_END, m->req);
 }
 
+/*
+ * The trace sampling rate is node-wide: it decides which messages of every
+ * client reach the probes.  Only root and the daemon's own user set it.
+ */
+static void do_trace_sample(struct rcd_client *c, const struct rc_msg *m)
+{
+	struct rc_msg ok = { .type = RC_MSG_TRACE_SAMPLE_OK, .req = m->req };
+
+	if (c->uid != 0 && c->uid != geteuid()) {
+		rcd_info(c->srv->log, "denied: uid %u (pid %d) may not set the trace sampling rate",
+			 (unsigned)c->uid, (int)c->pid);
+		rcd_reply_error(c, m->req, EACCES, "uid %u may not set the trace sampling rate",
+				(unsigned)c->uid);
+		return;
+	}
+	ok.trace.sample = rcd_registry_trace_sample(c->srv->reg, m->trace.sample);
+	rcd_info(c->srv->log, "uid %u (pid %d) set the trace sampling rate to 1 in %" PRIu32
+		 " (was %" PRIu32 ")", (unsigned)c->uid, (int)c->pid, m->trace.sample,
+		 ok.trace.sample);
+	rcd_reply(c, &ok);
+}
+
 void rcd_request(struct rcd_client *c, const uint8_t *buf, size_t len)
 {
 	struct rc_msg m;
@@ -396,6 +453,9 @@ void rcd_request(struct rcd_client *c, const uint8_t *buf, size_t len)
 		break;
 	case RC_MSG_STAT:
 		do_stat(c, &m);
+		break;
+	case RC_MSG_TRACE_SAMPLE:
+		do_trace_sample(c, &m);
 		break;
 	default:
 		rcd_client_fail(c, m.req, EPROTO, "%s is not a request", rc_proto_type_name(m.type));

@@ -138,14 +138,21 @@ static int expect(const struct rc_msg *m, uint16_t type, int nfds, int want_fds)
 	return m->type == type && nfds == want_fds ? 0 : -EPROTO;
 }
 
-/* Connect and say HELLO; with resume, ask to be the same client again. */
+/*
+ * Connect and say HELLO; with resume, ask to be the same client again.
+ * The old connection stays ours until the new HELLO succeeds: closing it
+ * first would let a live daemon release our slots (and the tail we own)
+ * although we go on using them if the new HELLO is refused.
+ * -ECONNREFUSED/-ENOENT: no daemon listens; any other error came from one.
+ */
 static int hello(struct ringcast *rc, bool resume)
 {
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 	struct timeval tv = { RC_REPLY_TIMEOUT_S, 0 };
 	struct rc_msg req = { .type = RC_MSG_HELLO }, rep;
-	struct rc_bells_hdr *bells;
-	int fd, fds[1], nfds = 1, ret;
+	struct rc_bells_hdr *bells = NULL;
+	struct rc_node_hdr *node = NULL;
+	int fd, old = rc->sock, fds[2], nfds = 2, ret;
 
 	fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
 	if (fd < 0)
@@ -157,9 +164,7 @@ static int hello(struct ringcast *rc, bool resume)
 		return ret;
 	}
 	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-	if (rc->sock >= 0)
-		close(rc->sock);
-	rc->sock = fd;
+	rc->sock = fd; /* send_req and rc_client_recv use it */
 	if (resume) {
 		req.hello.flags = RC_HELLO_RESUME;
 		req.hello.client_id = rc->client_id;
@@ -168,18 +173,29 @@ static int hello(struct ringcast *rc, bool resume)
 	ret = send_req(rc, &req);
 	if (ret == 0)
 		ret = rc_client_recv(rc, req.req, &rep, fds, &nfds);
-	if (ret < 0)
-		return ret;
-	ret = expect(&rep, RC_MSG_HELLO_OK, nfds, 1);
+	else
+		nfds = 0;
+	if (ret == 0)
+		ret = expect(&rep, RC_MSG_HELLO_OK, nfds, 2);
 	if (ret == 0 && rep.hello_ok.bell >= RC_BELLS)
 		ret = -EPROTO;
+	/* fds[0]: the node file, read-only; fds[1]: the bells. */
 	if (ret == 0)
-		ret = rc_bells_map(fds[0], &bells);
-	close_fds(fds, nfds);
-	if (ret < 0)
-		return ret;
+		ret = rc_node_map(fds[0], false, &node);
+	if (ret == 0 && (ret = rc_bells_map(fds[1], &bells)) < 0)
+		rc_node_unmap(node);
+	close_fds(fds, nfds); /* the mappings stay */
+	if (ret < 0) {
+		close(fd);
+		rc->sock = old;
+		return ret == -ECONNREFUSED || ret == -ENOENT ? -EPROTO : ret;
+	}
+	if (old >= 0)
+		close(old);
 	rc_bells_unmap(rc->bells);
+	rc_node_unmap(rc->node_hdr);
 	rc->bells = bells;
+	rc->node_hdr = node;
 	rc->client_id = rep.hello_ok.client_id;
 	rc->bell = rep.hello_ok.bell;
 	rc->daemon_gen = rep.hello_ok.daemon_gen;
@@ -246,6 +262,7 @@ void ringcast_close(struct ringcast *rc)
 		free(t);
 	}
 	rc_bells_unmap(rc->bells);
+	rc_node_unmap(rc->node_hdr);
 	free(rc->table);
 	free(rc->subs);
 	free(rc->rx);
@@ -265,7 +282,7 @@ uint32_t ringcast_client_id(struct ringcast *rc)
 
 uint64_t ringcast_now_ns(struct ringcast *rc)
 {
-	return rc_clock_ns(rc ? rc->bells : NULL);
+	return rc_clock_ns(rc ? rc->node_hdr : NULL);
 }
 
 int ringcast_set_send_timeout(struct ringcast *rc, int timeout_ms)
@@ -331,9 +348,9 @@ struct rc_topic *rc_topic_get(struct ringcast *rc, const char *topic, size_t len
 }
 
 static int open_topic(struct ringcast *rc, struct rc_topic *t, uint16_t type, bool resume,
-		      struct rc_ring *r, bool writable, uint32_t *slot)
+		      struct rc_ring *r, bool writable, uint32_t *slot, struct rc_msg *rep)
 {
-	struct rc_msg req = { .type = type }, rep;
+	struct rc_msg req = { .type = type };
 	struct rc_ring fresh;
 	int fds[2], nfds = 2, ret;
 
@@ -343,48 +360,58 @@ static int open_topic(struct ringcast *rc, struct rc_topic *t, uint16_t type, bo
 		req.topic.flags = RC_TOPIC_RESUME;
 		req.topic.slot = *slot;
 	}
-	ret = rc_client_request(rc, &req, &rep, fds, &nfds);
+	ret = rc_client_request(rc, &req, rep, fds, &nfds);
 	if (ret < 0)
 		return ret;
-	ret = expect(&rep, type == RC_MSG_SUBSCRIBE ? RC_MSG_SUB_OK : RC_MSG_PUB_OK, nfds, 2);
-	if (ret == 0 && rep.opened.slot >= (type == RC_MSG_SUBSCRIBE ? RC_SUB_SLOTS : RC_PUB_SLOTS))
+	ret = expect(rep, type == RC_MSG_SUBSCRIBE ? RC_MSG_SUB_OK : RC_MSG_PUB_OK, nfds, 2);
+	if (ret == 0 && rep->opened.slot >= (type == RC_MSG_SUBSCRIBE ? RC_SUB_SLOTS : RC_PUB_SLOTS))
 		ret = -EPROTO;
-	if (ret == 0 && resume && r->hdr && rep.opened.slot == *slot) {
+	if (ret == 0 && resume && r->hdr && rep->opened.slot == *slot) {
 		/* The daemon re-adopted our slot in the ring we have mapped. */
 		close_fds(fds, nfds);
 		return 0;
 	}
 	if (ret == 0)
 		ret = rc_ring_map(&fresh, fds[0], fds[1], writable);
+	if (ret == 0 && fresh.cap != rep->opened.capacity) {
+		rc_ring_unmap(&fresh);
+		ret = -EBADMSG; /* not the ring the daemon meant */
+	}
 	close_fds(fds, nfds);
 	if (ret < 0)
 		return ret;
 	rc_ring_unmap(r);
 	*r = fresh;
-	*slot = rep.opened.slot;
+	*slot = rep->opened.slot;
 	return 1; /* a new mapping */
 }
 
 int rc_topic_open_sub(struct ringcast *rc, struct rc_topic *t, bool resume)
 {
 	uint32_t slot = (uint32_t)t->sub.sub_slot;
-	int ret = open_topic(rc, t, RC_MSG_SUBSCRIBE, resume, &t->sub, false, &slot);
-	struct rc_sub_slot *s;
+	struct rc_msg rep;
+	int ret = open_topic(rc, t, RC_MSG_SUBSCRIBE, resume, &t->sub, false, &slot, &rep);
 	uint64_t seq;
 
 	if (ret <= 0)
 		return ret;
 	t->sub.sub_slot = (int)slot;
-	s = &t->sub.ctl->subs[slot];
-	/* Pairs with the daemon's release stores in rc_ring_sub_attach (via our socket). */
-	seq = rc_load_acquire(&s->seq);
-	if (resume && t->next_seq && seq > t->next_seq) {
-		/* A new slot after a restart: what we missed meanwhile is lost, and said so. */
+	/*
+	 * Where to start comes from the daemon's reply, not from our slot's
+	 * line, which other clients of the topic can write.
+	 */
+	seq = rep.opened.seq;
+	if (t->next_seq && seq > t->next_seq) {
+		/*
+		 * A new slot for a topic we read before (a daemon restart, a
+		 * refused resume, a dropped connection): it starts at the live
+		 * tail, and what we skipped is lost, and said so.
+		 */
 		t->pending_lost += seq - t->next_seq;
-		rc_store_relaxed(&s->lost, seq - t->next_seq);
+		rc_store_relaxed(&t->sub.ctl->subs[slot].lost, seq - t->next_seq);
 	}
 	t->next_seq = seq;
-	t->pos = rc_load_acquire(&s->pos);
+	t->pos = rep.opened.pos;
 	t->untethered = false;
 	t->safe_from = 0;
 	t->sleep_enabled = false; /* a new slot: raise the ring's fenced count again */
@@ -394,7 +421,8 @@ int rc_topic_open_sub(struct ringcast *rc, struct rc_topic *t, bool resume)
 int rc_topic_open_pub(struct ringcast *rc, struct rc_topic *t, bool resume)
 {
 	uint32_t slot = (uint32_t)t->pub.pub_slot;
-	int ret = open_topic(rc, t, RC_MSG_PUB_OPEN, resume, &t->pub, true, &slot);
+	struct rc_msg rep;
+	int ret = open_topic(rc, t, RC_MSG_PUB_OPEN, resume, &t->pub, true, &slot, &rep);
 
 	if (ret <= 0)
 		return ret;
@@ -402,6 +430,27 @@ int rc_topic_open_pub(struct ringcast *rc, struct rc_topic *t, bool resume)
 	t->pub.limit = 0;
 	t->pub.light_commit = rc->light_commit;
 	return 0;
+}
+
+/*
+ * A daemon is up but refused our HELLO: it will reap the slots we held
+ * once its grace ends, and may give our pub slots to others.  Stop
+ * writing to them now; the next publish asks for a slot again and reports
+ * the refusal.  (A zero-copy claim still open keeps its mapping until
+ * ringcast_commit or ringcast_abort, which then see the slot is gone.)
+ */
+static void drop_pub_slots(struct ringcast *rc)
+{
+	size_t i;
+
+	for (i = 0; i < rc->table_cap; i++) {
+		struct rc_topic *t = rc->table[i];
+
+		if (!t || !t->publishing || t->claim_open)
+			continue;
+		rc_ring_unmap(&t->pub);
+		t->publishing = false;
+	}
 }
 
 int rc_client_reconnect(struct ringcast *rc)
@@ -414,9 +463,13 @@ int rc_client_reconnect(struct ringcast *rc)
 	rc->reconnect_ns = rc_now_ns();
 	ret = hello(rc, true);
 	if (ret < 0) {
+		/* Only a dead connection brings us here: let it go. */
 		if (rc->sock >= 0)
 			close(rc->sock);
 		rc->sock = -1;
+		/* No daemon listening: carry on through the rings as we are. */
+		if (ret != -ECONNREFUSED && ret != -ENOENT)
+			drop_pub_slots(rc);
 		return ret;
 	}
 	resume = rc->client_id == old_id && rc->bell == old_bell;

@@ -46,7 +46,8 @@ struct ringcast {
 	char node[RC_PROTO_NODE_MAX + 1];
 	uint32_t client_id, bell, req;
 	uint64_t daemon_gen;
-	struct rc_bells_hdr *bells;
+	struct rc_bells_hdr *bells;        /* read-write: we arm ours, publishers ring */
+	const struct rc_node_hdr *node_hdr; /* read-only: the daemon's alone */
 	int send_timeout_ms;
 	bool light_commit;       /* registered for membarrier: see fence.c */
 	bool fence_ok;           /* the last heavy fence worked: bells can be trusted */
@@ -81,7 +82,7 @@ void rc_client_daemon_changed(struct ringcast *rc);
  */
 static inline bool rc_client_daemon_same(const struct ringcast *rc)
 {
-	return rc_load_acquire(&rc->bells->daemon_gen) == rc->daemon_gen && rc->sock >= 0;
+	return rc_load_acquire(&rc->node_hdr->daemon_gen) == rc->daemon_gen && rc->sock >= 0;
 }
 
 static inline void rc_client_check_daemon(struct ringcast *rc)

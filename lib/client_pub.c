@@ -224,7 +224,7 @@ static __attribute__((noinline)) int publish_slow(struct ringcast *rc, const cha
 	ret = pub_begin(rc, topic, &t);
 	if (ret < 0)
 		return ret;
-	return publish_claim(rc, t, data, len, flags, rc_clock_ns(rc->bells));
+	return publish_claim(rc, t, data, len, flags, rc_clock_ns(rc->node_hdr));
 }
 
 /* publish() announced its claim and found another publisher wanting the tail. */
@@ -260,7 +260,7 @@ static RC_HOT_INLINE bool fast_ok(struct ringcast *rc, const char *topic, uint64
 
 	return rc && (t = rc->last) && t->publishing && !t->claim_open && t->pub.exclusive && topic &&
 	       topic_words_in_page(t, topic) && is_topic_in_page(t, topic) && rc_client_daemon_same(rc) &&
-	       rc_clock_line_ns(rc->bells, now);
+	       rc_clock_line_ns(rc->node_hdr, now);
 }
 
 /*
@@ -484,7 +484,7 @@ int ringcast_commit(struct ringcast_claim *c)
 	if (!t)
 		return -EINVAL;
 	rc_ring_commit(&t->pub, c->_pos, c->len, t->rc->client_id, (uint16_t)c->_flags,
-		       rc_clock_ns(t->rc->bells), t->rc->bells);
+		       rc_clock_ns(t->rc->node_hdr), t->rc->bells);
 	RC_TRACE_PUBLISH(t->rc, t, c->_pos, c->len);
 	t->claim_open = false;
 	c->_topic = NULL;

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 /*
  * The node clock (clock.h): clock_gettime() for everyone, and the daemon's
- * fit of a TSC line to CLOCK_MONOTONIC, published in the bells file.
+ * fit of a TSC line to CLOCK_MONOTONIC, published in the node file.
  *
  * The slope is measured from the daemon's first sample, so it gets more
  * exact the longer the daemon runs.  Each new line starts where the
@@ -116,7 +116,7 @@ void rc_clock_fit_init(struct rc_clock_fit *f)
 }
 
 /* The seqlock's writer; readers are rc_clock_ns(). */
-static void publish(struct rc_clock_fit *f, struct rc_bells_hdr *b, uint64_t tsc, uint64_t ns,
+static void publish(struct rc_clock_fit *f, struct rc_node_hdr *b, uint64_t tsc, uint64_t ns,
 		    uint64_t mult)
 {
 	/* Odd while we write (already odd if a daemon died here). */
@@ -138,7 +138,7 @@ static void publish(struct rc_clock_fit *f, struct rc_bells_hdr *b, uint64_t tsc
 	f->line_mult = mult;
 }
 
-int64_t rc_clock_fit_tick(struct rc_clock_fit *f, struct rc_bells_hdr *b)
+int64_t rc_clock_fit_tick(struct rc_clock_fit *f, struct rc_node_hdr *b)
 {
 	uint64_t tsc, ns, mult, at, span;
 	int64_t err, corr, most;

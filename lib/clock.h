@@ -5,7 +5,7 @@
  * clock_gettime() costs 33 ns here, most of a publish; an rdtsc and a
  * multiply cost about 13.  ringcastd fits a line ns = ns0 + (tsc - tsc0)
  * * mult / 2^32 to CLOCK_MONOTONIC on its tick and publishes it in the
- * bells file (a seqlock: bells header bytes 32-63, docs/ring-format.md),
+ * node file (a seqlock: node file bytes 32-63, docs/ring-format.md),
  * so every process of the node reads the same line and a publish_ns
  * stamped in one process compares exactly with a clock read in another.
  * Without an invariant TSC, before the daemon's first line, or when the
@@ -40,7 +40,7 @@ static inline uint64_t rc_tsc(void)
  * right after seq and each field just before its use, so few values are
  * live at once: that path has no registers to spare.
  */
-static inline bool rc_clock_line_ns(const struct rc_bells_hdr *b, uint64_t *ns)
+static inline bool rc_clock_line_ns(const struct rc_node_hdr *b, uint64_t *ns)
 {
 	/* Pairs with the release store that ends the daemon's write (clock.c). */
 	uint32_t seq = rc_load_acquire(&b->clock_seq);
@@ -55,15 +55,15 @@ static inline bool rc_clock_line_ns(const struct rc_bells_hdr *b, uint64_t *ns)
 	return rc_load_relaxed(&b->clock_seq) == seq;
 }
 #else
-static inline bool rc_clock_line_ns(const struct rc_bells_hdr *b, uint64_t *ns)
+static inline bool rc_clock_line_ns(const struct rc_node_hdr *b, uint64_t *ns)
 {
 	(void)b, (void)ns;
 	return false;
 }
 #endif
 
-/* The node clock, from bells' line when it can be trusted (b may be NULL). */
-static inline uint64_t rc_clock_ns(const struct rc_bells_hdr *b)
+/* The node clock, from the node file's line when it can be trusted (b may be NULL). */
+static inline uint64_t rc_clock_ns(const struct rc_node_hdr *b)
 {
 	uint64_t ns;
 
@@ -77,7 +77,7 @@ static inline uint64_t rc_clock_ns(const struct rc_bells_hdr *b)
 struct rc_clock_fit {
 	bool usable;          /* the TSC is invariant: constant rate, never stops */
 	uint64_t tsc0, ns0;   /* the first sample: the slope is measured from it */
-	/* The line last published: ours, since clients can write the bells file. */
+	/* The line last published, kept here too: the fit never reads shared memory back. */
 	uint64_t line_tsc, line_ns, line_mult;
 	uint64_t last_tsc;    /* the previous sample */
 };
@@ -90,6 +90,6 @@ void rc_clock_fit_init(struct rc_clock_fit *f);
  * CLOCK_MONOTONIC by the next call (called every few ms).  Returns the
  * line's error against the sample, in ns (0 before the first line).
  */
-int64_t rc_clock_fit_tick(struct rc_clock_fit *f, struct rc_bells_hdr *b);
+int64_t rc_clock_fit_tick(struct rc_clock_fit *f, struct rc_node_hdr *b);
 
 #endif /* RINGCAST_CLOCK_H */

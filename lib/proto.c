@@ -308,8 +308,17 @@ static void walk_body(struct wire *w, struct rc_msg *m)
 		io_u32(w, &m->opened.slot);
 		io_u32(w, &m->opened.topic_id);
 		io_u64(w, &m->opened.capacity);
+		io_u64(w, &m->opened.pos);
+		io_u64(w, &m->opened.seq);
 		/* The client masks positions with capacity - 1. */
 		wire_check(w, is_pow2(m->opened.capacity));
+		/* Sequences start at 1; a publisher has no start (one encoding). */
+		wire_check(w, m->type == RC_MSG_SUB_OK ? m->opened.seq != 0 && !(m->opened.pos % 8)
+						       : !m->opened.pos && !m->opened.seq);
+		break;
+	case RC_MSG_TRACE_SAMPLE:
+	case RC_MSG_TRACE_SAMPLE_OK:
+		io_u32(w, &m->trace.sample);
 		break;
 	case RC_MSG_OK:
 	case RC_MSG_STAT_END:
@@ -427,6 +436,10 @@ const char *rc_proto_type_name(uint16_t type)
 		return "PUB_OPEN";
 	case RC_MSG_STAT:
 		return "STAT";
+	case RC_MSG_TRACE_SAMPLE:
+		return "TRACE_SAMPLE";
+	case RC_MSG_TRACE_SAMPLE_OK:
+		return "TRACE_SAMPLE_OK";
 	case RC_MSG_HELLO_OK:
 		return "HELLO_OK";
 	case RC_MSG_SUB_OK:

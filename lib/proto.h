@@ -15,7 +15,7 @@
 #include <stdint.h>
 
 #define RC_PROTO_MAGIC 0x31504352u /* "RCP1" read as a little-endian u32 */
-#define RC_PROTO_VERSION 1
+#define RC_PROTO_VERSION 2 /* 2: HELLO_OK passes the node file; SUB_OK the start; TRACE_SAMPLE */
 #define RC_PROTO_HDR_SIZE 16
 #define RC_PROTO_MAX_MSG 65536 /* largest packet either side sends or accepts */
 #define RC_PROTO_NODE_MAX 255
@@ -29,6 +29,7 @@ enum rc_msg_type {
 	RC_MSG_UNSUBSCRIBE = 3,
 	RC_MSG_PUB_OPEN = 4,
 	RC_MSG_STAT = 5,
+	RC_MSG_TRACE_SAMPLE = 6,
 	/* daemon -> client */
 	RC_MSG_HELLO_OK = 64,
 	RC_MSG_SUB_OK = 65,
@@ -37,6 +38,7 @@ enum rc_msg_type {
 	RC_MSG_ERROR = 68,
 	RC_MSG_STAT_TOPIC = 69,
 	RC_MSG_STAT_END = 70,
+	RC_MSG_TRACE_SAMPLE_OK = 71,
 };
 
 /* HELLO flags */
@@ -71,7 +73,7 @@ struct rc_msg {
 			uint32_t client_id; /* with RC_HELLO_RESUME */
 			uint32_t bell;      /* with RC_HELLO_RESUME */
 		} hello;
-		struct { /* HELLO_OK; fd: the bells file, read-write */
+		struct { /* HELLO_OK; fds: the node file (read-only), the bells file (read-write) */
 			uint32_t client_id;
 			uint32_t bell;
 			uint64_t daemon_gen; /* bumped at every daemon start */
@@ -88,7 +90,12 @@ struct rc_msg {
 			uint32_t slot;
 			uint32_t topic_id;
 			uint64_t capacity;
+			uint64_t pos; /* SUB_OK: the position the subscriber starts at; PUB_OK: 0 */
+			uint64_t seq; /* SUB_OK: the sequence it expects there; PUB_OK: 0 */
 		} opened;
+		struct { /* TRACE_SAMPLE (the rate to set), TRACE_SAMPLE_OK (the rate before) */
+			uint32_t sample;
+		} trace;
 		struct { /* ERROR */
 			int32_t err; /* positive errno */
 			const char *text;

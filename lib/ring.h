@@ -159,10 +159,12 @@ int rc_ring_repair_pub(struct rc_ring *r, unsigned slot, struct rc_bells_hdr *be
 /*
  * Slots.  The daemon is the only allocator: it finds a free slot, attaches
  * it to a client, and releases it when the client unsubscribes or its
- * socket closes.  Attach returns the slot index or -ENOSPC.
+ * socket closes.  Attach returns the slot index or -ENOSPC, and where the
+ * subscriber starts (*start_pos, *start_seq; either may be NULL), which
+ * the daemon tells it in its reply: other clients can write the slot.
  */
 int rc_ring_sub_attach(struct rc_ring *r, uint32_t client_id, uint32_t pid, uint32_t uid,
-		       uint32_t bell, uint64_t now_ns);
+		       uint32_t bell, uint64_t now_ns, uint64_t *start_pos, uint64_t *start_seq);
 void rc_ring_sub_release(struct rc_ring *r, unsigned slot);
 int rc_ring_pub_attach(struct rc_ring *r, uint32_t client_id, uint32_t pid);
 /* (rc_ring_repair_pub() releases a pub slot.) */
@@ -193,6 +195,14 @@ int rc_fence_heavy(void);
 int rc_bells_create(int dirfd, const char *name, bool adopt, int *fd);
 int rc_bells_map(int fd, struct rc_bells_hdr **out);
 void rc_bells_unmap(struct rc_bells_hdr *b);
+
+/*
+ * The node file, likewise.  The daemon maps it writable; clients get an
+ * O_RDONLY fd and map it with writable false.
+ */
+int rc_node_create(int dirfd, const char *name, bool adopt, int *fd);
+int rc_node_map(int fd, bool writable, struct rc_node_hdr **out);
+void rc_node_unmap(const struct rc_node_hdr *n);
 /* Wake one client's doorbell if it is armed. */
 void rc_bell_ring(struct rc_bells_hdr *b, uint32_t bell);
 

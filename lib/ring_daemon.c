@@ -32,7 +32,7 @@ static uint32_t slots_hi(const struct rc_ring *r)
 }
 
 int rc_ring_sub_attach(struct rc_ring *r, uint32_t client_id, uint32_t pid, uint32_t uid,
-		       uint32_t bell, uint64_t now_ns)
+		       uint32_t bell, uint64_t now_ns, uint64_t *start_pos, uint64_t *start_seq)
 {
 	unsigned i;
 
@@ -67,6 +67,11 @@ int rc_ring_sub_attach(struct rc_ring *r, uint32_t client_id, uint32_t pid, uint
 		rc_store_release(&s->pos, pos);
 		if (r->seen)
 			r->seen[i] = (struct rc_seen){ pos, now_ns };
+		/* For the reply: the line is the subscriber's to write from now on. */
+		if (start_pos)
+			*start_pos = pos;
+		if (start_seq)
+			*start_seq = seq;
 		return (int)i;
 	}
 	return -ENOSPC;

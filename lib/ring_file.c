@@ -282,24 +282,61 @@ static void init_bells(void *map, void *arg)
 	b->magic = RC_BELLS_MAGIC;
 	b->version = RC_FORMAT_VERSION;
 	b->nbells = RC_BELLS;
-	atomic_init(&b->next_client_id, 1);
 }
 
-int rc_bells_create(int dirfd, const char *name, bool adopt, int *fd)
+static void init_node(void *map, void *arg)
 {
+	struct rc_node_hdr *n = map;
+
+	n->magic = RC_NODE_MAGIC;
+	n->version = RC_FORMAT_VERSION;
+	atomic_init(&n->next_client_id, 1);
+}
+
+/* Map fd whole and check it is a file of size bytes whose header says magic. */
+static int map_checked(int fd, size_t size, uint64_t magic, int prot, void **out)
+{
+	struct { uint64_t magic; uint32_t version; } h;
+	size_t len = 0;
+	void *map = NULL;
 	int ret;
 
+	ret = map_fd(fd, &len, prot, &map);
+	if (ret < 0)
+		return ret;
+	copy_once(&h, map, sizeof(h));
+	if (len != size || h.magic != magic)
+		ret = -EBADMSG;
+	else if (h.version != RC_FORMAT_VERSION)
+		ret = -EPROTO;
+	if (ret < 0) {
+		munmap(map, len);
+		return ret;
+	}
+	*out = map;
+	return 0;
+}
+
+/*
+ * Open dir/name read-write to adopt it (after checking it), or create it
+ * afresh.  A daemon adopts its predecessor's file because clients that are
+ * still connected keep their mappings of it.
+ */
+static int create_or_adopt(int dirfd, const char *name, bool adopt, size_t size,
+			   uint64_t magic, void (*init)(void *map, void *arg), int *fd)
+{
 	if (adopt) {
-		struct rc_bells_hdr *b;
-		int efd = openat(dirfd, name, O_RDWR | O_CLOEXEC);
+		void *map;
+		int efd = openat(dirfd, name, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
+		int ret;
 
 		if (efd >= 0) {
-			ret = rc_bells_map(efd, &b);
+			ret = map_checked(efd, size, magic, PROT_READ, &map);
 			if (ret < 0) {
 				close(efd);
 				return ret;
 			}
-			rc_bells_unmap(b);
+			munmap(map, size);
 			*fd = efd;
 			return 0;
 		}
@@ -308,28 +345,27 @@ int rc_bells_create(int dirfd, const char *name, bool adopt, int *fd)
 	} else {
 		unlinkat(dirfd, name, 0);
 	}
-	return create_file(dirfd, name, RC_BELLS_SIZE, init_bells, NULL, fd);
+	return create_file(dirfd, name, size, init, NULL, fd);
+}
+
+int rc_bells_create(int dirfd, const char *name, bool adopt, int *fd)
+{
+	return create_or_adopt(dirfd, name, adopt, RC_BELLS_SIZE, RC_BELLS_MAGIC, init_bells, fd);
 }
 
 int rc_bells_map(int fd, struct rc_bells_hdr **out)
 {
-	size_t len = 0;
-	void *map = NULL;
-	int ret;
+	int ret = map_checked(fd, RC_BELLS_SIZE, RC_BELLS_MAGIC, PROT_READ | PROT_WRITE,
+			      (void **)out);
+	struct rc_bells_hdr *b;
 
-	ret = map_fd(fd, &len, PROT_READ | PROT_WRITE, &map);
 	if (ret < 0)
 		return ret;
-	struct rc_bells_hdr *b = map;
-	if (len != RC_BELLS_SIZE || b->magic != RC_BELLS_MAGIC || b->nbells != RC_BELLS) {
-		munmap(map, len);
+	b = *out;
+	if (b->nbells != RC_BELLS) {
+		rc_bells_unmap(b);
 		return -EBADMSG;
 	}
-	if (b->version != RC_FORMAT_VERSION) {
-		munmap(map, len);
-		return -EPROTO;
-	}
-	*out = b;
 	return 0;
 }
 
@@ -337,4 +373,21 @@ void rc_bells_unmap(struct rc_bells_hdr *b)
 {
 	if (b)
 		munmap(b, RC_BELLS_SIZE);
+}
+
+int rc_node_create(int dirfd, const char *name, bool adopt, int *fd)
+{
+	return create_or_adopt(dirfd, name, adopt, RC_NODE_SIZE, RC_NODE_MAGIC, init_node, fd);
+}
+
+int rc_node_map(int fd, bool writable, struct rc_node_hdr **out)
+{
+	return map_checked(fd, RC_NODE_SIZE, RC_NODE_MAGIC,
+			   PROT_READ | (writable ? PROT_WRITE : 0), (void **)out);
+}
+
+void rc_node_unmap(const struct rc_node_hdr *n)
+{
+	if (n)
+		munmap((void *)n, RC_NODE_SIZE);
 }

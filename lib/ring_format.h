@@ -10,6 +10,8 @@
  *   <id>.ctl   subscriber slots: every client of the topic maps it
  *              read-write (a subscriber publishes its read position here).
  *   bells      one doorbell (futex word) per client of the node.
+ *   node       the daemon's generation, client ids, trace rate and clock:
+ *              the daemon writes it, clients map it read-only.
  *
  * Who writes what:
  *   meta, pub slot owner fields, ctl meta  the daemon, before any client maps
@@ -25,7 +27,7 @@
  *   ctl.sleepers                           subscribers (+1 before sleeping)
  *   ctl.fenced                             subscribers (+1 before first sleep), daemon (reset)
  *   bell word                              its client (arm), publishers (ring)
- *   bells clock_*                          the daemon (seqlock; clock.c)
+ *   node (all of it)                       the daemon only (clock: a seqlock, clock.c)
  */
 #ifndef RINGCAST_RING_FORMAT_H
 #define RINGCAST_RING_FORMAT_H
@@ -40,7 +42,8 @@
 #define RC_RING_MAGIC 0x31474e4952435221ull /* "!RCRING1" little-endian */
 #define RC_CTL_MAGIC 0x314c544352435221ull  /* "!RCCTRL1" */
 #define RC_BELLS_MAGIC 0x314c4c4542435221ull /* "!RCBELL1" */
-#define RC_FORMAT_VERSION 1
+#define RC_NODE_MAGIC 0x3145444f4e435221ull  /* "!RCNODE1" */
+#define RC_FORMAT_VERSION 2 /* 2: the node file split from bells */
 
 #define RC_RING_HDR_SIZE 8192u
 #define RC_PUB_SLOTS 64u
@@ -164,23 +167,37 @@ struct rc_bell {
 	uint8_t pad[RC_CACHELINE - 4];
 };
 
-struct rc_bells_hdr {
+/*
+ * The node file: state of the whole node that only the daemon writes.
+ * Clients get it read-only (an O_RDONLY fd), so no client can restart
+ * everyone's connections (daemon_gen), skew their clocks or set the trace
+ * rate.
+ */
+struct rc_node_hdr {
 	uint64_t magic;
 	uint32_t version;
-	uint32_t nbells;                   /* RC_BELLS */
-	_Atomic uint64_t daemon_gen;       /* daemon: bumped at each start (release) */
-	_Atomic uint32_t next_client_id;   /* daemon only */
-	_Atomic uint32_t trace_sample;     /* tracer: deliver probes fire for 1 message in N (0: 1) */
+	uint32_t reserved;
+	_Atomic uint64_t daemon_gen;       /* bumped at each daemon start (release) */
+	_Atomic uint32_t next_client_id;   /* the next id the daemon gives out */
+	_Atomic uint32_t trace_sample;     /* deliver probes fire for 1 message in N (0: 1) */
 	/*
 	 * The node clock (clock.h): CLOCK_MONOTONIC = clock_ns + (TSC -
-	 * clock_tsc) * clock_mult / 2^32.  Daemon only, a seqlock on
-	 * clock_seq (odd while it writes); clock_mult 0: no TSC clock.
+	 * clock_tsc) * clock_mult / 2^32.  A seqlock on clock_seq (odd while
+	 * the daemon writes); clock_mult 0: no TSC clock.
 	 */
 	_Atomic uint32_t clock_seq;
 	uint32_t reserved0;
 	_Atomic uint64_t clock_mult;
 	_Atomic uint64_t clock_tsc;
 	_Atomic uint64_t clock_ns;
+	uint8_t pad[4096 - 64];
+};
+
+/* The bells file: one doorbell per client of the node. */
+struct rc_bells_hdr {
+	uint64_t magic;
+	uint32_t version;
+	uint32_t nbells;                   /* RC_BELLS */
 	alignas(RC_CACHELINE) struct rc_bell bells[RC_BELLS];
 };
 
@@ -195,14 +212,17 @@ _Static_assert(offsetof(struct rc_rec, seq) == 8, "record seq offset");
 _Static_assert(sizeof(struct rc_sub_slot) == RC_CACHELINE, "sub slot is a line");
 _Static_assert(offsetof(struct rc_ctl_hdr, sleepers) == 64, "sleepers offset");
 _Static_assert(offsetof(struct rc_ctl_hdr, subs) == 192, "sub slots offset");
-_Static_assert(offsetof(struct rc_bells_hdr, trace_sample) == 28, "trace_sample offset");
-_Static_assert(offsetof(struct rc_bells_hdr, clock_seq) == 32, "clock_seq offset");
-_Static_assert(offsetof(struct rc_bells_hdr, clock_ns) == 56, "clock_ns offset");
+_Static_assert(offsetof(struct rc_node_hdr, daemon_gen) == 16, "daemon_gen offset");
+_Static_assert(offsetof(struct rc_node_hdr, trace_sample) == 28, "trace_sample offset");
+_Static_assert(offsetof(struct rc_node_hdr, clock_seq) == 32, "clock_seq offset");
+_Static_assert(offsetof(struct rc_node_hdr, clock_ns) == 56, "clock_ns offset");
+_Static_assert(sizeof(struct rc_node_hdr) == 4096, "node file is a page");
 _Static_assert(offsetof(struct rc_bells_hdr, bells) == 64, "bells offset");
 _Static_assert(sizeof(struct rc_bell) == RC_CACHELINE, "bell is a line");
 
 #define RC_CTL_SIZE sizeof(struct rc_ctl_hdr)
 #define RC_BELLS_SIZE sizeof(struct rc_bells_hdr)
+#define RC_NODE_SIZE sizeof(struct rc_node_hdr)
 
 static inline uint32_t rc_stamp(uint32_t salt, uint64_t pos)
 {

@@ -13,19 +13,19 @@ RC_TRACE_DEFINE(ringcast, deliver);
 
 int rc_trace_set_sample(struct ringcast *rc, uint32_t n, uint32_t *old)
 {
-	uint32_t prev;
+	struct rc_msg req = { .type = RC_MSG_TRACE_SAMPLE }, rep;
+	int ret;
 
 	if (!rc)
 		return -EINVAL;
-	if (!rc->bells)
-		return -ENOTCONN;
-	/*
-	 * Relaxed, and read relaxed by every probe site (rc_trace_sampled):
-	 * the rate orders nothing else, and a site may apply the old rate to
-	 * the few messages it is handling while the new one lands.
-	 */
-	prev = atomic_exchange_explicit(&rc->bells->trace_sample, n, memory_order_relaxed);
+	/* The rate is node-wide state: the daemon alone writes it (docs/security.md). */
+	req.trace.sample = n;
+	ret = rc_client_request(rc, &req, &rep, NULL, NULL);
+	if (ret < 0)
+		return ret;
+	if (rep.type != RC_MSG_TRACE_SAMPLE_OK)
+		return -EPROTO;
 	if (old)
-		*old = prev;
+		*old = rep.trace.sample;
 	return 0;
 }

@@ -62,10 +62,10 @@ RC_TRACE_DECLARE(ringcast, deliver);
 #define RC_TRACE_DELIVER_ENABLED() RC_TRACE_ENABLED(ringcast, deliver)
 
 /* Does the message with sequence seq reach the probes?  (Only asked when traced.) */
-static inline bool rc_trace_sampled(struct rc_bells_hdr *bells, uint64_t seq)
+static inline bool rc_trace_sampled(const struct rc_node_hdr *node, uint64_t seq)
 {
 	/* Relaxed: a rate change may take effect a few messages late. */
-	uint32_t n = bells ? rc_load_relaxed(&bells->trace_sample) : 0;
+	uint32_t n = node ? rc_load_relaxed(&node->trace_sample) : 0;
 
 	return n <= 1 || seq % n == 0;
 }
@@ -82,7 +82,7 @@ static inline bool rc_trace_sampled(struct rc_bells_hdr *bells, uint64_t seq)
 		if (RC_TRACE_PUBLISH_ENABLED()) {                                         \
 			const struct rc_rec *rec_ = rc_ring_rec(&(t_)->pub, (pos_));      \
 			uint64_t seq_ = rec_->seq;                                        \
-			if (rc_trace_sampled((rc_)->bells, seq_))                         \
+			if (rc_trace_sampled((rc_)->node_hdr, seq_))                         \
 				STAP_PROBE6(ringcast, publish,                            \
 					    (t_)->pub.topic_id,                 \
 					    (const char *)(t_)->name, (uint64_t)(t_)->len, \
@@ -97,7 +97,7 @@ static inline bool rc_trace_sampled(struct rc_bells_hdr *bells, uint64_t seq)
  */
 #define RC_TRACE_DELIVER(rc_, t_, m_)                                                     \
 	do {                                                                              \
-		if (RC_TRACE_DELIVER_ENABLED() && rc_trace_sampled((rc_)->bells, (m_)->seq)) \
+		if (RC_TRACE_DELIVER_ENABLED() && rc_trace_sampled((rc_)->node_hdr, (m_)->seq)) \
 			STAP_PROBE6(ringcast, deliver, (t_)->sub.topic_id,      \
 				    (m_)->topic, (uint64_t)(m_)->topic_len, (m_)->seq,    \
 				    (m_)->publish_ns, (rc_)->client_id);                  \
@@ -105,11 +105,11 @@ static inline bool rc_trace_sampled(struct rc_bells_hdr *bells, uint64_t seq)
 
 /*
  * For `ringcast trace` (linked with libringcast.a; not exported from the
- * .so): set the sampling rate of the node rc is connected to, for every
- * process of that node, running or not yet started.  n: 1 in n messages
- * reaches the message probes (0 or 1: all).  *old (if not NULL) gets the
- * rate in force before, to restore at exit.  0 or -EINVAL, -ENOTCONN (no
- * bells mapped).
+ * .so): ask the daemon rc is connected to to set the node's sampling rate,
+ * for every process of that node, running or not yet started.  n: 1 in n
+ * messages reaches the message probes (0 or 1: all).  *old (if not NULL)
+ * gets the rate in force before, to restore at exit.  0, -EINVAL, -EACCES
+ * (only root and the daemon's user may), or another error of the request.
  */
 int rc_trace_set_sample(struct ringcast *rc, uint32_t n, uint32_t *old);
 

@@ -56,7 +56,7 @@ bool it_wait_node_clock(struct ringcast *rc)
 	rc_clock_fit_init(&f);
 	if (!f.usable)
 		return false;
-	while (!rc_clock_line_ns(rc->bells, &ns)) {
+	while (!rc_clock_line_ns(rc->node_hdr, &ns)) {
 		if (it_now_ns() > until)
 			IT_FAIL("the daemon published no node clock line within 2 s");
 		usleep(1000);

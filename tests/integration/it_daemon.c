@@ -30,6 +30,7 @@
 
 /* docs/protocol.md */
 #define P_MAGIC 0x31504352u
+#define P_VERSION 2 /* docs/protocol.md */
 #define P_HDR 16
 #define P_HELLO 1
 #define P_SUBSCRIBE 2
@@ -66,7 +67,7 @@ static void put_hdr(uint8_t *b, uint16_t version, uint16_t type, uint32_t length
 static size_t hello_pkt(uint8_t *b, uint32_t req)
 {
 	memset(b, 0, 28);
-	put_hdr(b, 1, P_HELLO, 28, req);
+	put_hdr(b, P_VERSION, P_HELLO, 28, req);
 	return 28;
 }
 
@@ -223,7 +224,7 @@ static void test_malformed_packets(void **state)
 
 		/* ... and fewer: trailing bytes after the body. */
 		memset(pkt, 0, sizeof(pkt));
-		put_hdr(pkt, 1, P_SUBSCRIBE, 29, 8);
+		put_hdr(pkt, P_VERSION, P_SUBSCRIBE, 29, 8);
 		put16(pkt + 24, 3);
 		memcpy(pkt + 26, "a/b", 3);
 		put32(pkt + 8, 20);
@@ -238,16 +239,16 @@ static void test_malformed_packets(void **state)
 		send_bad(d, ah, "7 bytes of header", pkt, 7, EBADMSG);
 
 		/* An unknown type. */
-		put_hdr(pkt, 1, 999, P_HDR, 9);
+		put_hdr(pkt, P_VERSION, 999, P_HDR, 9);
 		send_bad(d, ah, "unknown type 999", pkt, P_HDR, EBADMSG);
 
 		/* Another protocol version. */
 		hello_pkt(pkt, 10);
-		put16(pkt + 4, 2);
-		send_bad(d, ah, "protocol version 2", pkt, 28, EPROTO);
+		put16(pkt + 4, P_VERSION + 1);
+		send_bad(d, ah, "another protocol version", pkt, 28, EPROTO);
 
 		/* 100 KB, over RC_PROTO_MAX_MSG, with a header that matches it. */
-		put_hdr(big, 1, P_SUBSCRIBE, 100 * 1024, 11);
+		put_hdr(big, P_VERSION, P_SUBSCRIBE, 100 * 1024, 11);
 		put16(big + 24, 255);
 		memset(big + 26, 't', 255);
 		send_bad(d, ah, "oversized 100 KB packet", big, 100 * 1024, EBADMSG);

@@ -374,10 +374,10 @@ static uint32_t read_sample(struct it_daemon *d)
 	uint32_t v = ~0u;
 	int fd;
 
-	snprintf(path, sizeof(path), "%s/bells", d->rundir);
+	snprintf(path, sizeof(path), "%s/node", d->rundir);
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	IT_ASSERT(fd >= 0, "open %s: %s", path, strerror(errno));
-	IT_ASSERT(pread(fd, &v, sizeof(v), offsetof(struct rc_bells_hdr, trace_sample)) == sizeof(v),
+	IT_ASSERT(pread(fd, &v, sizeof(v), offsetof(struct rc_node_hdr, trace_sample)) == sizeof(v),
 		  "read trace_sample: %s", strerror(errno));
 	close(fd);
 	return v;

@@ -76,7 +76,7 @@ static inline int fixture_sub(struct fixture *f, struct rc_ring *daemon, struct 
 	close(fd);
 	if (ret < 0)
 		return ret;
-	ret = rc_ring_sub_attach(daemon, client_id, (uint32_t)getpid(), 0, 0, 0);
+	ret = rc_ring_sub_attach(daemon, client_id, (uint32_t)getpid(), 0, 0, 0, NULL, NULL);
 	if (ret < 0)
 		return ret;
 	r->sub_slot = ret;

@@ -27,7 +27,7 @@
 struct env {
 	char dir[64];
 	int dirfd;
-	struct rc_bells_hdr *b;
+	struct rc_node_hdr *b;
 	struct rc_clock_fit fit;
 };
 
@@ -40,9 +40,9 @@ static int setup(void **state)
 	if (!mkdtemp(e->dir))
 		return -1;
 	e->dirfd = open(e->dir, O_DIRECTORY | O_RDONLY | O_CLOEXEC);
-	if (e->dirfd < 0 || rc_bells_create(e->dirfd, "bells", false, &fd) < 0)
+	if (e->dirfd < 0 || rc_node_create(e->dirfd, "node", false, &fd) < 0)
 		return -1;
-	if (rc_bells_map(fd, &e->b) < 0)
+	if (rc_node_map(fd, true, &e->b) < 0)
 		return -1;
 	close(fd);
 	rc_clock_fit_init(&e->fit);
@@ -55,7 +55,7 @@ static int teardown(void **state)
 	struct env *e = *state;
 	char cmd[128];
 
-	rc_bells_unmap(e->b);
+	rc_node_unmap(e->b);
 	close(e->dirfd);
 	snprintf(cmd, sizeof(cmd), "rm -rf %s", e->dir);
 	if (system(cmd) != 0)
@@ -179,7 +179,7 @@ static void test_reader_trusts_only_a_whole_fresh_line(void **state)
 	d = rc_now_ns();
 	assert_true(c >= a && c <= d);
 
-	/* No line (mult 0), and no bells at all. */
+	/* No line (mult 0), and no node file at all. */
 	set_line(e, 6, 0, rc_tsc(), a + 3600000000000ull);
 	a = rc_now_ns();
 	c = rc_clock_ns(e->b);

@@ -185,46 +185,52 @@ static const struct sample {
 } samples[] = {
 	{ { .type = RC_MSG_HELLO, .req = 1,
 	    .hello = { .flags = RC_HELLO_RESUME, .client_id = 0x01020304, .bell = 7 } },
-	  "52435031 0100 0100 1c000000 01000000  01000000 04030201 07000000" },
+	  "52435031 0200 0100 1c000000 01000000  01000000 04030201 07000000" },
 	{ { .type = RC_MSG_SUBSCRIBE, .req = 2,
 	    .topic = { .topic = "a/b", .topic_len = 3 } },
-	  "52435031 0100 0200 1d000000 02000000  00000000 00000000 0300 612f62" },
+	  "52435031 0200 0200 1d000000 02000000  00000000 00000000 0300 612f62" },
 	{ { .type = RC_MSG_UNSUBSCRIBE, .req = 3,
 	    .topic = { .topic = "a/b", .topic_len = 3 } },
-	  "52435031 0100 0300 1d000000 03000000  00000000 00000000 0300 612f62" },
+	  "52435031 0200 0300 1d000000 03000000  00000000 00000000 0300 612f62" },
 	{ { .type = RC_MSG_PUB_OPEN, .req = 4,
 	    .topic = { .flags = RC_TOPIC_RESUME, .slot = 5, .topic = "x", .topic_len = 1 } },
-	  "52435031 0100 0400 1b000000 04000000  01000000 05000000 0100 78" },
+	  "52435031 0200 0400 1b000000 04000000  01000000 05000000 0100 78" },
 	{ { .type = RC_MSG_STAT, .req = 5,
 	    .topic = { .topic = NULL, .topic_len = 0 } },
-	  "52435031 0100 0500 1a000000 05000000  00000000 00000000 0000" },
+	  "52435031 0200 0500 1a000000 05000000  00000000 00000000 0000" },
 	{ { .type = RC_MSG_HELLO_OK, .req = 1,
 	    .hello_ok = { .client_id = 9, .bell = 3, .daemon_gen = 0x1122334455667788ull,
 			  .node = "a@h", .node_len = 3 } },
-	  "52435031 0100 4000 25000000 01000000  09000000 03000000 8877665544332211 0300 614068" },
+	  "52435031 0200 4000 25000000 01000000  09000000 03000000 8877665544332211 0300 614068" },
 	{ { .type = RC_MSG_SUB_OK, .req = 2,
-	    .opened = { .slot = 1, .topic_id = 42, .capacity = 1u << 20 } },
-	  "52435031 0100 4100 20000000 02000000  01000000 2a000000 0000100000000000" },
+	    .opened = { .slot = 1, .topic_id = 42, .capacity = 1u << 20, .pos = 0x40, .seq = 3 } },
+	  "52435031 0200 4100 30000000 02000000  01000000 2a000000 0000100000000000"
+	  " 4000000000000000 0300000000000000" },
 	{ { .type = RC_MSG_PUB_OK, .req = 4,
 	    .opened = { .slot = 5, .topic_id = 43, .capacity = 65536 } },
-	  "52435031 0100 4200 20000000 04000000  05000000 2b000000 0000010000000000" },
+	  "52435031 0200 4200 30000000 04000000  05000000 2b000000 0000010000000000"
+	  " 0000000000000000 0000000000000000" },
 	{ { .type = RC_MSG_OK, .req = 3 },
-	  "52435031 0100 4300 10000000 03000000" },
+	  "52435031 0200 4300 10000000 03000000" },
 	{ { .type = RC_MSG_ERROR, .req = 7,
 	    .error = { .err = EACCES, .text = "denied", .text_len = 6 } },
-	  "52435031 0100 4400 1c000000 07000000  0d000000 0600 64656e696564" },
+	  "52435031 0200 4400 1c000000 07000000  0d000000 0600 64656e696564" },
 	{ { .type = RC_MSG_STAT_TOPIC, .req = 5,
 	    .stat_topic = { .topic = "t", .topic_len = 1, .publishers = 2,
 			    .capacity = 65536, .tail = 0x100, .messages = 3,
 			    .n_subs = 2, .subs = two_subs } },
-	  "52435031 0100 4500 93000000 05000000  0100 74 02000000"
+	  "52435031 0200 4500 93000000 05000000  0100 74 02000000"
 	  " 0000010000000000 0001000000000000 0300000000000000 02000000"
 	  " 01000000 64000000 e8030000 01000000 8000000000000000"
 	  " 8000000000000000 0200000000000000 0000000000000000"
 	  " 02000000 65000000 00000000 02000000 4000000000000000"
 	  " c000000000000000 0100000000000000 0500000000000000" },
 	{ { .type = RC_MSG_STAT_END, .req = 5 },
-	  "52435031 0100 4600 10000000 05000000" },
+	  "52435031 0200 4600 10000000 05000000" },
+	{ { .type = RC_MSG_TRACE_SAMPLE, .req = 8, .trace = { .sample = 16 } },
+	  "52435031 0200 0600 14000000 08000000  10000000" },
+	{ { .type = RC_MSG_TRACE_SAMPLE_OK, .req = 8, .trace = { .sample = 1 } },
+	  "52435031 0200 4700 14000000 08000000  01000000" },
 };
 
 #define N_SAMPLES (sizeof(samples) / sizeof(samples[0]))
@@ -288,6 +294,12 @@ static void assert_msg_equal(const struct rc_msg *want, const struct rc_msg *got
 		assert_int_equal(got->opened.slot, want->opened.slot);
 		assert_int_equal(got->opened.topic_id, want->opened.topic_id);
 		assert_int_equal(got->opened.capacity, want->opened.capacity);
+		assert_int_equal(got->opened.pos, want->opened.pos);
+		assert_int_equal(got->opened.seq, want->opened.seq);
+		break;
+	case RC_MSG_TRACE_SAMPLE:
+	case RC_MSG_TRACE_SAMPLE_OK:
+		assert_int_equal(got->trace.sample, want->trace.sample);
 		break;
 	case RC_MSG_ERROR:
 		assert_int_equal(got->error.err, want->error.err);
@@ -597,10 +609,10 @@ static void test_bad_magic(void **state)
 		pkt[i] ^= 0x20;
 		check_ret(rc_proto_decode(pkt, (size_t)n, &m), -EBADMSG, "magic byte %d flipped", i);
 		/* Magic is checked before version: a stranger is not "another version". */
-		pkt[4] = 2;
+		pkt[4] = RC_PROTO_VERSION + 1;
 		check_ret(rc_proto_decode(pkt, (size_t)n, &m), -EBADMSG,
-			  "magic byte %d flipped, version 2", i);
-		pkt[4] = 1;
+			  "magic byte %d flipped, another version", i);
+		pkt[4] = RC_PROTO_VERSION;
 		pkt[i] ^= 0x20;
 	}
 	check_ret(rc_proto_decode(pkt, (size_t)n, &m), 0, "magic restored");
@@ -608,7 +620,7 @@ static void test_bad_magic(void **state)
 
 static void test_wrong_version(void **state)
 {
-	static const uint16_t versions[] = { 0, 2, 0x100, 0xffff };
+	static const uint16_t versions[] = { 0, 1, 3, 0x100, 0xffff };
 	uint8_t pkt[512];
 	struct rc_msg m;
 	size_t i;
@@ -630,7 +642,7 @@ static void test_wrong_version(void **state)
 
 static void test_unknown_type(void **state)
 {
-	static const uint16_t types[] = { 0, 6, 63, 71, 0x100, 0xffff };
+	static const uint16_t types[] = { 0, 7, 63, 72, 0x100, 0xffff };
 	struct rc_msg m;
 	size_t i;
 
@@ -778,6 +790,29 @@ static void test_stat_sub_state(void **state)
 	}
 }
 
+/*
+ * Where a subscriber starts is the daemon's word (a client's own slot line
+ * can be written by others): a SUB_OK must carry a real start, sequence 1
+ * or more at an aligned position, and a PUB_OK none at all.
+ */
+static void test_opened_start(void **state)
+{
+	struct rc_msg m = samples[6].msg; /* SUB_OK */
+
+	(void)state;
+	m.opened.seq = 0;
+	expect_encode(&m, -EINVAL, "SUB_OK with sequence 0");
+	m = samples[6].msg;
+	m.opened.pos = 0x41;
+	expect_encode(&m, -EINVAL, "SUB_OK at an unaligned position");
+	m = samples[7].msg; /* PUB_OK */
+	m.opened.seq = 1;
+	expect_encode(&m, -EINVAL, "PUB_OK with a start");
+	m = samples[7].msg;
+	m.opened.pos = 8;
+	expect_encode(&m, -EINVAL, "PUB_OK with a start position");
+}
+
 static void test_capacity(void **state)
 {
 	static const uint64_t bad[] = { 0, 3, 65537, UINT64_MAX, (1ull << 63) + 1 };
@@ -795,6 +830,8 @@ static void test_capacity(void **state)
 		pk_u32(p, 1);
 		pk_u32(p, 42);
 		pk_u64(p, bad[i]);
+		pk_u64(p, 0x40);
+		pk_u64(p, 3);
 		pk_expect(p, -EBADMSG, what);
 
 		snprintf(what, sizeof(what), "STAT_TOPIC capacity %#llx", (unsigned long long)bad[i]);
@@ -1076,6 +1113,7 @@ int main(void)
 		cmocka_unit_test(test_stat_topic_counts),
 		cmocka_unit_test(test_stat_sub_state),
 		cmocka_unit_test(test_capacity),
+		cmocka_unit_test(test_opened_start),
 		cmocka_unit_test(test_flags),
 		cmocka_unit_test(test_error_rules),
 		cmocka_unit_test(test_node_rules),

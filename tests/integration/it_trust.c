@@ -1,0 +1,256 @@
+// SPDX-License-Identifier: MIT
+/*
+ * it_trust: one client against the others (docs/security.md).  A hostile
+ * client, running as another uid where permissions are what is tested,
+ * does what it can to the shared pages; the victims must lose nothing
+ * silently, and stall or crash never.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <unistd.h>
+
+#include "client.h"
+#include "harness.h"
+#include "trace.h"
+
+#define OTHER_ID 12345
+#define TOPIC "open.trust"
+
+static const char open_conf[] =
+	"# it_trust: open.* is anyone's to publish and read.\n"
+	"[topic \"open.*\"]\n"
+	"publish = *\n"
+	"subscribe = *\n";
+
+static void start_open_daemon(struct it_daemon *d, const char *extra, const char *val)
+{
+	static char conf[160]; /* the harness keeps the arguments for restarts */
+	FILE *f;
+
+	snprintf(conf, sizeof(conf), "%s/open.conf", d->dir);
+	f = fopen(conf, "w");
+	IT_ASSERT(f != NULL, "fopen %s: %s", conf, strerror(errno));
+	fputs(open_conf, f);
+	fclose(f);
+	if (extra)
+		it_daemon_start(d, "--config", conf, extra, val, NULL);
+	else
+		it_daemon_start(d, "--config", conf, NULL);
+}
+
+static void become_other_user(void)
+{
+	IT_CHECK(setgroups(0, NULL) == 0, "setgroups: %s", strerror(errno));
+	IT_CHECK(setresgid(OTHER_ID, OTHER_ID, OTHER_ID) == 0, "setresgid: %s", strerror(errno));
+	IT_CHECK(setresuid(OTHER_ID, OTHER_ID, OTHER_ID) == 0, "setresuid: %s", strerror(errno));
+	/* A credential change clears the parent-death signal: set it again. */
+	prctl(PR_SET_PDEATHSIG, SIGKILL);
+}
+
+struct hostile_cfg {
+	const char *sock;
+	const char *rundir;
+};
+
+/*
+ * The reviewer's attack: bump daemon_gen, which made every client of the
+ * node reconnect under a new identity ten times a second.  As another
+ * user, every way a client has to write it must fail.
+ */
+static int bump_daemon_gen(void *p)
+{
+	struct hostile_cfg *c = p;
+	struct ringcast *rc;
+	char path[256];
+	void *page;
+	int fd;
+
+	become_other_user();
+	rc = it_child_open(c->sock);
+	page = (void *)rc->node_hdr;
+	/* Its own mapping of the page: read-only, and it cannot be made writable. */
+	IT_CHECK(mprotect(page, RC_NODE_SIZE, PROT_READ | PROT_WRITE) < 0 && errno == EACCES,
+		 "mprotect of the node page to writable: %s",
+		 errno ? strerror(errno) : "it worked");
+	/* The file itself. */
+	snprintf(path, sizeof(path), "%s/node", c->rundir);
+	fd = open(path, O_RDWR | O_CLOEXEC);
+	IT_CHECK(fd < 0 && errno == EACCES, "open %s read-write: %s", path,
+		 fd >= 0 ? "it worked" : strerror(errno));
+	/* Nor may it set the trace rate, which is node-wide too. */
+	IT_CHECK_ERR(rc_trace_set_sample(rc, 7, NULL), -EACCES);
+	ringcast_close(rc);
+	return 0;
+}
+
+static void test_node_state_is_the_daemons(void **state)
+{
+	struct it_daemon *d = *state;
+	struct hostile_cfg cfg = { d->sock, d->rundir };
+	struct it_inbox box = { 0 };
+	struct ringcast *victim, *pub;
+	uint32_t id;
+
+	it_require_root("running the hostile client as uid 12345");
+	start_open_daemon(d, NULL, NULL);
+	victim = it_open(d);
+	pub = it_open(d);
+	IT_ASSERT_OK(ringcast_subscribe(victim, TOPIC));
+	id = ringcast_client_id(victim);
+
+	it_expect_exit(it_fork(bump_daemon_gen, &cfg), 10000, 0, "hostile client as uid 12345");
+
+	/* The victim is still the same client, and misses nothing. */
+	for (int i = 0; i < 20; i++)
+		IT_ASSERT_OK(ringcast_broadcast(pub, TOPIC, "m", 1));
+	IT_ASSERT(it_inbox_fill(victim, &box, 20, 5000) == 20, "victim got %d of 20", box.n);
+	for (int i = 0; i < box.n; i++)
+		IT_ASSERT(box.m[i].lost == 0, "message %d arrived after %llu lost", i,
+			  (unsigned long long)box.m[i].lost);
+	IT_ASSERT(ringcast_client_id(victim) == id, "the victim reconnected: client %u, was %u",
+		  ringcast_client_id(victim), id);
+	it_close(pub);
+	it_close(victim);
+	IT_ASSERT(it_daemon_stop(d) == 0, "ringcastd did not exit 0 on SIGTERM");
+}
+
+static bool no_subscribers(const struct ringcast_topic_stat *st, const void *arg)
+{
+	(void)arg;
+	return st->n_subs == 0;
+}
+
+/*
+ * A reconnect that cannot resume the subscriber's slot (here: its daemon
+ * died and the next one reaped the slot before the subscriber came back)
+ * starts it at the live tail.  What it skipped must arrive as `lost`.
+ */
+static void test_reconnect_without_resume_reports_lost(void **state)
+{
+	struct it_daemon *d = *state;
+	struct it_inbox box = { 0 };
+	struct ringcast *sub, *pub;
+	uint32_t id;
+	int i;
+
+	start_open_daemon(d, "--reap-grace", "100");
+	sub = it_open(d);
+	pub = it_open(d);
+	IT_ASSERT_OK(ringcast_subscribe(sub, TOPIC));
+	IT_ASSERT_OK(ringcast_broadcast(pub, TOPIC, "before", 6));
+	IT_ASSERT(it_inbox_fill(sub, &box, 1, 5000) == 1, "first message: got %d", box.n);
+	id = ringcast_client_id(sub);
+
+	it_daemon_kill(d);
+	it_daemon_restart(d);
+	/* The subscriber makes no call: the new daemon reaps its slot. */
+	IT_ASSERT(it_wait_stat(d, TOPIC, no_subscribers, NULL, 10000),
+		  "the orphaned subscriber was not reaped");
+	for (i = 0; i < 5; i++)
+		IT_ASSERT_OK(ringcast_broadcast(pub, TOPIC, "gone", 4));
+
+	/* Now it reconnects (a new identity: its old one was reaped) and reads on. */
+	box.n = 0;
+	IT_ASSERT(it_inbox_fill(sub, &box, 1, 2000) == 0, "a message arrived before any was sent: %d",
+		  box.n);
+	IT_ASSERT(ringcast_client_id(sub) != id, "the subscriber resumed its reaped identity");
+	IT_ASSERT_OK(ringcast_broadcast(pub, TOPIC, "after", 5));
+	IT_ASSERT(it_inbox_fill(sub, &box, 1, 5000) == 1, "the message after: got %d", box.n);
+	IT_ASSERT(box.m[0].len == 5 && !memcmp(box.m[0].data, "after", 5), "got '%.*s'",
+		  (int)box.m[0].len, box.m[0].data);
+	IT_ASSERT(box.m[0].lost == 5, "lost %llu, expected the 5 sent while it was away",
+		  (unsigned long long)box.m[0].lost);
+	it_close(pub);
+	it_close(sub);
+	IT_ASSERT(it_daemon_stop(d) == 0, "ringcastd did not exit 0 on SIGTERM");
+}
+
+struct scribbler_cfg {
+	const char *sock;
+	volatile int *stop;
+};
+
+/*
+ * As another user that may read the topic: write an absurd start into
+ * every free subscriber slot, over and over, so that whoever subscribes
+ * next finds it there.
+ */
+static int scribble_free_slots(void *p)
+{
+	struct scribbler_cfg *c = p;
+	struct ringcast *rc;
+	struct rc_ctl_hdr *ctl;
+	struct rc_topic *t;
+
+	become_other_user();
+	rc = it_child_open(c->sock);
+	IT_CHECK_OK(ringcast_subscribe(rc, TOPIC));
+	t = rc_topic_get(rc, TOPIC, strlen(TOPIC), false);
+	IT_CHECK(t && t->sub.ctl, "no ctl mapping");
+	ctl = t->sub.ctl;
+	while (!*c->stop) {
+		for (unsigned i = 0; i < 8; i++) {
+			if (i == (unsigned)t->sub.sub_slot)
+				continue;
+			rc_store_relaxed(&ctl->subs[i].pos, 1ull << 34);
+			rc_store_relaxed(&ctl->subs[i].seq, 1ull << 40);
+		}
+	}
+	ringcast_close(rc);
+	return 0;
+}
+
+static void test_subscriber_starts_where_the_daemon_says(void **state)
+{
+	struct it_daemon *d = *state;
+	volatile int *stop = it_shared(sizeof(int));
+	struct scribbler_cfg cfg = { d->sock, stop };
+	struct ringcast *victim, *pub;
+	pid_t pid;
+
+	it_require_root("running the hostile client as uid 12345");
+	start_open_daemon(d, NULL, NULL);
+	pub = it_open(d);
+	pid = it_fork(scribble_free_slots, &cfg);
+	IT_ASSERT(it_wait_subscribers(d, TOPIC, 1, pid, 10000), "the scribbler did not subscribe");
+	for (int i = 0; i < 30; i++) {
+		struct it_inbox box = { 0 };
+		char msg[16];
+
+		victim = it_open(d);
+		IT_ASSERT_OK(ringcast_subscribe(victim, TOPIC));
+		snprintf(msg, sizeof(msg), "ping %d", i);
+		IT_ASSERT_OK(ringcast_broadcast(pub, TOPIC, msg, strlen(msg)));
+		IT_ASSERT(it_inbox_fill(victim, &box, 1, 5000) == 1,
+			  "subscribe %d: the victim got nothing (deaf)", i);
+		IT_ASSERT(box.m[0].len == strlen(msg) && !memcmp(box.m[0].data, msg, box.m[0].len),
+			  "subscribe %d: got '%.*s'", i, (int)box.m[0].len, box.m[0].data);
+		IT_ASSERT(box.m[0].lost == 0, "subscribe %d: lost %llu", i,
+			  (unsigned long long)box.m[0].lost);
+		it_close(victim);
+	}
+	*stop = 1;
+	it_expect_exit(pid, 10000, 0, "the scribbler");
+	it_close(pub);
+	IT_ASSERT(it_daemon_stop(d) == 0, "ringcastd did not exit 0 on SIGTERM");
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_node_state_is_the_daemons, it_setup, it_teardown),
+		cmocka_unit_test_setup_teardown(test_reconnect_without_resume_reports_lost, it_setup,
+						it_teardown),
+		cmocka_unit_test_setup_teardown(test_subscriber_starts_where_the_daemon_says, it_setup,
+						it_teardown),
+	};
+
+	it_init();
+	return cmocka_run_group_tests_name("it_trust", tests, NULL, NULL);
+}

@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "conn.h"
+#include "lives.h"
 #include "duties.h"
 #include "log.h"
 #include "registry.h"
@@ -102,7 +103,7 @@ int rcd_reply_fds(struct rcd_client *c, const struct rc_msg *m, const int *fds, 
 	unsigned i;
 	int len;
 
-	if (nfds > 2) {
+	if (nfds > RCD_REPLY_FDS) {
 		len = -EINVAL; /* no reply carries more (conn.h) */
 		goto fail;
 	}
@@ -239,6 +240,8 @@ static void client_gone(struct rcd_client *c, const char *why)
 		rcd_duties_release_pub(srv->duties, c->pubs[i].t, c->pubs[i].slot, c->id);
 	if (c->hello) {
 		rcd_bell_put(srv->reg, c->bell);
+		/* Gone for good: it can no more resume than it can reconnect. */
+		rcd_lives_forget(srv->reg->lives_fd, c->id);
 		RC_TRACE_CLIENT_DROP(c->id, c->pid, c->nsubs, c->npubs);
 		rcd_info(srv->log, "client %" PRIu32 " (pid %d) gone: released %u subscriptions, "
 			 "%u publisher slots", c->id, (int)c->pid, c->nsubs, c->npubs);

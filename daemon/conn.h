@@ -30,9 +30,11 @@ struct rcd_ref {
 };
 
 /* One encoded reply waiting to be sent, with the fds it carries. */
+#define RCD_REPLY_FDS 3 /* HELLO_OK: node, bells, life lock */
+
 struct rcd_reply {
 	struct rcd_reply *next;
-	int fds[2];
+	int fds[RCD_REPLY_FDS];
 	unsigned nfds;
 	size_t len;
 	uint8_t data[];
@@ -55,7 +57,7 @@ struct rcd_client {
 	struct msghdr rmsg, smsg;
 	struct iovec riov, siov;
 	union {
-		char buf[CMSG_SPACE(2 * sizeof(int))];
+		char buf[CMSG_SPACE(RCD_REPLY_FDS * sizeof(int))];
 		struct cmsghdr align;
 	} cmsg;
 	struct rcd_reply *qhead, *qtail;
@@ -77,7 +79,7 @@ void rcd_client_new(struct rcd_server *srv, int fd);
 void rcd_client_free(struct rcd_client *c);
 
 /*
- * Queue m for c with nfds (<= 2) fds attached.  The fds are the reply's in
+ * Queue m for c with nfds (<= RCD_REPLY_FDS) fds attached.  The fds are the reply's in
  * every case: closed once sent, or at once on failure.  0 or negative
  * errno (-ENOMEM, or the encoder's, already logged).
  */

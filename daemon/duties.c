@@ -7,7 +7,10 @@
  * when the rings are adopted.  So a daemon under memory pressure still
  * repairs dead publishers, which is what keeps subscribers moving.
  */
+#include <dirent.h>
 #include <errno.h>
+#include <stdio.h>
+#include <unistd.h>
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,12 +18,15 @@
 #include "barrier.h"
 #include "config.h"
 #include "duties.h"
+#include "lives.h"
 #include "log.h"
 #include "registry.h"
 #include "trace.h"
 
 #define TICK_NS 10000000ll           /* 10 ms */
 #define REPAIR_LATE_NS 100000000ull  /* the design's bound on a dead publisher's stall */
+/* Every 50 ms, look whether orphans' clients died: a few syscalls each. */
+#define ORPHAN_CHECK_TICKS 5
 
 static void tick_cb(struct rcd_loop *loop, struct rcd_op *op, int res, unsigned flags);
 
@@ -44,9 +50,36 @@ static size_t count_in_use(struct rcd_registry *reg)
 	return n;
 }
 
+/*
+ * Is the client that held a slot alive, by our own record of it?  *l gets
+ * the record.  One client holds many slots: the last answer is kept.
+ */
+static bool recorded_alive(struct rcd_duties *d, uint32_t id, struct rcd_life *l)
+{
+	if (id && id == d->memo.client_id) {
+		*l = d->memo;
+		return d->memo_alive;
+	}
+	d->memo_alive = rcd_lives_read(d->reg->lives_fd, id, l) == 0 &&
+			rcd_lives_alive(d->reg->lives_fd, id);
+	if (!d->memo_alive)
+		*l = (struct rcd_life){ id, 0, 0, RC_BELLS };
+	d->memo = *l;
+	return d->memo_alive;
+}
+
+/*
+ * The slots in use in the adopted rings.  A slot whose client is alive by
+ * our record (lives.h) waits for it to resume, under the pid, uid and
+ * bell of the record, not those in the slot, which clients can write.
+ * Any other slot's client is dead, or was never ours: released at once,
+ * so a publisher that died while no daemon ran is repaired now, not
+ * after the reap grace.
+ */
 static void collect_orphans(struct rcd_duties *d, size_t max)
 {
 	struct rcd_topic *t;
+	struct rcd_life l;
 	unsigned i;
 
 	for (t = d->reg->first; t; t = t->next) {
@@ -57,14 +90,19 @@ static void collect_orphans(struct rcd_duties *d, size_t max)
 			/* Acquire: pairs as in count_in_use(). */
 			if (rc_load_acquire(&s->state) == RC_SUB_FREE)
 				continue;
-			/* Owner fields: written by the daemon only (relaxed). */
+			if (!recorded_alive(d, rc_load_relaxed(&s->client_id), &l) ||
+			    l.bell >= RC_BELLS) {
+				rc_ring_sub_release(&t->ring, i);
+				d->dead++;
+				continue;
+			}
 			o->t = t;
 			o->slot = i;
 			o->pub = false;
-			o->client_id = rc_load_relaxed(&s->client_id);
-			o->bell = rc_load_relaxed(&s->bell);
-			o->uid = rc_load_relaxed(&s->uid);
-			o->pid = rc_load_relaxed(&s->pid);
+			o->client_id = l.client_id;
+			o->bell = l.bell;
+			o->uid = l.uid;
+			o->pid = l.pid;
 			rcd_bell_orphan_ref(d->reg, o->bell, +1);
 			d->norphans++;
 		}
@@ -75,16 +113,45 @@ static void collect_orphans(struct rcd_duties *d, size_t max)
 
 			if (!id)
 				continue;
+			if (!recorded_alive(d, id, &l)) {
+				rcd_duties_release_pub(d, t, i, id);
+				d->dead++;
+				continue;
+			}
 			o->t = t;
 			o->slot = i;
 			o->pub = true;
 			o->client_id = id;
 			o->bell = RC_BELLS;
-			o->uid = 0;
-			o->pid = rc_load_relaxed(&p->pid);
+			o->uid = l.uid;
+			o->pid = l.pid;
 			d->norphans++;
 		}
 	}
+}
+
+/* Records of clients that are gone: nobody will resume them. */
+static void sweep_records(struct rcd_duties *d)
+{
+	int fd = dup(d->reg->lives_fd);
+	struct dirent *e;
+	DIR *dir;
+
+	if (fd < 0 || !(dir = fdopendir(fd))) {
+		if (fd >= 0)
+			close(fd);
+		return;
+	}
+	while ((e = readdir(dir))) {
+		char *end;
+		unsigned long id = strtoul(e->d_name, &end, 16);
+
+		if (e->d_name[0] == '.' || *end || id > UINT32_MAX)
+			continue;
+		if (!rcd_lives_alive(d->reg->lives_fd, (uint32_t)id))
+			rcd_lives_forget(d->reg->lives_fd, (uint32_t)id);
+	}
+	closedir(dir);
 }
 
 int rcd_duties_init(struct rcd_duties *d, struct rcd_loop *loop, struct rcd_registry *reg,
@@ -112,9 +179,11 @@ int rcd_duties_init(struct rcd_duties *d, struct rcd_loop *loop, struct rcd_regi
 		 * two passes; collect_orphans() stops at n all the same. */
 		collect_orphans(d, n);
 		d->orphans_deadline_ns = rcd_now_ns() + (uint64_t)cfg->reap_grace_ms * 1000000ull;
-		rcd_info(log, "%zu slots of clients of the previous daemon wait %u ms to be resumed",
-			 d->norphans, cfg->reap_grace_ms);
+		rcd_info(log, "%zu slots of live clients of the previous daemon wait up to %u ms "
+			 "to be resumed; %" PRIu64 " of clients that are gone were released",
+			 d->norphans, cfg->reap_grace_ms, d->dead);
 	}
+	sweep_records(d);
 	return 0;
 }
 
@@ -246,33 +315,59 @@ static void untethered(struct rc_ring *r, unsigned slot, void *arg)
 		 rcd_escape(c->t->name, c->t->len, esc, sizeof(esc)), ms);
 }
 
-static void reap_orphans(struct rcd_duties *d)
+/* Release orphan i (its client did not come back) and drop it from the table. */
+static void reap_orphan(struct rcd_duties *d, size_t i, const char *why)
 {
 	char esc[RCD_ESCAPED_TOPIC_MAX];
-	size_t i;
+	struct rcd_orphan o = d->orphans[i];
 
-	for (i = 0; i < d->norphans; i++) {
-		struct rcd_orphan *o = &d->orphans[i];
-
-		rcd_info(d->log, "reaping %s slot %u of '%s': client %" PRIu32 " (pid %" PRIu32
-			 ") did not resume it within %u ms", o->pub ? "publisher" : "subscriber",
-			 o->slot, rcd_escape(o->t->name, o->t->len, esc, sizeof(esc)),
-			 o->client_id, o->pid, d->cfg->reap_grace_ms);
-		if (o->pub) {
-			rcd_duties_release_pub(d, o->t, o->slot, o->client_id);
-		} else {
-			rc_ring_sub_release(&o->t->ring, o->slot);
-			/*
-			 * No publisher rings a released slot's client.  If it
-			 * is alive and asleep, wake it: it reconnects, takes a
-			 * new slot and is told what it missed.
-			 */
-			rc_bell_ring(d->reg->bells, o->bell);
-			rcd_bell_orphan_ref(d->reg, o->bell, -1);
-		}
-		d->reaped++;
+	d->orphans[i] = d->orphans[--d->norphans];
+	rcd_info(d->log, "reaping %s slot %u of '%s': client %" PRIu32 " (pid %" PRIu32 ") %s",
+		 o.pub ? "publisher" : "subscriber", o.slot,
+		 rcd_escape(o.t->name, o.t->len, esc, sizeof(esc)), o.client_id, o.pid, why);
+	if (o.pub) {
+		rcd_duties_release_pub(d, o.t, o.slot, o.client_id);
+	} else {
+		rc_ring_sub_release(&o.t->ring, o.slot);
+		/*
+		 * No publisher rings a released slot's client.  If it is alive
+		 * and asleep, wake it: it reconnects, takes a new slot and is
+		 * told what it missed.
+		 */
+		rc_bell_ring(d->reg->bells, o.bell);
+		rcd_bell_orphan_ref(d->reg, o.bell, -1);
 	}
-	d->norphans = 0;
+	d->reaped++;
+}
+
+static void reap_orphans(struct rcd_duties *d)
+{
+	char why[64];
+
+	snprintf(why, sizeof(why), "did not resume it within %u ms", d->cfg->reap_grace_ms);
+	while (d->norphans)
+		reap_orphan(d, d->norphans - 1, why);
+}
+
+/*
+ * An orphan's client that dies before it resumes leaves its lock: release
+ * its slots now (a half-made claim of its own stalls its subscribers).
+ */
+static void reap_dead_orphans(struct rcd_duties *d)
+{
+	size_t i = 0;
+
+	d->memo.client_id = 0; /* they may have died since the last look */
+	while (i < d->norphans) {
+		struct rcd_life l;
+
+		if (recorded_alive(d, d->orphans[i].client_id, &l)) {
+			i++;
+			continue;
+		}
+		d->dead++;
+		reap_orphan(d, i, "is gone");
+	}
 }
 
 void rcd_duties_tick(struct rcd_duties *d, uint64_t now)
@@ -291,6 +386,8 @@ void rcd_duties_tick(struct rcd_duties *d, uint64_t now)
 	}
 	if (d->norphans && now >= d->orphans_deadline_ns)
 		reap_orphans(d);
+	else if (d->norphans && d->ticks % ORPHAN_CHECK_TICKS == 0)
+		reap_dead_orphans(d);
 }
 
 void rcd_duties_wake_orphans(const struct rcd_duties *d)

@@ -24,6 +24,7 @@
 #include <stdint.h>
 
 #include "clock.h"
+#include "lives.h"
 #include "loop.h"
 
 struct rcd_config;
@@ -54,8 +55,11 @@ struct rcd_duties {
 	size_t norphans;
 	uint64_t orphans_deadline_ns; /* reap what is left after this */
 	struct rc_clock_fit clock;
+	struct rcd_life memo;  /* recorded_alive(): the last client looked up */
+	bool memo_alive;
 	/* counters for the shutdown summary */
 	uint64_t ticks, repaired, untethered, resumed, reaped;
+	uint64_t dead; /* slots released because their client was gone (lives.h) */
 };
 
 /*

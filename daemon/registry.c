@@ -24,6 +24,7 @@
 #include "config.h"
 #include "log.h"
 #include "registry.h"
+#include "lives.h"
 
 #define ID_PROBES 64 /* ids tried past the hash before giving up */
 
@@ -556,7 +557,7 @@ int rcd_registry_open(struct rcd_registry *reg, const struct rcd_config *cfg,
 	memset(reg, 0, sizeof(*reg));
 	reg->cfg = cfg;
 	reg->log = log;
-	reg->dirfd = reg->bells_fd = reg->node_fd = -1;
+	reg->dirfd = reg->bells_fd = reg->node_fd = reg->lives_fd = -1;
 	reg->nbuckets = 64;
 	reg->buckets = calloc(reg->nbuckets, sizeof(*reg->buckets));
 	if (!reg->buckets)
@@ -588,6 +589,13 @@ int rcd_registry_open(struct rcd_registry *reg, const struct rcd_config *cfg,
 	ret = open_node(reg);
 	if (ret < 0)
 		goto fail;
+	reg->lives_fd = rcd_lives_open(reg->dirfd);
+	if (reg->lives_fd < 0) {
+		ret = reg->lives_fd;
+		rcd_err(log, "cannot open %s/clients: %s%s", dir, strerror(-ret),
+			ret == -EPERM ? " (it must be a directory of ours, closed to others)" : "");
+		goto fail;
+	}
 	ret = open_bells(reg);
 	if (ret < 0)
 		goto fail;
@@ -630,6 +638,9 @@ void rcd_registry_close(struct rcd_registry *reg)
 	if (reg->node_fd >= 0)
 		close(reg->node_fd);
 	reg->node_fd = -1;
+	if (reg->lives_fd >= 0)
+		close(reg->lives_fd);
+	reg->lives_fd = -1;
 	if (reg->dirfd >= 0)
 		close(reg->dirfd); /* drops the flock */
 	reg->dirfd = -1;

@@ -58,6 +58,7 @@ struct rcd_registry {
 	int bells_fd;              /* O_RDWR */
 	struct rc_bells_hdr *bells;
 	int node_fd;               /* O_RDWR; clients get O_RDONLY ones */
+	int lives_fd;              /* DIR/clients: our records of clients (lives.h) */
 	struct rc_node_hdr *node;  /* ours alone to write */
 	volatile sig_atomic_t bells_truncated;
 	uint64_t gen;              /* this daemon's daemon_gen */

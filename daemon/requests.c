@@ -21,6 +21,7 @@
 #include "duties.h"
 #include "log.h"
 #include "registry.h"
+#include "lives.h"
 #include "server.h"
 #include "trace.h"
 
@@ -74,8 +75,9 @@ static void do_hello(struct rcd_client *c, const struct rc_msg *m)
 	struct rcd_server *srv = c->srv;
 	struct rc_msg ok = { .type = RC_MSG_HELLO_OK, .req = m->req };
 	uint32_t id = m->hello.client_id, bell = m->hello.bell;
+	struct rcd_life life;
 	bool resumed = false;
-	int fds[2], b;
+	int fds[3], b;
 
 	if (c->hello) {
 		rcd_reply_error(c, m->req, EALREADY, "HELLO was already sent");
@@ -108,11 +110,14 @@ static void do_hello(struct rcd_client *c, const struct rc_msg *m)
 	}
 	fds[0] = rcd_registry_node_fd(srv->reg);
 	fds[1] = fds[0] < 0 ? -1 : rcd_registry_bells_fd(srv->reg);
-	if (fds[1] < 0) {
-		int err = fds[0] < 0 ? fds[0] : fds[1];
+	life = (struct rcd_life){ id, (uint32_t)c->pid, (uint32_t)c->uid, bell };
+	fds[2] = fds[1] < 0 ? -1 : rcd_lives_record(srv->reg->lives_fd, &life);
+	if (fds[2] < 0) {
+		int err = fds[0] < 0 ? fds[0] : fds[1] < 0 ? fds[1] : fds[2];
 
-		if (fds[0] >= 0)
-			close(fds[0]);
+		for (int i = 0; i < 2; i++)
+			if (fds[i] >= 0)
+				close(fds[i]);
 		rcd_bell_put(srv->reg, bell);
 		rcd_client_fail(c, m->req, -err, "cannot open the node's files: %s", strerror(-err));
 		return;
@@ -128,7 +133,7 @@ static void do_hello(struct rcd_client *c, const struct rc_msg *m)
 	RC_TRACE_CLIENT_CONNECT(id, c->pid, c->uid, bell, resumed);
 	rcd_info(srv->log, "client %" PRIu32 " (pid %d, uid %u) connected%s, bell %" PRIu32, id,
 		 (int)c->pid, (unsigned)c->uid, resumed ? " again (resumed)" : "", bell);
-	rcd_reply_fds(c, &ok, fds, 2);
+	rcd_reply_fds(c, &ok, fds, 3);
 }
 
 /* The ACL check, with the log line and the ERROR reply on denial. */

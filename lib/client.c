@@ -20,7 +20,7 @@
 #include "barrier.h"
 #include "client.h"
 
-#define RC_MAX_FDS 4
+#define RC_MAX_FDS 4 /* more than any reply carries (HELLO_OK: 3) */
 #define RC_REPLY_TIMEOUT_S 10
 #define RC_RECONNECT_EVERY_NS 100000000ull
 
@@ -152,7 +152,7 @@ static int hello(struct ringcast *rc, bool resume)
 	struct rc_msg req = { .type = RC_MSG_HELLO }, rep;
 	struct rc_bells_hdr *bells = NULL;
 	struct rc_node_hdr *node = NULL;
-	int fd, old = rc->sock, fds[2], nfds = 2, ret;
+	int fd, old = rc->sock, fds[3] = { -1, -1, -1 }, nfds = 3, ret;
 
 	fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
 	if (fd < 0)
@@ -176,20 +176,29 @@ static int hello(struct ringcast *rc, bool resume)
 	else
 		nfds = 0;
 	if (ret == 0)
-		ret = expect(&rep, RC_MSG_HELLO_OK, nfds, 2);
+		ret = expect(&rep, RC_MSG_HELLO_OK, nfds, 3);
 	if (ret == 0 && rep.hello_ok.bell >= RC_BELLS)
 		ret = -EPROTO;
-	/* fds[0]: the node file, read-only; fds[1]: the bells. */
+	/* fds[0]: the node file, read-only; fds[1]: the bells; fds[2]: our life lock. */
 	if (ret == 0)
 		ret = rc_node_map(fds[0], false, &node);
 	if (ret == 0 && (ret = rc_bells_map(fds[1], &bells)) < 0)
 		rc_node_unmap(node);
-	close_fds(fds, nfds); /* the mappings stay */
 	if (ret < 0) {
+		close_fds(fds, nfds);
 		close(fd);
 		rc->sock = old;
 		return ret == -ECONNREFUSED || ret == -ENOENT ? -EPROTO : ret;
 	}
+	close_fds(fds, 2); /* the mappings stay */
+	/*
+	 * The lock on fds[2] lasts as long as we hold it: it is how a daemon
+	 * learns we died when it did not see our socket close (it was not
+	 * running).  Keep it until the next HELLO or ringcast_close().
+	 */
+	if (rc->life_fd >= 0)
+		close(rc->life_fd);
+	rc->life_fd = fds[2];
 	if (old >= 0)
 		close(old);
 	rc_bells_unmap(rc->bells);
@@ -218,7 +227,7 @@ int ringcast_open(struct ringcast **out, const char *socket_path)
 	rc = calloc(1, sizeof(*rc));
 	if (!rc)
 		return -ENOMEM;
-	rc->sock = -1;
+	rc->sock = rc->life_fd = -1;
 	if (strlen(socket_path) >= sizeof(rc->path)) {
 		free(rc);
 		return -ENAMETOOLONG;
@@ -252,6 +261,8 @@ void ringcast_close(struct ringcast *rc)
 	/* Closing the socket is what tells the daemon to release our slots. */
 	if (rc->sock >= 0)
 		close(rc->sock);
+	if (rc->life_fd >= 0)
+		close(rc->life_fd);
 	for (i = 0; i < rc->table_cap; i++) {
 		struct rc_topic *t = rc->table ? rc->table[i] : NULL;
 

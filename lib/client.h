@@ -42,6 +42,7 @@ struct rc_topic {
 
 struct ringcast {
 	int sock;
+	int life_fd;             /* holds the lock that says we live (daemon/lives.h) */
 	char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
 	char node[RC_PROTO_NODE_MAX + 1];
 	uint32_t client_id, bell, req;

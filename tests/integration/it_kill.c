@@ -239,6 +239,64 @@ static void test_publisher_killed_mid_claim(void **state)
 	it_assert_daemon_alive(d);
 }
 
+/*
+ * (b') A publisher dies mid-claim while no daemon runs.  Nobody sees its
+ * socket close; the next daemon learns of the death from the client's
+ * life lock, which the kernel dropped (daemon/lives.h), and repairs the
+ * claim as it starts, not after the reap grace (60 s here).  How long
+ * after the daemon came back delivery resumed is printed, as a
+ * measurement: the pass/fail bound is the grace, which the old daemon
+ * waited out.
+ */
+static void test_publisher_killed_while_daemon_down(void **state)
+{
+	struct it_daemon *d = *state;
+	struct kb_shared *sh = it_shared(sizeof(*sh));
+	struct kb_cfg cfg = { d->sock, sh };
+	struct it_inbox box = { 0 };
+	struct ringcast *pub, *sub;
+	uint64_t t_up, t_got;
+	pid_t claimer;
+	char why[64];
+	int st, n;
+
+	it_daemon_start(d, "--reap-grace", "60000", NULL);
+	sub = it_open(d);
+	IT_ASSERT_OK(ringcast_subscribe(sub, "kill.claim"));
+	pub = it_open(d);
+	IT_ASSERT_OK(ringcast_broadcast(pub, "kill.claim", "warm", 4));
+	claimer = it_fork(kb_claimer, &cfg);
+	IT_ASSERT(it_wait_flags(claimer, 5000, &st, WUNTRACED) == 0,
+		  "the claiming publisher did not stop after its claim");
+	IT_ASSERT(WIFSTOPPED(st), "the claiming publisher %s before stopping",
+		  it_status_str(st, why, sizeof(why)));
+	IT_ASSERT(it_inbox_fill(sub, &box, 2, 5000) == 2 && !memcmp(box.m[1].data, "before", 6),
+		  "the messages before the claim did not arrive");
+
+	it_daemon_kill(d);
+	kill(claimer, SIGKILL);
+	IT_ASSERT(it_wait(claimer, 5000, &st) == 0, "the claiming publisher did not die");
+	/* A live publisher goes on while no daemon runs; its message waits behind the dead claim. */
+	IT_ASSERT_OK(ringcast_broadcast(pub, "kill.claim", "after", 5));
+	box.n = 0;
+	IT_ASSERT(it_inbox_fill(sub, &box, 1, 300) == 0, "delivered past an unrepaired claim");
+
+	it_daemon_restart(d);
+	t_up = it_now_ns();
+	n = it_inbox_fill(sub, &box, 1, 20000);
+	t_got = it_now_ns();
+	IT_ASSERT(n == 1, "the subscriber is still stuck 20 s after the daemon came back "
+		  "(its reap grace is 60 s)");
+	IT_ASSERT(box.m[0].len == 5 && !memcmp(box.m[0].data, "after", 5) && box.m[0].lost == 0,
+		  "got '%.*s' after %llu lost", (int)box.m[0].len, box.m[0].data,
+		  (unsigned long long)box.m[0].lost);
+	printf("  delivery resumed %.1f ms after the restarted daemon answered\n",
+	       (double)(t_got - t_up) / 1e6);
+	it_close(pub);
+	it_close(sub);
+	it_assert_daemon_alive(d);
+}
+
 /* ---- (c) daemon killed, then restarted ---- */
 
 #define KC_TOPIC "kill.daemon"
@@ -606,6 +664,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_killed_subscriber_releases_ring, it_setup,
 						it_teardown),
 		cmocka_unit_test_setup_teardown(test_publisher_killed_mid_claim, it_setup, it_teardown),
+		cmocka_unit_test_setup_teardown(test_publisher_killed_while_daemon_down, it_setup,
+						it_teardown),
 		cmocka_unit_test_setup_teardown(test_daemon_killed_and_restarted, it_setup,
 						it_teardown),
 		cmocka_unit_test_setup_teardown(test_sleeping_subscriber_resumes_after_restart,

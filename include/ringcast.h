@@ -140,7 +140,10 @@ RINGCAST_API int ringcast_abort(struct ringcast_claim *claim);
 /*
  * Deliver up to max waiting messages (0: no limit) to handler, in order per
  * topic.  Returns the number handled (>= 0), or a negative errno:
- * -EBADMSG: a ring is corrupt (that topic is dropped; others go on);
+ * -EBADMSG: a ring is corrupt.  That topic is dropped (unsubscribed, as by
+ * ringcast_unsubscribe()) and the other topics go on: this call delivers
+ * theirs too.  Reported once: by this call, or when it handled messages
+ * (it returns their count), by the next one, which then delivers nothing.
  * -ENOMEM: no memory to copy a message out of the ring (it stays unread).
  */
 RINGCAST_API int ringcast_poll(struct ringcast *rc, ringcast_handler handler, void *ctx, unsigned max);

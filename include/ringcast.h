@@ -132,9 +132,18 @@ RINGCAST_API int ringcast_direct_broadcast(struct ringcast *rc, const char *node
  * keep the window short.  Errors as ringcast_broadcast().
  */
 RINGCAST_API int ringcast_claim(struct ringcast *rc, const char *topic, size_t len, struct ringcast_claim *claim);
-/* Publish a claimed message.  -ESTALE: the daemon expired the claim. */
+/*
+ * Publish a claimed message.  -ESTALE: the daemon expired the claim.  It
+ * does when it takes the topic's publisher slot back: a restarted daemon
+ * whose reap grace (ringcastd --reap-grace) passed before this client
+ * came back for the slot (a claim holds on to it: a reconnect leaves the
+ * topic alone while a claim is open).  Nothing is published then, the
+ * daemon gave the space back to subscribers, the claim is over (do not
+ * abort it), and the next publish to the topic opens it again.
+ * -EINVAL: no open claim (never claimed, or committed or aborted already).
+ */
 RINGCAST_API int ringcast_commit(struct ringcast_claim *claim);
-/* Give the claimed space back; subscribers skip it. */
+/* Give the claimed space back; subscribers skip it.  -ESTALE, -EINVAL as ringcast_commit(). */
 RINGCAST_API int ringcast_abort(struct ringcast_claim *claim);
 
 /*

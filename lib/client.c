@@ -427,7 +427,15 @@ int rc_client_reconnect(struct ringcast *rc)
 			continue;
 		if (t->subscribed && (ret = rc_topic_open_sub(rc, t, resume)) < 0)
 			return ret;
-		if (t->publishing && !t->claim_open && (ret = rc_topic_open_pub(rc, t, resume)) < 0)
+		/*
+		 * A claim holds on to the mapping, so its topic is opened
+		 * again only once the claim ends (the next publish, in
+		 * pub_topic_slow).  Until then the new daemon counts the slot
+		 * an orphan and may expire the claim: commit says -ESTALE.
+		 */
+		if (t->publishing && t->claim_open)
+			t->publishing = false;
+		else if (t->publishing && (ret = rc_topic_open_pub(rc, t, resume)) < 0)
 			return ret;
 	}
 	return 0;

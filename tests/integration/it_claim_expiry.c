@@ -6,7 +6,9 @@
  * orphan.  If the claim outlasts the reap grace, the daemon expires it
  * (pads the space, frees the slot): commit and abort must then say
  * -ESTALE (include/ringcast.h) and publish nothing, and the next publish
- * must open the topic again.
+ * must open the topic again.  If the claim ends first, the commit
+ * publishes and the topic is opened again all the same, so the client
+ * never goes on publishing through a slot the daemon has freed.
  */
 #include <errno.h>
 #include <string.h>
@@ -90,10 +92,53 @@ static void test_expired_claim_is_stale(void **state)
 	it_close(pub);
 }
 
+/*
+ * A reconnect in the middle of the claim (here: a poll of the same
+ * client), a commit before the grace ends: published, and afterwards the
+ * client publishes through a slot of the new daemon, not the orphan the
+ * daemon frees when the grace ends.
+ */
+static void test_claim_across_reconnect(void **state)
+{
+	struct it_daemon *d = *state;
+	struct ringcast *pub, *sub;
+	struct ringcast_claim c;
+	struct it_inbox box = { 0 };
+	uint32_t one = 1;
+
+	/* Long enough for the few calls between the restart and the commit. */
+	it_daemon_start(d, "--reap-grace", "1000", NULL);
+	pub = it_open(d);
+	sub = it_open(d);
+	IT_ASSERT_OK(ringcast_subscribe(sub, TOPIC));
+
+	IT_ASSERT_OK(ringcast_claim(pub, TOPIC, 8, &c));
+	memcpy(c.data, "claimed!", 8);
+	restart(d);
+	IT_ASSERT_ERR(ringcast_poll(pub, it_inbox_handler, &box, 0), 0); /* pub reconnects */
+	IT_ASSERT_ERR(ringcast_poll(sub, it_inbox_handler, &box, 0), 0); /* sub resumes its slot */
+	IT_ASSERT_OK(ringcast_commit(&c));
+	IT_ASSERT(it_inbox_fill(sub, &box, 1, 2000) == 1 && !memcmp(box.m[0].data, "claimed!", 8),
+		  "the claim committed after the reconnect did not arrive (%d messages)", box.n);
+	memset(&box, 0, sizeof(box));
+	IT_ASSERT_OK(ringcast_broadcast(pub, TOPIC, "next", 4));
+
+	/* Past the grace the orphan is gone; pub's slot must not have been it. */
+	it_sleep_ms(1500);
+	IT_ASSERT(it_wait_stat(d, TOPIC, publishers_are, &one, 2000),
+		  "after the reap grace %s has no publisher slot: the client publishes through the one "
+		  "the daemon freed", TOPIC);
+	IT_ASSERT(it_inbox_fill(sub, &box, 1, 2000) == 1 && !memcmp(box.m[0].data, "next", 4),
+		  "the publish after the claim did not arrive (%d messages)", box.n);
+	it_close(sub);
+	it_close(pub);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_expired_claim_is_stale, it_setup, it_teardown),
+		cmocka_unit_test_setup_teardown(test_claim_across_reconnect, it_setup, it_teardown),
 	};
 
 	it_init();

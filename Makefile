@@ -72,7 +72,7 @@ ITEST_BINS  := $(ITEST_SRCS:tests/integration/%.c=$(BUILD)/itests/%)
 
 .DELETE_ON_ERROR:
 .PHONY: all check demo bench bench-peers fuzz install clean deps test-unit test-integration \
-	test-asan test-tsan test-header test-fuzz test-packaging
+	test-asan test-tsan test-header test-fuzz test-packaging FORCE
 
 all: $(BUILD)/libringcast.so $(BUILD)/libringcast.a $(BUILD)/ringcastd $(BUILD)/ringcast \
 	$(BUILD)/ringcast.pc $(UNIT_BINS) $(ITEST_BINS)
@@ -122,7 +122,16 @@ $(BUILD)/itests/%: tests/integration/%.c $(wildcard tests/integration/harness*.c
 		$(wildcard tests/integration/harness*.c) \
 		$(BUILD)/libringcast.a -lcmocka $(LIBS_URING) $(LDLIBS_COMMON) -lm
 
-$(BUILD)/ringcast.pc: lib/ringcast.pc.in
+# The .pc names PREFIX, so it is made again whenever PREFIX is not the
+# one it was made with: `make` then `make install PREFIX=/opt/x` must not
+# install a .pc that says /usr/local.  $(BUILD)/prefix holds that PREFIX
+# and is rewritten (so newer) only when it changes.  DESTDIR is where
+# install puts the files, never a path they name.
+$(BUILD)/prefix: FORCE
+	@mkdir -p $(dir $@)
+	$(Q)echo '$(PREFIX)' | cmp -s - $@ || echo '$(PREFIX)' > $@
+
+$(BUILD)/ringcast.pc: lib/ringcast.pc.in $(BUILD)/prefix
 	@mkdir -p $(dir $@)
 	$(Q)sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@VERSION@|$(VERSION)|g' $< > $@
 
@@ -192,8 +201,9 @@ test-header:
 	$(Q)echo '#include <ringcast.h>' | g++ -std=c++11 -Wall -Wextra -Werror -pedantic -Iinclude -x c++ -c - -o $(BUILD)/tests/header-cxx.o
 	@echo "  header  include/ringcast.h compiles alone as C11 and C++11"
 
-# make install into a scratch DESTDIR; tests/packaging.sh checks what
-# landed there and runs a program linked against $(BUILD)/libringcast.so.
+# make install into a scratch DESTDIR with a PREFIX other than the one
+# `all` made the .pc with; tests/packaging.sh checks what landed there
+# and runs a program linked against $(BUILD)/libringcast.so.
 PKGTEST_PREFIX := /opt/ringcast-pkgtest
 test-packaging: all
 	$(Q)rm -rf $(BUILD)/pkgtest

@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # What a user of the library meets first, checked (make test-packaging,
 # part of make check):
-#   - `make install PREFIX=P DESTDIR=D` installed libringcast.so.VERSION
-#     with the links .so.0 (the soname) and .so;
+#   - `make install PREFIX=P DESTDIR=D` put a ringcast.pc under D whose
+#     paths are P's (not /usr/local's, not D's), and pkg-config resolves
+#     it to P's include and lib directories;
+#   - it installed libringcast.so.VERSION with the links .so.0 (the
+#     soname) and .so;
 #   - a program linked against BUILD/libringcast.so, with an rpath to
 #     BUILD, starts: BUILD has the libringcast.so.0 it asks for.
 #
@@ -16,7 +19,24 @@ fail() {
 	fails=$((fails + 1))
 }
 
+pcdir=$destdir$prefix/lib/pkgconfig
+pc=$pcdir/ringcast.pc
 libdir=$destdir$prefix/lib
+if [ ! -f "$pc" ]; then
+	fail "make install left no $pc"
+else
+	line=$(grep '^prefix=' "$pc")
+	[ "$line" = "prefix=$prefix" ] || fail "$pc says '$line', expected 'prefix=$prefix'"
+	grep -q -- "$destdir" "$pc" && fail "$pc names DESTDIR $destdir: $(grep -- "$destdir" "$pc" | head -1)"
+	if ! command -v pkg-config >/dev/null; then
+		fail "no pkg-config to read $pc with"
+	else
+		got=$(PKG_CONFIG_PATH=$pcdir PKG_CONFIG_LIBDIR= pkg-config --cflags --libs ringcast 2>&1)
+		want="-I$prefix/include -L$prefix/lib -lringcast"
+		# pkg-config may space its output differently: compare word by word.
+		[ "$(echo $got)" = "$want" ] || fail "pkg-config --cflags --libs ringcast: '$got', expected '$want'"
+	fi
+fi
 
 # The installed shared object: the real file and its two links.
 real=$(basename "$(ls "$libdir"/libringcast.so.*.*.* 2>/dev/null | head -1)")
@@ -57,7 +77,7 @@ else
 fi
 
 if [ "$fails" -eq 0 ]; then
-	echo "  packaging: lib links, linked program runs"
+	echo "  packaging: ringcast.pc names $prefix, pkg-config resolves it, lib links, linked program runs"
 	exit 0
 fi
 exit 1

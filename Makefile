@@ -15,6 +15,11 @@ PREFIX  ?= /usr/local
 DESTDIR ?=
 SAN     ?=
 VERSION := 0.1.0
+# The shared object: the real file carries the version, the soname only
+# its major (what a program linked against it asks the loader for), and
+# libringcast.so is the name -lringcast finds at link time.
+SONAME  := libringcast.so.0
+SOREAL  := libringcast.so.$(VERSION)
 
 ifeq ($(V),1)
 Q :=
@@ -67,7 +72,7 @@ ITEST_BINS  := $(ITEST_SRCS:tests/integration/%.c=$(BUILD)/itests/%)
 
 .DELETE_ON_ERROR:
 .PHONY: all check demo bench bench-peers fuzz install clean deps test-unit test-integration \
-	test-asan test-tsan test-header test-fuzz
+	test-asan test-tsan test-header test-fuzz test-packaging FORCE
 
 all: $(BUILD)/libringcast.so $(BUILD)/libringcast.a $(BUILD)/ringcastd $(BUILD)/ringcast \
 	$(BUILD)/ringcast.pc $(UNIT_BINS) $(ITEST_BINS)
@@ -82,10 +87,17 @@ $(BUILD)/libringcast.a: $(LIB_OBJS)
 	$(Q)rm -f $@ && $(AR) rcs $@ $^
 
 # Only ringcast_* leaves the shared object (lib/libringcast.map).
-$(BUILD)/libringcast.so: $(LIB_OBJS) lib/libringcast.map
+$(BUILD)/$(SOREAL): $(LIB_OBJS) lib/libringcast.map
 	@$(if $(Q),echo "  LD      $@")
-	$(Q)$(CC) $(LDOPT) -shared -Wl,-soname,libringcast.so.0 -Wl,-z,defs \
+	$(Q)$(CC) $(LDOPT) -shared -Wl,-soname,$(SONAME) -Wl,-z,defs \
 		-Wl,--version-script=lib/libringcast.map $(LDSAN) -o $@ $(LIB_OBJS) $(LDLIBS_COMMON) $(LIBS_URING)
+
+# The links, as install makes them: a program linked against $(BUILD)/
+# (with an rpath to it) finds its libringcast.so.0 there.
+$(BUILD)/$(SONAME): $(BUILD)/$(SOREAL)
+	$(Q)ln -sf $(SOREAL) $@
+$(BUILD)/libringcast.so: $(BUILD)/$(SONAME)
+	$(Q)ln -sf $(SONAME) $@
 
 $(BUILD)/ringcastd: $(DAEMON_OBJS) $(BUILD)/libringcast.a
 	@$(if $(Q),echo "  LD      $@")
@@ -110,7 +122,16 @@ $(BUILD)/itests/%: tests/integration/%.c $(wildcard tests/integration/harness*.c
 		$(wildcard tests/integration/harness*.c) \
 		$(BUILD)/libringcast.a -lcmocka $(LIBS_URING) $(LDLIBS_COMMON) -lm
 
-$(BUILD)/ringcast.pc: lib/ringcast.pc.in
+# The .pc names PREFIX, so it is made again whenever PREFIX is not the
+# one it was made with: `make` then `make install PREFIX=/opt/x` must not
+# install a .pc that says /usr/local.  $(BUILD)/prefix holds that PREFIX
+# and is rewritten (so newer) only when it changes.  DESTDIR is where
+# install puts the files, never a path they name.
+$(BUILD)/prefix: FORCE
+	@mkdir -p $(dir $@)
+	$(Q)echo '$(PREFIX)' | cmp -s - $@ || echo '$(PREFIX)' > $@
+
+$(BUILD)/ringcast.pc: lib/ringcast.pc.in $(BUILD)/prefix
 	@mkdir -p $(dir $@)
 	$(Q)sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@VERSION@|$(VERSION)|g' $< > $@
 
@@ -180,6 +201,15 @@ test-header:
 	$(Q)echo '#include <ringcast.h>' | g++ -std=c++11 -Wall -Wextra -Werror -pedantic -Iinclude -x c++ -c - -o $(BUILD)/tests/header-cxx.o
 	@echo "  header  include/ringcast.h compiles alone as C11 and C++11"
 
+# make install into a scratch DESTDIR with a PREFIX other than the one
+# `all` made the .pc with; tests/packaging.sh checks what landed there
+# and runs a program linked against $(BUILD)/libringcast.so.
+PKGTEST_PREFIX := /opt/ringcast-pkgtest
+test-packaging: all
+	$(Q)rm -rf $(BUILD)/pkgtest
+	$(Q)$(MAKE) --no-print-directory install PREFIX=$(PKGTEST_PREFIX) DESTDIR=$(abspath $(BUILD))/pkgtest >/dev/null
+	$(Q)tests/packaging.sh $(BUILD) $(abspath $(BUILD))/pkgtest $(PKGTEST_PREFIX)
+
 test-asan:
 	$(Q)$(MAKE) --no-print-directory BUILD=build-asan SAN=address,undefined CFLAGS="-O1 -g" all
 	$(Q)ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
@@ -210,6 +240,7 @@ test-fuzz: fuzz
 
 check: deps
 	$(Q)$(MAKE) --no-print-directory all test-header
+	$(Q)$(MAKE) --no-print-directory test-packaging
 	$(Q)$(MAKE) --no-print-directory test-unit test-integration
 	$(Q)$(MAKE) --no-print-directory test-asan
 	$(Q)$(MAKE) --no-print-directory test-tsan
@@ -249,8 +280,9 @@ install: all
 		$(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/lib/pkgconfig
 	install -m 0755 $(BUILD)/ringcast $(DESTDIR)$(PREFIX)/bin/ringcast
 	install -m 0755 $(BUILD)/ringcastd $(DESTDIR)$(PREFIX)/sbin/ringcastd
-	install -m 0755 $(BUILD)/libringcast.so $(DESTDIR)$(PREFIX)/lib/libringcast.so.0
-	ln -sf libringcast.so.0 $(DESTDIR)$(PREFIX)/lib/libringcast.so
+	install -m 0755 $(BUILD)/$(SOREAL) $(DESTDIR)$(PREFIX)/lib/$(SOREAL)
+	ln -sf $(SOREAL) $(DESTDIR)$(PREFIX)/lib/$(SONAME)
+	ln -sf $(SONAME) $(DESTDIR)$(PREFIX)/lib/libringcast.so
 	install -m 0644 $(BUILD)/libringcast.a $(DESTDIR)$(PREFIX)/lib/libringcast.a
 	install -m 0644 include/ringcast.h $(DESTDIR)$(PREFIX)/include/ringcast.h
 	install -m 0644 $(BUILD)/ringcast.pc $(DESTDIR)$(PREFIX)/lib/pkgconfig/ringcast.pc

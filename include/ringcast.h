@@ -132,15 +132,27 @@ RINGCAST_API int ringcast_direct_broadcast(struct ringcast *rc, const char *node
  * keep the window short.  Errors as ringcast_broadcast().
  */
 RINGCAST_API int ringcast_claim(struct ringcast *rc, const char *topic, size_t len, struct ringcast_claim *claim);
-/* Publish a claimed message.  -ESTALE: the daemon expired the claim. */
+/*
+ * Publish a claimed message.  -ESTALE: the daemon expired the claim.  It
+ * does when it takes the topic's publisher slot back: a restarted daemon
+ * whose reap grace (ringcastd --reap-grace) passed before this client
+ * came back for the slot (a claim holds on to it: a reconnect leaves the
+ * topic alone while a claim is open).  Nothing is published then, the
+ * daemon gave the space back to subscribers, the claim is over (do not
+ * abort it), and the next publish to the topic opens it again.
+ * -EINVAL: no open claim (never claimed, or committed or aborted already).
+ */
 RINGCAST_API int ringcast_commit(struct ringcast_claim *claim);
-/* Give the claimed space back; subscribers skip it. */
+/* Give the claimed space back; subscribers skip it.  -ESTALE, -EINVAL as ringcast_commit(). */
 RINGCAST_API int ringcast_abort(struct ringcast_claim *claim);
 
 /*
  * Deliver up to max waiting messages (0: no limit) to handler, in order per
  * topic.  Returns the number handled (>= 0), or a negative errno:
- * -EBADMSG: a ring is corrupt (that topic is dropped; others go on);
+ * -EBADMSG: a ring is corrupt.  That topic is dropped (unsubscribed, as by
+ * ringcast_unsubscribe()) and the other topics go on: this call delivers
+ * theirs too.  Reported once: by this call, or when it handled messages
+ * (it returns their count), by the next one, which then delivers nothing.
  * -ENOMEM: no memory to copy a message out of the ring (it stays unread).
  */
 RINGCAST_API int ringcast_poll(struct ringcast *rc, ringcast_handler handler, void *ctx, unsigned max);

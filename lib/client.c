@@ -448,7 +448,7 @@ int rc_topic_open_pub(struct ringcast *rc, struct rc_topic *t, bool resume)
  * once its grace ends, and may give our pub slots to others.  Stop
  * writing to them now; the next publish asks for a slot again and reports
  * the refusal.  (A zero-copy claim still open keeps its mapping until
- * ringcast_commit or ringcast_abort, which then see the slot is gone.)
+ * ringcast_commit or ringcast_abort, which find it expired: -ESTALE.)
  */
 static void drop_pub_slots(struct ringcast *rc)
 {
@@ -457,9 +457,10 @@ static void drop_pub_slots(struct ringcast *rc)
 	for (i = 0; i < rc->table_cap; i++) {
 		struct rc_topic *t = rc->table[i];
 
-		if (!t || !t->publishing || t->claim_open)
+		if (!t || !t->publishing)
 			continue;
-		rc_ring_unmap(&t->pub);
+		if (!t->claim_open)
+			rc_ring_unmap(&t->pub);
 		t->publishing = false;
 	}
 }
@@ -491,7 +492,15 @@ int rc_client_reconnect(struct ringcast *rc)
 			continue;
 		if (t->subscribed && (ret = rc_topic_open_sub(rc, t, resume)) < 0)
 			return ret;
-		if (t->publishing && !t->claim_open && (ret = rc_topic_open_pub(rc, t, resume)) < 0)
+		/*
+		 * A claim holds on to the mapping, so its topic is opened
+		 * again only once the claim ends (the next publish, in
+		 * pub_topic_slow).  Until then the new daemon counts the slot
+		 * an orphan and may expire the claim: commit says -ESTALE.
+		 */
+		if (t->publishing && t->claim_open)
+			t->publishing = false;
+		else if (t->publishing && (ret = rc_topic_open_pub(rc, t, resume)) < 0)
 			return ret;
 	}
 	return 0;

@@ -58,6 +58,7 @@ struct ringcast {
 	struct rc_topic **subs;
 	size_t n_subs, subs_cap;
 	size_t rr;               /* where the next poll starts, for fairness */
+	int poll_err;            /* -EBADMSG of a topic a poll dropped while it had messages to count: the next poll returns it */
 	struct rc_topic *last;   /* last topic published to */
 	uint8_t *rx;             /* RC_PROTO_MAX_MSG bytes for replies */
 	uint64_t reconnect_ns;   /* last reconnect attempt */

@@ -115,7 +115,11 @@ static __attribute__((noinline)) int pub_topic_slow(struct ringcast *rc, const c
 		if (!t)
 			return -ENOMEM;
 	}
-	if (!t->publishing) {
+	/*
+	 * Not with a claim open: a new mapping would pull the claim's
+	 * memory from under it (pub_begin() then says -EBUSY).
+	 */
+	if (!t->publishing && !t->claim_open) {
 		ret = rc_topic_open_pub(rc, t, false);
 		if (ret < 0)
 			return ret;
@@ -477,29 +481,115 @@ static struct rc_topic *claim_topic(struct ringcast_claim *c)
 	return t && t->claim_open ? t : NULL;
 }
 
+/*
+ * Has the daemon expired the claim at pos?  It does when it takes our pub
+ * slot back: a restarted daemon whose reap grace passed before we came
+ * back for the slot (daemon/duties.c), or one that saw our connection
+ * close.  It marks the slot's claim DEAD, pads what we claimed
+ * (rc_ring_repair_pub), then frees the slot, which another publisher may
+ * get.  Each step leaves a slot that no longer holds a BUSY claim from at
+ * most pos to past it: no later claim starts below the tail we moved.
+ */
+static bool claim_expired(const struct rc_ring *r, uint64_t pos)
+{
+	const struct rc_pub_slot *ps = &r->hdr->pubs[r->pub_slot];
+	/* Pairs with the daemon's fetch_or of DEAD and its release stores freeing the slot. */
+	uint64_t c = rc_load_acquire(&ps->claim);
+
+	return (c & (RC_CLAIM_BUSY | RC_CLAIM_DEAD)) != RC_CLAIM_BUSY ||
+	       (c & ~(RC_CLAIM_BUSY | RC_CLAIM_DEAD)) > pos || rc_load_relaxed(&ps->end) <= pos;
+}
+
+/*
+ * Store word (a record's commit word, or padding) at the claim at pos,
+ * unless the daemon's repair got there first, then end the claim and ring
+ * sleepers as rc_ring_commit() does.  false: expired, nothing written,
+ * and the slot (maybe another publisher's now) left alone.
+ *
+ * A CAS from the word that was there, because the repair pads by CAS from
+ * that same word (pad_claim in ring_daemon.c): of a repair racing a late
+ * commit exactly one lands, and a subscriber never reads padding where we
+ * then report a message published.  It costs a locked instruction where
+ * rc_ring_commit() has a release store; the CAS is seq_cst, so it is that
+ * release store too and pairs with the reader's acquire load of commit.
+ */
+static bool settle_claim(struct rc_topic *t, uint64_t pos, uint64_t word)
+{
+	struct rc_rec *rec = rc_ring_rec(&t->pub, pos);
+	uint64_t old = rc_load_relaxed(&rec->commit);
+
+	/* This lap's stamp already there: only the daemon's padding can be. */
+	if ((uint32_t)old == rc_stamp(t->pub.salt, pos))
+		return false;
+	if (!atomic_compare_exchange_strong(&rec->commit, &old, word))
+		return false;
+	rc_ring_commit_done(&t->pub, t->rc->bells);
+	return true;
+}
+
+static void claim_close(struct rc_topic *t, struct ringcast_claim *c)
+{
+	t->claim_open = false;
+	c->_topic = NULL;
+}
+
+/*
+ * The claim expired: it is over, and the slot is not ours any more, so
+ * the next publish to the topic opens it again (pub_topic_slow) with a
+ * fresh mapping and publisher state.
+ */
+static int claim_stale(struct rc_topic *t, struct ringcast_claim *c)
+{
+	claim_close(t, c);
+	t->publishing = false;
+	return -ESTALE;
+}
+
 int ringcast_commit(struct ringcast_claim *c)
 {
 	struct rc_topic *t = claim_topic(c);
+	struct rc_rec *rec;
+	uint64_t word;
 
 	if (!t)
 		return -EINVAL;
-	rc_ring_commit(&t->pub, c->_pos, c->len, t->rc->client_id, (uint16_t)c->_flags,
-		       rc_clock_ns(t->rc->node_hdr), t->rc->bells);
+	/*
+	 * Checked before the header is written: once the daemon has padded
+	 * the space, subscribers move past it and publishers may reuse it.
+	 */
+	if (claim_expired(&t->pub, c->_pos))
+		return claim_stale(t, c);
+	/* rc_ring_write_commit(), with settle_claim()'s CAS for its store. */
+	rec = rc_ring_rec(&t->pub, c->_pos);
+	rec->publish_ns = rc_clock_ns(t->rc->node_hdr);
+	rec->client_id = t->rc->client_id;
+	rec->origin_node = 0;
+	rec->flags = (uint16_t)c->_flags;
+	word = ((uint64_t)(sizeof(*rec) + c->len) << 32) | rc_stamp(t->pub.salt, c->_pos);
+	if (!settle_claim(t, c->_pos, word))
+		return claim_stale(t, c);
 	RC_TRACE_PUBLISH(t->rc, t, c->_pos, c->len);
-	t->claim_open = false;
-	c->_topic = NULL;
+	claim_close(t, c);
 	return 0;
 }
 
 int ringcast_abort(struct ringcast_claim *c)
 {
 	struct rc_topic *t = claim_topic(c);
+	uint64_t need, word;
 
 	if (!t)
 		return -EINVAL;
-	rc_ring_abort(&t->pub, c->_pos, t->rc->bells);
-	t->claim_open = false;
-	c->_topic = NULL;
+	/*
+	 * rc_ring_abort() takes the padding's end from our slot, which the
+	 * daemon may have freed; the record's own length is the same end
+	 * (any wrap padding of the claim comes before pos).
+	 */
+	need = rc_align(sizeof(struct rc_rec) + c->len);
+	word = ((uint64_t)(RC_REC_PAD | (uint32_t)need) << 32) | rc_stamp(t->pub.salt, c->_pos);
+	if (claim_expired(&t->pub, c->_pos) || !settle_claim(t, c->_pos, word))
+		return claim_stale(t, c);
+	claim_close(t, c);
 	return 0;
 }
 

@@ -194,13 +194,17 @@ static void store_progress(struct rc_topic *t, unsigned delivered)
 	rc_store_release(&s->pos, t->pos);
 }
 
-static int poll_topic(struct ringcast *rc, struct rc_topic *t, ringcast_handler handler,
-		      void *ctx, unsigned max, bool *stop)
+/*
+ * Deliver up to max of t's records.  Returns how many were handled, even
+ * when it stopped on an error: *err is then that error (0 otherwise).
+ */
+static unsigned poll_topic(struct ringcast *rc, struct rc_topic *t, ringcast_handler handler,
+			   void *ctx, unsigned max, bool *stop, int *err)
 {
 	unsigned n = 0, stored = 0;
 	uint64_t stored_pos = t->pos;
-	int err = 0;
 
+	*err = 0;
 	track_tether(t);
 	while (n < max) {
 		const struct rc_rec *rec;
@@ -215,7 +219,7 @@ static int poll_topic(struct ringcast *rc, struct rc_topic *t, ringcast_handler 
 			continue;
 		}
 		if (ret < 0) {
-			err = ret;
+			*err = ret;
 			break;
 		}
 		if (ret == 0) {
@@ -227,7 +231,7 @@ static int poll_topic(struct ringcast *rc, struct rc_topic *t, ringcast_handler 
 		if (t->untethered || t->pos < t->safe_from) {
 			/* No tether protects this record: copy it, then check it was not overwritten. */
 			if (copy_fit(rc, sizeof(*rec) + v.len) < 0) {
-				err = -ENOMEM; /* unread: the next poll tries again */
+				*err = -ENOMEM; /* unread: the next poll tries again */
 				break;
 			}
 			memcpy(rc->copy, v.rec, sizeof(*rec) + v.len);
@@ -280,15 +284,15 @@ static int poll_topic(struct ringcast *rc, struct rc_topic *t, ringcast_handler 
 	}
 	if (n != stored || t->pos != stored_pos)
 		store_progress(t, n - stored);
-	return err ? err : (int)n;
+	return n;
 }
 
 int ringcast_poll(struct ringcast *rc, ringcast_handler handler, void *ctx, unsigned max)
 {
 	unsigned total = 0;
 	bool stop = false;
-	size_t k, n;
-	int ret = 0;
+	size_t i, left;
+	int err = 0;
 
 	if (!rc || !handler)
 		return -EINVAL;
@@ -296,36 +300,75 @@ int ringcast_poll(struct ringcast *rc, ringcast_handler handler, void *ctx, unsi
 		max = ~0u;
 	rc_client_check_daemon(rc);
 	rc_client_fd_reap(rc);
-	n = rc->n_subs;
-	/* An unsubscribe may have left rr past the end. */
-	if (rc->rr >= n)
-		rc->rr = 0;
-	/* rr < n: the index wraps by one subtraction, not a division per poll. */
-	for (k = 0; k < n && total < max && !stop; k++) {
-		size_t i = rc->rr + k < n ? rc->rr + k : rc->rr + k - n;
-		struct rc_topic *t = rc->subs[i];
-
-		ret = poll_topic(rc, t, handler, ctx, max - total, &stop);
-		if (ret < 0)
-			break;
-		total += (unsigned)ret;
+	if (rc->poll_err) {
+		/* A topic dropped by the last poll, which had messages to count. */
+		err = rc->poll_err;
+		rc->poll_err = 0;
+		goto out;
 	}
-	if (n)
-		rc->rr = rc->rr + 1 < n ? rc->rr + 1 : 0;
+	/* An unsubscribe may have left rr past the end. */
+	if (rc->rr >= rc->n_subs)
+		rc->rr = 0;
+	/* i < n_subs: the index wraps by one comparison, not a division per poll. */
+	for (i = rc->rr, left = rc->n_subs; left && total < max && !stop; left--) {
+		struct rc_topic *t = rc->subs[i];
+		int terr;
+
+		total += poll_topic(rc, t, handler, ctx, max - total, &stop, &terr);
+		if (terr == -EBADMSG) {
+			/*
+			 * The header's promise: a corrupt ring's topic is
+			 * dropped and the others go on.  Left subscribed,
+			 * every poll would stop at it again and every wait
+			 * would find it to be work (a busy loop).  The drop
+			 * moves the next topic to i.
+			 */
+			rc_topic_close_sub(rc, t);
+			err = terr;
+			if (i >= rc->n_subs)
+				i = 0;
+			continue;
+		}
+		if (terr < 0) {
+			err = terr;
+			break;
+		}
+		i = i + 1 < rc->n_subs ? i + 1 : 0;
+	}
+	if (rc->n_subs)
+		rc->rr = rc->rr + 1 < rc->n_subs ? rc->rr + 1 : 0;
+	/*
+	 * One return value: a count or an error.  A drop is reported exactly
+	 * once, by the next poll when this one has messages to count (the
+	 * dropped topic cannot raise it again).  -ENOMEM needs no such care:
+	 * the message stays unread and the next poll meets it again.
+	 */
+	if (err == -EBADMSG && total) {
+		rc->poll_err = err;
+		err = 0;
+	}
+out:
 	rc_client_fd_rearm(rc);
-	return ret < 0 && total == 0 ? ret : (int)total;
+	return err && !total ? err : (int)total;
 }
 
 int rc_client_has_work(struct ringcast *rc)
 {
 	size_t i;
 
+	/* A drop to report is work: ringcast_poll() must get to say it. */
+	if (rc->poll_err)
+		return 1;
 	for (i = 0; i < rc->n_subs; i++) {
 		struct rc_topic *t = rc->subs[i];
 		struct rc_view v;
 		uint64_t pos = t->pos;
 
-		/* Anything but "nothing yet" is work: poll reports errors too. */
+		/*
+		 * Anything but "nothing yet" is work: poll reports errors too,
+		 * and drops a corrupt topic as it does, so -EBADMSG is work
+		 * only until the next poll.
+		 */
 		if (rc_ring_peek(&t->sub, &pos, &v, !t->untethered) != 0)
 			return 1;
 	}

@@ -85,12 +85,24 @@ bool rc_ring_still_valid(const struct rc_ring *r, uint64_t pos)
 
 int rc_ring_sleep_enable(struct rc_ring *r)
 {
+	_Atomic uint32_t *fenced = &r->ctl->fenced;
+	uint32_t f = rc_load_relaxed(fenced);
+
 	/*
 	 * From now on publishers of this ring fence their commits; the
 	 * membarrier makes sure none is still running on the light path
 	 * unseen (see rc_commit_light in ring_pub.h).
+	 *
+	 * fenced only grows (until the daemon resets it), once per slot
+	 * that sleeps: a plain increment would wrap to 0 after 2^32 of
+	 * them, and publishers would then commit light while we sleep
+	 * (lost wake-ups).  So it saturates at UINT32_MAX, which is as
+	 * non-zero as any count.  seq_cst like the fetch_add it replaces;
+	 * the pairing with the publisher's relaxed load of fenced
+	 * (rc_commit_light) is the membarrier below, not this ordering.
 	 */
-	atomic_fetch_add(&r->ctl->fenced, 1);
+	while (f != UINT32_MAX && !atomic_compare_exchange_weak(fenced, &f, f + 1))
+		;
 	return rc_fence_heavy();
 }
 

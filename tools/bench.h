@@ -74,6 +74,23 @@ struct hist;
 
 /* ---- options and one run's configuration ---- */
 
+/*
+ * How a paced publisher (--rate) waits for a message's time: spinning on
+ * the clock, or asleep in clock_nanosleep() to that time (timer slack 1
+ * ns).  Spinning is exact to the clock read but holds a CPU the whole
+ * run: on two CPUs with a spinning subscriber nothing else runs, and the
+ * subscriber's p99 at 10k msg/s read 2.0-3.5 ms against 15-28 us paced by
+ * sleep (docs/benchmarks.md, Method).  A sleep wakes late by the scheduler's
+ * wake-up latency, 12 us at the median here and 23 us once the CPU went
+ * idle; the schedule is absolute, so lateness does not add up, but it
+ * bunches messages once it is a good part of the interval.  So by
+ * default (BENCH_PACE_AUTO) a publisher sleeps when its messages are at
+ * least BENCH_PACE_SLEEP_MIN_NS apart (20k msg/s a publisher: the median
+ * wake-up is then under half the interval) and spins when closer.
+ */
+enum bench_pace { BENCH_PACE_AUTO = 0, BENCH_PACE_SPIN, BENCH_PACE_SLEEP };
+#define BENCH_PACE_SLEEP_MIN_NS 50000
+
 struct bench_opts {
 	const char *socket;   /* NULL: the library's default rule */
 	const char *topic;    /* NULL: "ringcast.bench" */
@@ -91,6 +108,7 @@ struct bench_opts {
 	uint64_t count;       /* data messages in all, over the publishers; 0 in duration mode */
 	uint64_t duration_ns;
 	uint64_t rate;        /* msgs/s in all; 0: flat out */
+	enum bench_pace pace; /* --pace; AUTO: by the interval (bench_pace_sleeps) */
 	int cpus[BENCH_CPUS_MAX];
 	unsigned n_cpus;      /* 0: no pinning */
 	bool zero_copy, json, per_sub, sweep, help;
@@ -124,6 +142,23 @@ struct bench_cfg {
 static inline uint64_t bench_clock_ns(const struct bench_cfg *cfg)
 {
 	return ringcast_now_ns(cfg->o->clock);
+}
+
+/* Does a paced publisher of cfg sleep between messages (else it spins)?  false when not paced. */
+static inline bool bench_pace_sleeps(const struct bench_cfg *cfg)
+{
+	if (!cfg->rate)
+		return false;
+	if (cfg->o->pace != BENCH_PACE_AUTO)
+		return cfg->o->pace == BENCH_PACE_SLEEP;
+	/* Each publisher sends one message every pubs/rate seconds. */
+	return (uint64_t)cfg->pubs * 1000000000ull / cfg->rate >= BENCH_PACE_SLEEP_MIN_NS;
+}
+
+/* The pacing a run used, as the reports name it: "spin", "sleep", or "none" (flat out). */
+static inline const char *bench_pace_name(const struct bench_cfg *cfg)
+{
+	return !cfg->rate ? "none" : bench_pace_sleeps(cfg) ? "sleep" : "spin";
 }
 
 /* Parse argv into o (zeroed first).  0, or CLI_EXIT_USAGE after saying why; o->help for --help. */

@@ -20,6 +20,8 @@
 #   TRANSPORTS [all]  ROUNDS [3]  RATE [10000]  WAKE_RATE [1000]
 #   DURATION [0.5]  LAT_DURATION [1]  SIZES [8,64,512,4Ki,32Ki,256Ki,1Mi]  BATCH [16]
 #   LAT_SUBS [1,2,4,8,16]  FANOUT_SUBS [1,2,4,8,16,64]
+#   PACE [bench's default: sleep at these rates]: spin or sleep, --pace of
+#   the paced sweeps (lat1, lat, wake)
 #   OUT [BUILD/bench]: the CSVs;  DOC [docs/benchmarks.md]  IMG [docs/img]
 #   NO_DOC=1: measure only, leave docs/ alone
 # Sizes are bytes or Ki/Mi (as numfmt --from=auto reads them: 4Ki, 1Mi).
@@ -35,6 +37,7 @@ sizes=${SIZES:-8,64,512,4Ki,32Ki,256Ki,1Mi}
 lat_subs=${LAT_SUBS:-1,2,4,8,16}
 fan_subs=${FANOUT_SUBS:-1,2,4,8,16,64}
 batch=${BATCH:-16}
+pace=${PACE:-}
 out=${OUT:-$build/bench}
 doc=${DOC:-docs/benchmarks.md}
 img=${IMG:-docs/img}
@@ -90,11 +93,11 @@ sweep() { # NAME ROUND ARGS...
 	"$bin/ringcast" bench --sweep --transport "$transports" --csv "$out/$name.r$round.csv" "$@" >&2 || true
 }
 for r in $(seq "$rounds"); do
-	sweep lat1 "$r" --size 64 --subs 1 --wait spin --rate "$rate" --duration "$lat_dur"
-	sweep lat "$r" --size 64 --subs "$lat_subs" --wait sleep --rate "$rate" --duration "$lat_dur"
+	sweep lat1 "$r" --size 64 --subs 1 --wait spin --rate "$rate" ${pace:+--pace "$pace"} --duration "$lat_dur"
+	sweep lat "$r" --size 64 --subs "$lat_subs" --wait sleep --rate "$rate" ${pace:+--pace "$pace"} --duration "$lat_dur"
 	sweep tput "$r" --size "$sizes" --subs 1 --wait spin,sleep --duration "$dur" --batch "1,$batch"
 	sweep fan "$r" --size 64 --subs "$fan_subs" --wait sleep --duration "$dur"
-	sweep wake "$r" --size 64 --subs "$fan_subs" --wait spin,sleep --rate "$wake_rate" --duration "$dur"
+	sweep wake "$r" --size 64 --subs "$fan_subs" --wait spin,sleep --rate "$wake_rate" ${pace:+--pace "$pace"} --duration "$dur"
 done
 took=$(( $(date +%s) - start ))
 busy=$(( $(busy_ticks) - busy_start ))
@@ -128,7 +131,7 @@ echo "bench: measured in $took s; other work on the machine used $other of its $
 	echo "took=$took"
 	echo "other_cpu=$other of $cap CPU-seconds"
 	echo "commit=$(git rev-parse --short HEAD 2>/dev/null || echo '?')$(git diff --quiet 2>/dev/null || echo '+changes')"
-	echo "command=TRANSPORTS=$transports ROUNDS=$rounds RATE=$rate WAKE_RATE=$wake_rate DURATION=$dur LAT_DURATION=$lat_dur SIZES=$sizes LAT_SUBS=$lat_subs FANOUT_SUBS=$fan_subs BATCH=$batch make bench"
+	echo "command=TRANSPORTS=$transports ROUNDS=$rounds RATE=$rate WAKE_RATE=$wake_rate DURATION=$dur LAT_DURATION=$lat_dur SIZES=$sizes LAT_SUBS=$lat_subs FANOUT_SUBS=$fan_subs BATCH=$batch${pace:+ PACE=$pace} make bench"
 	echo "ringcastd_conf=$(tr '\n' ' ' <"$conf")"
 } >"$out/machine.txt"
 python3 tools/bench_md.py --csv-dir "$out" --doc "$doc" --img "$img"

@@ -44,8 +44,16 @@ void bench_usage(FILE *f)
 		"                       ringcast_max_msg())\n"
 		"  -c, --count N        send N messages in all (default 100000)\n"
 		"  -d, --duration S     send for S seconds instead (or ns us ms s m h)\n"
-		"  -r, --rate R         pace at R messages/s in all, busy-waiting on\n"
-		"                       CLOCK_MONOTONIC (default: flat out)\n"
+		"  -r, --rate R         pace at R messages/s in all, on an absolute\n"
+		"                       schedule (default: flat out)\n"
+		"      --pace MODE      how a paced publisher waits for each message's\n"
+		"                       time: sleep (clock_nanosleep to it, timer slack\n"
+		"                       1 ns: wakes some us late, leaves the CPU to\n"
+		"                       others) or spin (reads the clock in a loop:\n"
+		"                       exact, holds a CPU).  Default: sleep when a\n"
+		"                       publisher's messages are %d us or more apart\n"
+		"                       (--rate / --pubs up to %d msg/s), spin when\n"
+		"                       closer.  Needs --rate\n"
 		"  -w, --wait MODE      subscribers sleep (the default: ringcast_wait, or a\n"
 		"                       blocking receive) or spin (poll without blocking)\n"
 		"      --cpus LIST      pin the processes, publishers first then\n"
@@ -76,8 +84,9 @@ void bench_usage(FILE *f)
 		"run, or with --json (which needs --csv) its JSON line.  A failed run is\n"
 		"a row with ok=0 and its error; the sweep goes on.  The column\n"
 		"interrupted is 1 for the run a Ctrl-C cut short (ok says only whether\n"
-		"its counts add up); the last, batch, is how many messages a send call\n"
-		"took.\n"
+		"its counts add up); batch is how many messages a send call took; the\n"
+		"last, pace, how a paced publisher waited (spin, sleep; none: flat\n"
+		"out).\n"
 		"\n"
 		"Method.  Latency is CLOCK_MONOTONIC at delivery minus the publish time:\n"
 		"ringcast's record header (msg->publish_ns), or for the peers the time\n"
@@ -106,9 +115,9 @@ void bench_usage(FILE *f)
 		"                        --rate, the sending thread's CPU inside the send\n"
 		"                        calls (timed on a sample, the clock's own cost\n"
 		"                        taken off) plus other threads' CPU, not the\n"
-		"                        pacing spin; for redis plus the server's CPU\n"
+		"                        pacing; for redis plus the server's CPU\n"
 		"                        (broker_ns_per_msg)\n"
-		"JSON keys: transport size subs pubs wait count duration_s rate topic\n"
+		"JSON keys: transport size subs pubs wait count duration_s rate pace topic\n"
 		"zero_copy batch msgs_per_sec_per_sub msgs_per_sec_total bytes_per_sec_total\n"
 		"lost bad backpressure_retries publisher_ns_per_msg broker_ns_per_msg\n"
 		"latency_ns{p50 p90 p99 p999 p9999 max} interrupted ok per_sub[{received\n"
@@ -119,7 +128,8 @@ void bench_usage(FILE *f)
 		"process, a count that does not add up or a bad message (a sweep: any\n"
 		"failed run); 2 on bad usage; 130 when interrupted (a first Ctrl-C stops\n"
 		"sending and still reports; a second abandons the run).\n",
-		BENCH_SUBS_MAX, BENCH_PUBS_MAX, BENCH_BATCH_MAX, RINGCAST_DEFAULT_SOCKET);
+		BENCH_SUBS_MAX, BENCH_PUBS_MAX, BENCH_PACE_SLEEP_MIN_NS / 1000, 1000000000 / BENCH_PACE_SLEEP_MIN_NS,
+		BENCH_BATCH_MAX, RINGCAST_DEFAULT_SOCKET);
 }
 
 /*
@@ -220,7 +230,7 @@ static int parse_cpus(const char *arg, struct bench_opts *o)
 	return 0;
 }
 
-enum { OPT_ZERO_COPY = 256, OPT_SOCKET, OPT_CPUS, OPT_SWEEP, OPT_CSV, OPT_ROUNDS };
+enum { OPT_ZERO_COPY = 256, OPT_SOCKET, OPT_CPUS, OPT_SWEEP, OPT_CSV, OPT_ROUNDS, OPT_PACE };
 
 int bench_parse_args(int argc, char **argv, struct bench_opts *o)
 {
@@ -232,6 +242,7 @@ int bench_parse_args(int argc, char **argv, struct bench_opts *o)
 		{ "count", required_argument, NULL, 'c' },
 		{ "duration", required_argument, NULL, 'd' },
 		{ "rate", required_argument, NULL, 'r' },
+		{ "pace", required_argument, NULL, OPT_PACE },
 		{ "wait", required_argument, NULL, 'w' },
 		{ "cpus", required_argument, NULL, OPT_CPUS },
 		{ "topic", required_argument, NULL, 't' },
@@ -316,6 +327,14 @@ int bench_parse_args(int argc, char **argv, struct bench_opts *o)
 			if (num("--rate", optarg, 1, 1000000000, &o->rate))
 				return CLI_EXIT_USAGE;
 			break;
+		case OPT_PACE:
+			if (!strcmp(optarg, "spin"))
+				o->pace = BENCH_PACE_SPIN;
+			else if (!strcmp(optarg, "sleep"))
+				o->pace = BENCH_PACE_SLEEP;
+			else
+				return cli_usage_error(CMD, "--pace: '%s' is neither spin nor sleep", optarg);
+			break;
 		case 'w':
 			n = list_arg("--wait", optarg, lists[1], sizeof(lists[1]), items);
 			if (n < 0)
@@ -386,6 +405,8 @@ int bench_parse_args(int argc, char **argv, struct bench_opts *o)
 	if (!o->sweep && (o->n_transports > 1 || o->n_sizes > 1 || o->n_subs > 1 || o->n_waits > 1 ||
 			  o->n_batches > 1))
 		return cli_usage_error(CMD, "lists of values need --sweep");
+	if (o->pace != BENCH_PACE_AUTO && !o->rate)
+		return cli_usage_error(CMD, "--pace says how to wait between paced messages: it needs --rate");
 	if (!o->sweep && (o->csv || o->rounds > 1))
 		return cli_usage_error(CMD, "--csv and --rounds need --sweep");
 	/* Without --csv the CSV rows take stdout, and JSON lines between them would spoil both. */

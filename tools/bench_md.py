@@ -47,6 +47,8 @@ def load(csv_dir):
                 # Columns that CSVs written before them lack: their runs ran to the end, one message a call.
                 r["interrupted"] = float(r.get("interrupted") or 0)
                 r["batch"] = float(r.get("batch") or 1)
+                # Before the pace column every paced publisher spun on the clock between messages.
+                r["pace"] = r.get("pace") or ("spin" if r["rate"] else "none")
                 if r["transport"] == "ringcast" and r["batch"] > 1:
                     r["transport"] = BATCHED
                     NAMES[BATCHED] = f"ringcast, {r['batch']:.0f} a call"
@@ -75,6 +77,13 @@ class Results:
 
     def axis(self, sweep, field):
         return sorted({int(r[field]) for r in self.rows if r["sweep"] == sweep})
+
+
+def pacing(res, sweep):
+    """How the paced publishers of a sweep waited between messages, in words."""
+    paces = sorted({r["pace"] for r in res.rows if r["sweep"] == sweep and r["rate"]})
+    words = {"spin": "spinning on the clock", "sleep": "asleep (clock_nanosleep)"}
+    return " or ".join(words.get(p, p) for p in paces) or "?"
 
 
 def fmt_ns(ns):
@@ -296,7 +305,8 @@ def generated(res, meta):
     md += ["", "### Targets", "", targets(res), ""]
 
     md += ["### Latency, 1 publisher → 1 subscriber, 64 B", "",
-           f"Paced at {meta.get('rate', '?')} msg/s for {meta.get('lat_duration', '?')} s. The ratio is the peer's "
+           f"Paced at {meta.get('rate', '?')} msg/s for {meta.get('lat_duration', '?')} s, the publisher "
+           f"{pacing(res, 'lat1')} between messages (`--pace`). The ratio is the peer's "
            "p50 over ringcast's in the same wait mode.", ""]
     rows = []
     for w, sweep in (("spin", "lat1"), ("sleep", "lat")):
@@ -363,7 +373,8 @@ def generated(res, meta):
            "![fan-out cost](img/bench-fanout-cost.png)", "",
            "The publisher's CPU per message sent (see Method): paced runs count the publishing thread's CPU inside "
            "the send calls plus its helper threads; flat-out runs its whole CPU less the time spent retrying on a "
-           "full ring; Redis adds the server's CPU. The ratio is the peer's cost over ringcast's.", ""]
+           "full ring; Redis adds the server's CPU. The ratio is the peer's cost over ringcast's. "
+           f"Paced runs: the publisher {pacing(res, 'wake')} between messages.", ""]
     for title, sweep, w in ((f"Subscribers busy: spinning, paced at {meta.get('wake_rate', '?')} msg/s", "wake", "spin"),
                             (f"Subscribers asleep when each message comes: paced at {meta.get('wake_rate', '?')} msg/s",
                              "wake", "sleep"),

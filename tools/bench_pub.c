@@ -14,19 +14,21 @@
  *              transports sleep when they must wait, so waiting is not a
  *              cost of sending.
  *   paced      the publishing thread's CPU time inside the send calls
- *              (not the pacing spin, nor the time a woken subscriber
+ *              (not the pacing, spun or slept, nor the time a woken subscriber
  *              preempts it), plus the CPU of the process's other threads.
  *              The thread's CPU clock is a system call (over a
  *              microsecond on a VM), so at high rates only every 8th call
  *              is timed, and the clock's own cost is taken off: empty
  *              brackets timed at the same point of the loop, under the
- *              same conditions (a cold cache after the pacing spin costs
- *              the clock more than a hot loop would).
+ *              same conditions (a cold cache after the pacing costs the
+ *              clock more than a hot loop would).
  */
 #include <errno.h>
 #include <poll.h>
 #include <sched.h>
 #include <stdlib.h>
+#include <sys/prctl.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "bench.h"
@@ -43,6 +45,8 @@
  */
 #define SAMPLE_EVERY 8
 #define SAMPLE_ALL_NS 200000
+/* Paced by sleep: the longest nap, so that a Ctrl-C (live->stop) is seen within it. */
+#define PACE_NAP_MAX_NS 50000000ull
 
 struct pub_state {
 	const struct bench_cfg *cfg;
@@ -52,6 +56,7 @@ struct pub_state {
 	void *p;
 	unsigned idx;
 	uint64_t wait_cpu;   /* thread CPU spent retrying on a full ring */
+	bool pace_sleep;     /* paced: sleep to each message's time (else spin) */
 	struct bench_pub_report rep;
 };
 
@@ -156,11 +161,27 @@ static uint64_t share(uint64_t total, unsigned n, unsigned i)
 }
 
 /*
- * Paced: spin until due, the time of the next message.  false when the
- * coordinator says stop (Ctrl-C) first.  The flag is read on every turn:
- * at a few messages a second, the flat-out loop's look every 64 messages
- * would come minutes late, and a relaxed load of a line nobody writes
- * until then costs the spin nothing.
+ * Paced by sleep: sleep until due, or at most PACE_NAP_MAX_NS.  due is on
+ * the node clock, which follows CLOCK_MONOTONIC to a few ns (lib/clock.c):
+ * a wake-up that the node clock still finds early only costs pace()
+ * another turn.
+ */
+static void nap(uint64_t due, uint64_t now)
+{
+	uint64_t until = due - now > PACE_NAP_MAX_NS ? now + PACE_NAP_MAX_NS : due;
+	struct timespec ts = { (time_t)(until / 1000000000ull), (long)(until % 1000000000ull) };
+
+	/* EINTR only ends this nap early; the caller's loop sleeps on. */
+	clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL);
+}
+
+/*
+ * Paced: wait until due, the time of the next message, spinning on the
+ * clock or asleep (s->pace_sleep; bench.h says which when).  false when
+ * the coordinator says stop (Ctrl-C) first.  The flag is read on every
+ * turn: at a few messages a second, the flat-out loop's look every 64
+ * messages would come minutes late, and a relaxed load of a line nobody
+ * writes until then costs the spin nothing.
  */
 static bool pace(const struct pub_state *s, uint64_t due, uint64_t *now)
 {
@@ -170,7 +191,10 @@ static bool pace(const struct pub_state *s, uint64_t due, uint64_t *now)
 		*now = bench_clock_ns(s->cfg);
 		if (*now >= due)
 			return true;
-		bench_relax();
+		if (s->pace_sleep)
+			nap(due, *now);
+		else
+			bench_relax();
 	}
 }
 
@@ -192,6 +216,13 @@ static int publish(struct pub_state *s, void *buf, struct iovec *batch)
 	unsigned every = cfg->rate && rate_num / cfg->rate >= SAMPLE_ALL_NS ? 1 : SAMPLE_EVERY;
 	int err = 0;
 
+	s->pace_sleep = bench_pace_sleeps(cfg);
+	/*
+	 * The default timer slack lets a sleep end up to 50 us late, half
+	 * the interval at 10k msg/s; 1 ns asks for the timer's own precision.
+	 */
+	if (s->pace_sleep)
+		prctl(PR_SET_TIMERSLACK, 1UL, 0, 0, 0);
 	cpu0 = clock_of(CLOCK_PROCESS_CPUTIME_ID);
 	tcpu0 = clock_of(CLOCK_THREAD_CPUTIME_ID);
 	s->rep.start_ns = now = bench_clock_ns(cfg);

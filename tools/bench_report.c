@@ -108,9 +108,9 @@ void bench_print_json(FILE *f, const struct bench_result *res)
 
 	fprintf(f,
 		"{\"transport\":\"%s\",\"size\":%zu,\"subs\":%u,\"pubs\":%u,\"wait\":\"%s\",\"count\":%llu,"
-		"\"duration_s\":%.6f,\"rate\":%llu,\"topic\":",
+		"\"duration_s\":%.6f,\"rate\":%llu,\"pace\":\"%s\",\"topic\":",
 		cfg->tr->name, cfg->size, cfg->subs, cfg->pubs, wait_name(cfg), (unsigned long long)res->sent,
-		(double)(res->end_ns - res->start_ns) / 1e9, (unsigned long long)cfg->rate);
+		(double)(res->end_ns - res->start_ns) / 1e9, (unsigned long long)cfg->rate, bench_pace_name(cfg));
 	cli_put_json_str(f, cfg->topic, strlen(cfg->topic));
 	fprintf(f,
 		",\"zero_copy\":%s,\"batch\":%u,\"msgs_per_sec_per_sub\":%.1f,\"msgs_per_sec_total\":%.1f,"
@@ -158,7 +158,7 @@ void bench_print_human(FILE *f, const struct bench_result *res, bool per_sub)
 	fprintf(f, "  sent         %llu messages in %.3f s ", (unsigned long long)res->sent,
 		(double)(res->end_ns - res->start_ns) / 1e9);
 	if (cfg->rate)
-		fprintf(f, "(paced at %llu msg/s)", (unsigned long long)cfg->rate);
+		fprintf(f, "(paced at %llu msg/s, --pace %s)", (unsigned long long)cfg->rate, bench_pace_name(cfg));
 	else
 		fputs("(flat out)", f);
 	fputs(res->interrupted ? ", interrupted\n" : "\n", f);
@@ -197,15 +197,15 @@ void bench_print_csv_header(FILE *f)
 {
 	fputs("round,transport,size,subs,pubs,wait,rate,sent,duration_s,msgs_per_sec_per_sub,msgs_per_sec_total,"
 	      "bytes_per_sec_total,received,lost,bad,backpressure_retries,publisher_ns_per_msg,broker_ns_per_msg,"
-	      "p50_ns,p90_ns,p99_ns,p999_ns,p9999_ns,max_ns,ok,error,interrupted,batch\n",
+	      "p50_ns,p90_ns,p99_ns,p999_ns,p9999_ns,max_ns,ok,error,interrupted,batch,pace\n",
 	      f);
 }
 
 /*
  * One row; a failed run has ok=0 and its error, quoted, with the counts
- * it got.  interrupted (1: Ctrl-C cut the run short) and batch (messages
- * a send call) came last, after error, so that readers of the older
- * columns by position still work.
+ * it got.  interrupted (1: Ctrl-C cut the run short), batch (messages a
+ * send call) and pace (bench_pace_name) came last, after error, so that
+ * readers of the older columns by position still work.
  */
 void bench_print_csv_row(FILE *f, const struct bench_result *res)
 {
@@ -224,5 +224,5 @@ void bench_print_csv_row(FILE *f, const struct bench_result *res)
 		(unsigned long long)hist_max(h), res->ok && !res->err);
 	for (const char *p = res->err ? res->what : ""; *p; p++)
 		fputc(*p == '"' ? '\'' : (*p == '\n' ? ' ' : *p), f);
-	fprintf(f, "\",%d,%u\n", res->interrupted, cfg->batch);
+	fprintf(f, "\",%d,%u,%s\n", res->interrupted, cfg->batch, bench_pace_name(cfg));
 }

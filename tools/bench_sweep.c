@@ -25,6 +25,8 @@ static void print_line(FILE *f, const struct bench_result *res, unsigned k, unsi
 
 	fprintf(f, "[%u/%u] %-8s %8zu B %3u sub %-5s %4u/call ", k, total, cfg->tr->name, cfg->size, cfg->subs,
 		cfg->spin ? "spin" : "sleep", cfg->batch);
+	if (cfg->rate)
+		fprintf(f, "pace %-5s ", bench_pace_name(cfg));
 	if (res->err) {
 		fprintf(f, "FAILED: %s\n", res->what);
 		return;

@@ -352,8 +352,14 @@ static void test_paced_and_duration(void **state)
 	char *out;
 
 	it_daemon_start(d, NULL);
+	/* The report says how the publisher paced: at 20k msg/s it sleeps by default. */
 	out = bench(d, 0, NULL, "--json", "--rate", "20k", "--count", "2000", "--size", "1Ki", NULL);
 	check_json(out, "ringcast", 1024, 1, 1, "sleep", 2000);
+	IT_ASSERT(strstr(out, "\"pace\":\"sleep\","), "the JSON does not say pace sleep: %s", out);
+	free(out);
+	out = bench(d, 0, NULL, "--json", "--rate", "20k", "--count", "2000", "--pace", "spin", NULL);
+	check_json(out, "ringcast", 64, 1, 1, "sleep", 2000);
+	IT_ASSERT(strstr(out, "\"pace\":\"spin\","), "the JSON does not say pace spin: %s", out);
 	free(out);
 	out = bench(d, 0, NULL, "--json", "-T", "uds", "--rate", "20k", "--count", "2000", "--pubs", "2", NULL);
 	check_json(out, "uds", 64, 1, 2, "sleep", 2000);
@@ -361,6 +367,7 @@ static void test_paced_and_duration(void **state)
 	/* A duration: whatever was sent, every subscriber has it all. */
 	out = bench(d, 0, NULL, "--json", "--duration", "200ms", "--subs", "2", NULL);
 	check_json(out, "ringcast", 64, 2, 1, "sleep", 0);
+	IT_ASSERT(strstr(out, "\"pace\":\"none\","), "the JSON does not say pace none (flat out): %s", out);
 	free(out);
 }
 
@@ -484,7 +491,7 @@ static void test_sweep_csv(void **state)
 	struct it_daemon *d = *state;
 	char csv[256], *out, *text, *line, *save = NULL, *hdr[32], *f[32];
 	int nh, rows = 0, col_transport = -1, col_subs = -1, col_sent = -1, col_received = -1, col_lost = -1,
-		col_ok = -1, col_size = -1, col_int = -1, col_batch = -1, batched = 0;
+		col_ok = -1, col_size = -1, col_int = -1, col_batch = -1, col_pace = -1, batched = 0;
 	size_t len;
 
 	it_daemon_start(d, NULL);
@@ -515,9 +522,11 @@ static void test_sweep_csv(void **state)
 		col_ok = !strcmp(hdr[i], "ok") ? i : col_ok;
 		col_int = !strcmp(hdr[i], "interrupted") ? i : col_int;
 		col_batch = !strcmp(hdr[i], "batch") ? i : col_batch;
+		col_pace = !strcmp(hdr[i], "pace") ? i : col_pace;
 	}
 	IT_ASSERT(col_transport >= 0 && col_size >= 0 && col_subs >= 0 && col_sent >= 0 && col_received >= 0 &&
-		  col_lost >= 0 && col_ok >= 0 && col_int >= 0 && col_batch >= 0, "CSV header lacks a column: %s", text);
+		  col_lost >= 0 && col_ok >= 0 && col_int >= 0 && col_batch >= 0 && col_pace >= 0,
+		  "CSV header lacks a column: %s", text);
 	IT_ASSERT(nh >= 20, "CSV header has %d columns", nh);
 	while ((line = strtok_r(NULL, "\n", &save))) {
 		int n = csv_fields(line, f, 32);
@@ -537,6 +546,8 @@ static void test_sweep_csv(void **state)
 		IT_ASSERT(!strcmp(f[col_batch], "1") || (!strcmp(f[col_batch], "8") && !strcmp(f[col_transport], "ringcast")),
 			  "row %d: %s at batch %s", rows, f[col_transport], f[col_batch]);
 		batched += !strcmp(f[col_batch], "8");
+		/* Flat out: no pacing. */
+		IT_ASSERT(!strcmp(f[col_pace], "none"), "row %d: pace %s, expected none", rows, f[col_pace]);
 	}
 	IT_ASSERT(rows == 12, "%d rows, expected (ringcast x 2 batches + uds) x 2 sizes x 2 subscriber counts", rows);
 	IT_ASSERT(batched == 4, "%d ringcast rows at batch 8, expected 4", batched);

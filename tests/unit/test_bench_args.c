@@ -61,6 +61,7 @@ static void test_defaults(void **state)
 	assert_int_equal(o.count, 100000);
 	assert_int_equal(o.duration_ns, 0);
 	assert_int_equal(o.rate, 0);
+	assert_int_equal(o.pace, BENCH_PACE_AUTO);
 	assert_int_equal(o.n_cpus, 0);
 	assert_int_equal(o.rounds, 1);
 	assert_string_equal(o.topic, "ringcast.bench");
@@ -217,6 +218,65 @@ static void test_rejects(void **state)
 	REJECT("--no-such-option");
 }
 
+/* A run of the options parsed last, as bench_run() gets it. */
+static struct bench_cfg cfg_of(unsigned pubs)
+{
+	return (struct bench_cfg){ .o = &o, .pubs = pubs, .rate = o.rate };
+}
+
+static void test_pace(void **state)
+{
+	struct bench_cfg c;
+
+	ACCEPT("--rate", "10k", "--pace", "spin");
+	assert_int_equal(o.pace, BENCH_PACE_SPIN);
+	c = cfg_of(1);
+	assert_false(bench_pace_sleeps(&c));
+	assert_string_equal(bench_pace_name(&c), "spin");
+	ACCEPT("--rate", "1M", "--pace", "sleep");
+	assert_int_equal(o.pace, BENCH_PACE_SLEEP);
+	c = cfg_of(1);
+	assert_true(bench_pace_sleeps(&c));
+	assert_string_equal(bench_pace_name(&c), "sleep");
+	/* The last one wins, like every option. */
+	ACCEPT("--rate", "10k", "--pace", "spin", "--pace", "sleep");
+	assert_int_equal(o.pace, BENCH_PACE_SLEEP);
+	ACCEPT("--sweep", "--rate", "10k", "--pace", "spin", "--size", "8,64");
+	assert_int_equal(o.pace, BENCH_PACE_SPIN);
+
+	/* Default: sleep when a publisher's messages are BENCH_PACE_SLEEP_MIN_NS or more apart. */
+	ACCEPT("--rate", "10k");
+	assert_int_equal(o.pace, BENCH_PACE_AUTO);
+	c = cfg_of(1);
+	assert_true(bench_pace_sleeps(&c)); /* 100 us apart */
+	ACCEPT("--rate", "20k");
+	c = cfg_of(1);
+	assert_true(bench_pace_sleeps(&c)); /* 50 us: the threshold sleeps */
+	ACCEPT("--rate", "20001");
+	c = cfg_of(1);
+	assert_false(bench_pace_sleeps(&c)); /* just under 50 us */
+	ACCEPT("--rate", "100k");
+	c = cfg_of(1);
+	assert_false(bench_pace_sleeps(&c)); /* 10 us apart: spin */
+	assert_string_equal(bench_pace_name(&c), "spin");
+	c = cfg_of(16);
+	assert_true(bench_pace_sleeps(&c)); /* shared by 16: 160 us apart each */
+
+	/* Flat out: no pacing to name. */
+	ACCEPT("--count", "10");
+	c = cfg_of(1);
+	assert_false(bench_pace_sleeps(&c));
+	assert_string_equal(bench_pace_name(&c), "none");
+
+	REJECT("--rate", "10k", "--pace", "busy");
+	REJECT("--rate", "10k", "--pace", "");
+	REJECT("--rate", "10k", "--pace", "spin,sleep");
+	REJECT("--rate", "10k", "--pace");
+	/* Nothing to pace flat out. */
+	REJECT("--pace", "sleep");
+	REJECT("--sweep", "--pace", "spin");
+}
+
 /* ---- the stamp ---- */
 
 static void test_stamp_full(void **state)
@@ -301,6 +361,7 @@ int main(void)
 		cmocka_unit_test(test_sweep_lists),
 		cmocka_unit_test(test_cpus),
 		cmocka_unit_test(test_rejects),
+		cmocka_unit_test(test_pace),
 		cmocka_unit_test(test_stamp_full),
 		cmocka_unit_test(test_stamp_packed),
 		cmocka_unit_test(test_end_len),

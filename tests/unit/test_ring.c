@@ -249,6 +249,32 @@ static void test_commit_wakes_sleeper_once(void **state)
 	rc_bells_unmap(b);
 }
 
+/*
+ * ctl.fenced counts the subscribers that may sleep and is never lowered
+ * but by the daemon.  Were it to wrap to 0, publishers would commit
+ * light (no fence, no look at sleepers) while a subscriber sleeps: lost
+ * wake-ups.  It must stop at UINT32_MAX.
+ */
+static void test_fenced_count_saturates(void **state)
+{
+	struct env *e = *state;
+	_Atomic uint32_t *fenced = &e->daemon.ctl->fenced;
+
+	atomic_store(fenced, UINT32_MAX - 2);
+	for (uint32_t i = 1; i <= 4; i++) {
+		uint32_t want = i <= 2 ? UINT32_MAX - 2 + i : UINT32_MAX;
+
+		/* Its membarrier may be refused here; the count is what we test. */
+		(void)rc_ring_sleep_enable(&e->sub);
+		if (atomic_load(fenced) == 0)
+			fail_msg("fenced wrapped to 0 after %u sleep_enable(s) from UINT32_MAX - 2", i);
+		assert_int_equal(atomic_load(fenced), want);
+		/* And so publishers fence their commits (rc_commit_light). */
+		e->pub.light_commit = true;
+		assert_false(rc_commit_light(&e->pub));
+	}
+}
+
 static void test_untether_and_lap_gives_exact_loss(void **state)
 {
 	struct env *e = *state;
@@ -692,6 +718,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_wrap_pads_and_never_straddles, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_tethered_subscriber_holds_publisher, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_commit_wakes_sleeper_once, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_fenced_count_saturates, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_untether_and_lap_gives_exact_loss, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_untether_ignores_forged_progress, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_corrupt_records_give_ebadmsg, setup, teardown),

@@ -267,14 +267,27 @@ void rc_ring_wake(struct rc_ring *r, struct rc_bells_hdr *bells)
 
 uint64_t rc_ring_min_tethered(const struct rc_ring *r)
 {
+	uint64_t tail, min;
+	uint32_t i, hi;
+
 	/*
-	 * tail is read before the slot states (both seq_cst): a subscriber
-	 * that tethers itself stores its state and then reads tail, so a scan
-	 * that misses the new state read a tail no later than the one the
-	 * subscriber saw.  See rc_ring_sub_retether().
+	 * Pair #5 (docs/ring-format.md), store buffering: we stored tail
+	 * (the owner with a plain 16-byte store, rc_owner_advance) and now
+	 * load the slot states; a subscriber tethering itself stores its
+	 * state and then loads tail (rc_ring_sub_attach through
+	 * rc_ring_live, rc_ring_sub_retether).  Without a full fence on
+	 * both sides, both loads may pass their stores: we miss the new
+	 * tether while it starts from a tail older than ours, and our limit
+	 * overruns it (test_ring_mt: hundreds of times in 100 000 rounds).
+	 * This fence pairs with the one after the subscriber's state store:
+	 * if our scan misses its state, it reads a tail no earlier than our
+	 * last store.  Scans run once per ring's worth of data (a claim
+	 * that crosses the cached limit), never per message.
 	 */
-	uint64_t tail = rc_load_seq_cst(&r->hdr->tail.pos), min = tail;
-	uint32_t i, hi = rc_load_acquire(&r->ctl->slots_hi);
+	rc_smp_mb();
+	tail = rc_load_seq_cst(&r->hdr->tail.pos);
+	min = tail;
+	hi = rc_load_acquire(&r->ctl->slots_hi);
 
 	if (hi > RC_SUB_SLOTS)
 		hi = RC_SUB_SLOTS;

@@ -59,10 +59,9 @@ void rc_ring_live(const struct rc_ring *r, uint64_t *pos, uint64_t *seq)
 	 * pos and seq move together in one 16-byte CAS but a read-only mapping
 	 * cannot CAS to read them.  Every claim strictly increases pos, so if
 	 * pos is the same before and after reading seq, the pair is one value.
-	 * The first load is seq_cst for rc_ring_sub_attach, which tethers
-	 * first (pair #5 in docs/ring-format.md): after its seq_cst store of
-	 * state, it reads a tail no earlier than a publisher's scan that
-	 * missed that store.
+	 * rc_ring_sub_attach tethers first and fences before calling us
+	 * (pair #5 in docs/ring-format.md): it then reads a tail no earlier
+	 * than a publisher's scan that missed its state store.
 	 */
 	do {
 		t1 = rc_load_seq_cst(&r->hdr->tail.pos);
@@ -127,9 +126,14 @@ bool rc_ring_sub_retether(struct rc_ring *r, uint64_t pos, uint64_t *safe_from)
 	if (!atomic_compare_exchange_strong(&s->state, &expect, RC_SUB_TETHERED))
 		return false;
 	/*
-	 * A publisher scan that missed our state store read tail before it
-	 * (rc_ring_min_tethered), so no cached limit passes this tail + cap.
+	 * Pair #5: the full fence orders our state store before the tail
+	 * load, and pairs with the fence between the publisher's tail store
+	 * and its scan (rc_ring_min_tethered).  A scan that missed our state
+	 * read a tail no later than this one, so no cached limit passes
+	 * this tail + cap.  (The CAS is a locked instruction on x86, but in
+	 * C11 only the fence orders it before a load of another field.)
 	 */
+	rc_smp_mb();
 	*safe_from = rc_load_seq_cst(&r->hdr->tail.pos);
 	return true;
 }

@@ -79,6 +79,19 @@ static void disarm(struct ringcast *rc)
 	rc_store_relaxed(bell_word(rc), RC_BELL_IDLE);
 }
 
+/*
+ * ringcast_wait() is done sleeping.  While ringcast_fd()'s wait is armed
+ * (uring_pending) it shares our arming: the same bell and one count per
+ * ring (rc_ring_sleep_prepare counts once).  Disarming would leave that
+ * wait in the kernel with no publisher to ring it, so we leave it armed;
+ * the next ringcast_poll() reaps the fd's wait and disarms.
+ */
+static void wait_disarm(struct ringcast *rc)
+{
+	if (!rc->uring_pending)
+		disarm(rc);
+}
+
 int ringcast_wait(struct ringcast *rc, int timeout_ms)
 {
 	uint64_t deadline = 0, now;
@@ -106,13 +119,13 @@ int ringcast_wait(struct ringcast *rc, int timeout_ms)
 		if (rc_client_has_work(rc))
 			return 0;
 		if (arm(rc)) {
-			disarm(rc);
+			wait_disarm(rc);
 			return 0;
 		}
 		if (deadline) {
 			now = rc_now_ns();
 			if (now >= deadline) {
-				disarm(rc);
+				wait_disarm(rc);
 				return -ETIMEDOUT;
 			}
 			ts.tv_sec = (time_t)((deadline - now) / 1000000000ull);
@@ -128,7 +141,7 @@ int ringcast_wait(struct ringcast *rc, int timeout_ms)
 		ret = (int)syscall(SYS_futex, (uint32_t *)bell_word(rc), FUTEX_WAIT, RC_BELL_ARMED,
 				   tsp, NULL, 0);
 		ret = ret < 0 ? -errno : 0;
-		disarm(rc);
+		wait_disarm(rc);
 		if (ret < 0 && ret != -EAGAIN && ret != -EINTR && ret != -ETIMEDOUT)
 			return ret;
 		/* The loop re-checks the work and the deadline. */

@@ -98,13 +98,19 @@ void rc_ring_sleep_prepare(struct rc_ring *r)
 	struct rc_sub_slot *s = &r->ctl->subs[r->sub_slot];
 
 	/*
-	 * seq_cst: the increment is ordered before the caller's re-check of
-	 * the ring, against the publisher's commit then sleepers load (see
-	 * rc_ring_commit).  asleep is visible to a publisher that sees the
-	 * count (it is stored before the increment).
+	 * Counted once however often we arm: ringcast_fd() may have armed
+	 * this ring already when ringcast_wait() arms it again, and a second
+	 * increment would be one that no finish ever drops (publishers would
+	 * then scan for sleepers on every commit).  So only the exchange
+	 * that moves asleep from 0 counts; it races with a publisher's or
+	 * the daemon's exchange to 0, and whichever comes second sees the
+	 * other's value.  seq_cst: the increment is ordered before the
+	 * caller's re-check of the ring, against the publisher's commit then
+	 * sleepers load (rc_ring_commit_done); asleep is visible to a
+	 * publisher that sees the count (it is stored before the increment).
 	 */
-	rc_store_seq_cst(&s->asleep, 1);
-	atomic_fetch_add(&r->ctl->sleepers, 1);
+	if (atomic_exchange(&s->asleep, 1) == 0)
+		atomic_fetch_add(&r->ctl->sleepers, 1);
 }
 
 void rc_ring_sleep_finish(struct rc_ring *r)

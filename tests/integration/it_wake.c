@@ -1,0 +1,144 @@
+// SPDX-License-Identifier: MIT
+/*
+ * it_wake: sleeping and waking, where a process on the other side may die
+ * or misbehave.
+ *
+ *  - ringcast_fd() and ringcast_wait() on one client count it once in a
+ *    ring's sleepers (a second count is one nobody drops).
+ *
+ * Internal: it reads a ring's sleepers through the publisher's mapping.
+ */
+#include <errno.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "harness.h"
+
+
+#define TOPIC "wake.topic"
+#define BOUND_MS 10000 /* generous: the broken code never gets there */
+
+/* Is task tid (a thread of ours, or a child process) blocked in futex(2)? */
+static bool in_futex(pid_t pid, pid_t tid)
+{
+	char path[64], buf[32] = "";
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/task/%d/syscall", (int)pid, (int)tid);
+	f = fopen(path, "r");
+	if (!f)
+		return false;
+	if (!fgets(buf, sizeof(buf), f))
+		buf[0] = '\0';
+	fclose(f);
+	return atoi(buf) == SYS_futex && buf[0] != 'r';
+}
+
+static bool ringcast_fd_supported(struct it_daemon *d)
+{
+	struct ringcast *rc = it_open(d);
+	int fd = ringcast_fd(rc);
+
+	it_close(rc);
+	return fd != -EOPNOTSUPP;
+}
+
+/* ---- one count for the fd's wait and ringcast_wait's ---- */
+
+struct waiter {
+	struct ringcast *rc;
+	_Atomic pid_t tid;
+	int ret;
+};
+
+static void *wait_thread(void *arg)
+{
+	struct waiter *w = arg;
+
+	atomic_store(&w->tid, gettid());
+	w->ret = ringcast_wait(w->rc, BOUND_MS);
+	return NULL;
+}
+
+static int count_msgs(const struct ringcast_msg *m, void *ctx)
+{
+	(*(int *)ctx)++;
+	return 0;
+}
+
+static void test_fd_and_wait_count_once(void **state)
+{
+	struct it_daemon *d = *state;
+	struct ringcast *pub, *sub;
+	struct waiter w = { 0 };
+	struct pollfd pfd;
+	uint64_t until;
+	pthread_t th;
+	int fd, n = 0;
+
+	it_daemon_start(d, NULL);
+	if (!ringcast_fd_supported(d))
+		it_skip("ringcast_fd: this kernel has no IORING_OP_FUTEX_WAIT");
+	pub = it_open(d);
+	sub = it_open(d);
+	IT_ASSERT_OK(ringcast_subscribe(sub, TOPIC));
+	IT_ASSERT_OK(ringcast_broadcast(pub, TOPIC, "a", 1)); /* pub maps the ring */
+	IT_ASSERT(ringcast_poll(sub, count_msgs, &n, 0) == 1, "the first message did not arrive");
+	fd = ringcast_fd(sub);
+	IT_ASSERT_OK(fd);
+	IT_ASSERT(it_pub_sleepers(pub) == 1, "the fd's wait counts %u sleepers, expected 1",
+		  it_pub_sleepers(pub));
+
+	/* ringcast_wait() while the fd's wait is armed: still one sleeper. */
+	w.rc = sub;
+	IT_ASSERT(pthread_create(&th, NULL, wait_thread, &w) == 0, "pthread_create");
+	until = it_now_ns() + 5000000000ull;
+	while (!(atomic_load(&w.tid) && in_futex(getpid(), atomic_load(&w.tid))) &&
+	       it_now_ns() < until)
+		it_sleep_ms(1);
+	IT_ASSERT(in_futex(getpid(), atomic_load(&w.tid)), "ringcast_wait never went to sleep");
+	n = (int)it_pub_sleepers(pub);
+	if (n != 1) {
+		IT_ASSERT_OK(ringcast_broadcast(pub, TOPIC, "b", 1)); /* let it go */
+		pthread_join(th, NULL);
+		IT_FAIL("one subscriber asleep in ringcast_wait and on its fd counts %d "
+			"sleepers: the extra count is never dropped", n);
+	}
+	IT_ASSERT_OK(ringcast_broadcast(pub, TOPIC, "b", 1));
+	pthread_join(th, NULL);
+	IT_ASSERT(w.ret == 0, "ringcast_wait = %d (%s)", w.ret, ringcast_strerror(w.ret));
+
+	/* The fd saw the same ring; poll reaps it, reads, and arms it once again. */
+	pfd = (struct pollfd){ .fd = fd, .events = POLLIN };
+	IT_ASSERT(poll(&pfd, 1, BOUND_MS) == 1, "the fd is not readable with a message waiting");
+	n = 0;
+	IT_ASSERT(ringcast_poll(sub, count_msgs, &n, 0) == 1 && n == 1,
+		  "ringcast_poll found %d message(s), expected 1", n);
+	IT_ASSERT(it_pub_sleepers(pub) == 1, "after poll re-armed the fd: %u sleepers, expected 1",
+		  it_pub_sleepers(pub));
+
+	/* A ringcast_wait() that times out leaves the fd's wait armed and counted. */
+	IT_ASSERT_ERR(ringcast_wait(sub, 20), -ETIMEDOUT);
+	IT_ASSERT(it_pub_sleepers(pub) == 1, "after ringcast_wait timed out: %u sleepers, "
+		  "expected the fd's 1", it_pub_sleepers(pub));
+	IT_ASSERT_OK(ringcast_broadcast(pub, TOPIC, "c", 1));
+	IT_ASSERT(poll(&pfd, 1, BOUND_MS) == 1, "the fd missed a message after ringcast_wait");
+	n = 0;
+	IT_ASSERT(ringcast_poll(sub, count_msgs, &n, 0) == 1, "the message after the wait is lost");
+	it_close(sub);
+	it_close(pub);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_fd_and_wait_count_once, it_setup, it_teardown),
+	};
+
+	it_init();
+	return cmocka_run_group_tests_name("it_wake", tests, NULL, NULL);
+}

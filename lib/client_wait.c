@@ -80,15 +80,35 @@ static void disarm(struct ringcast *rc)
 }
 
 /*
+ * ringcast_fd()'s state.  rc->uring points at ring, the first member, so
+ * client.h knows no more of it than struct io_uring.  Every SQE we submit
+ * posts exactly one CQE (none is multishot), so inflight says how many
+ * completions are still to come: a reap waits for exactly those.
+ */
+struct rc_fd {
+	struct io_uring ring;
+	unsigned inflight; /* submitted, completion not reaped yet */
+	bool armed;        /* the pending wait counts in our rings (arm()) */
+};
+
+/* user_data of our SQEs: only for reading a trace of the ring. */
+enum { RC_FD_WORK = 1, RC_FD_WAIT, RC_FD_CANCEL };
+
+static struct rc_fd *fd_of(struct ringcast *rc)
+{
+	return (struct rc_fd *)rc->uring;
+}
+
+/*
  * ringcast_wait() is done sleeping.  While ringcast_fd()'s wait is armed
- * (uring_pending) it shares our arming: the same bell and one count per
+ * (rc_fd.armed) it shares our arming: the same bell and one count per
  * ring (rc_ring_sleep_prepare counts once).  Disarming would leave that
  * wait in the kernel with no publisher to ring it, so we leave it armed;
  * the next ringcast_poll() reaps the fd's wait and disarms.
  */
 static void wait_disarm(struct ringcast *rc)
 {
-	if (!rc->uring_pending)
+	if (!rc->uring || !fd_of(rc)->armed)
 		disarm(rc);
 }
 
@@ -152,7 +172,9 @@ int ringcast_wait(struct ringcast *rc, int timeout_ms)
 static int fd_submit(struct ringcast *rc, bool work)
 {
 	static const struct __kernel_timespec slice = { 0, RC_UNFENCED_SLICE_NS };
-	struct io_uring_sqe *sqe = io_uring_get_sqe(rc->uring);
+	struct rc_fd *f = fd_of(rc);
+	struct io_uring_sqe *sqe = io_uring_get_sqe(&f->ring);
+	int ret;
 
 	if (!sqe)
 		return -EBUSY;
@@ -167,8 +189,13 @@ static int fd_submit(struct ringcast *rc, bool work)
 				 RC_BELL_ARMED);
 		sqe->addr3 = FUTEX_BITSET_MATCH_ANY;
 	}
-	rc->uring_pending = true;
-	return io_uring_submit(rc->uring) == 1 ? 0 : -EIO;
+	sqe->user_data = work ? RC_FD_WORK : RC_FD_WAIT;
+	ret = io_uring_submit(&f->ring);
+	if (ret > 0)
+		f->inflight += (unsigned)ret;
+	f->armed = !work && ret > 0;
+	rc->uring_pending = f->inflight > 0;
+	return ret == 1 ? 0 : ret < 0 ? ret : -EIO;
 }
 
 void rc_client_fd_rearm(struct ringcast *rc)
@@ -184,29 +211,73 @@ void rc_client_fd_rearm(struct ringcast *rc)
 		fd_submit(rc, true);
 		return;
 	}
-	fd_submit(rc, false);
+	if (fd_submit(rc, false) < 0 && !rc->uring_pending)
+		disarm(rc); /* nothing waits on the arming; the next poll tries again */
+}
+
+/* Count the completions already posted. */
+static void fd_drain(struct rc_fd *f)
+{
+	struct io_uring_cqe *cqe;
+
+	while (f->inflight && io_uring_peek_cqe(&f->ring, &cqe) == 0) {
+		io_uring_cqe_seen(&f->ring, cqe);
+		f->inflight--;
+	}
+}
+
+/*
+ * Cancel whatever is still in flight (the FUTEX_WAIT, or the slice's
+ * timeout) with io_uring's own cancel.  Not by ringing our bell: after a
+ * reconnect rc->bell may be another word, in another bells file, than the
+ * one the wait sleeps on, and ringing it wakes nothing.  The cancel posts
+ * its own completion (-ENOENT if the wait completed meanwhile).
+ */
+static int fd_cancel(struct rc_fd *f)
+{
+	struct io_uring_sqe *sqe = io_uring_get_sqe(&f->ring);
+	int ret;
+
+	if (!sqe)
+		return -EBUSY;
+	io_uring_prep_cancel64(sqe, 0, IORING_ASYNC_CANCEL_ANY);
+	sqe->user_data = RC_FD_CANCEL;
+	ret = io_uring_submit(&f->ring);
+	if (ret > 0)
+		f->inflight += (unsigned)ret;
+	return ret == 1 ? 0 : ret < 0 ? ret : -EIO;
 }
 
 void rc_client_fd_reap(struct ringcast *rc)
 {
+	struct rc_fd *f = fd_of(rc);
 	struct io_uring_cqe *cqe;
+	int ret;
 
-	if (!rc->uring || !rc->uring_pending)
+	if (!f || !rc->uring_pending)
 		return;
-	/* The pending wait is still armed if no completion came yet: cancel by ringing ourselves. */
-	if (io_uring_peek_cqe(rc->uring, &cqe) != 0) {
-		rc_bell_ring(rc->bells, rc->bell);
-		if (io_uring_wait_cqe(rc->uring, &cqe) != 0)
-			return;
+	fd_drain(f);
+	/* Without the cancel we wait for the wait itself (a ring, or its slice). */
+	if (f->inflight)
+		fd_cancel(f);
+	while (f->inflight) {
+		ret = io_uring_wait_cqe(&f->ring, &cqe);
+		if (ret == -EINTR)
+			continue;
+		if (ret < 0)
+			return; /* still pending: the next reap tries again */
+		io_uring_cqe_seen(&f->ring, cqe);
+		f->inflight--;
 	}
-	io_uring_cqe_seen(rc->uring, cqe);
 	rc->uring_pending = false;
+	f->armed = false;
 	disarm(rc);
 }
 
 int ringcast_fd(struct ringcast *rc)
 {
 	struct io_uring_probe *probe;
+	struct rc_fd *f;
 	int ret;
 
 	if (!rc)
@@ -220,26 +291,28 @@ int ringcast_fd(struct ringcast *rc)
 	io_uring_free_probe(probe);
 	if (!ret)
 		return -EOPNOTSUPP;
-	rc->uring = calloc(1, sizeof(*rc->uring));
-	if (!rc->uring)
+	f = calloc(1, sizeof(*f));
+	if (!f)
 		return -ENOMEM;
-	ret = io_uring_queue_init(4, rc->uring, 0);
+	ret = io_uring_queue_init(4, &f->ring, 0);
 	if (ret < 0) {
-		free(rc->uring);
-		rc->uring = NULL;
+		free(f);
 		return ret;
 	}
+	rc->uring = &f->ring;
 	rc_client_fd_rearm(rc);
-	return rc->uring->ring_fd;
+	return f->ring.ring_fd;
 }
 
 void rc_client_fd_free(struct ringcast *rc)
 {
-	if (!rc->uring)
+	struct rc_fd *f = fd_of(rc);
+
+	if (!f)
 		return;
 	if (rc->uring_pending)
 		rc_client_fd_reap(rc);
-	io_uring_queue_exit(rc->uring);
-	free(rc->uring);
+	io_uring_queue_exit(&f->ring);
+	free(f);
 	rc->uring = NULL;
 }

@@ -5,10 +5,14 @@
  *
  *  - ringcast_fd() and ringcast_wait() on one client count it once in a
  *    ring's sleepers (a second count is one nobody drops).
+ *  - ringcast_poll() reaps the fd's pending wait even when a reconnect
+ *    gave the client a new bell, in a new bells file.
  *
  * Internal: it reads a ring's sleepers through the publisher's mapping.
  */
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -133,10 +137,102 @@ static void test_fd_and_wait_count_once(void **state)
 	it_close(pub);
 }
 
+/* ---- the fd's wait reaped after a reconnect with a new bell ---- */
+
+struct rn_shared {
+	_Atomic int ready, restarted, polled;
+};
+
+struct rn_cfg {
+	const char *sock;
+	struct rn_shared *sh;
+};
+
+static int rn_child(void *p)
+{
+	struct rn_cfg *c = p;
+	struct ringcast *rc = it_child_open(c->sock);
+	struct pollfd pfd;
+	int fd, n = 0, got = 0;
+
+	IT_CHECK_OK(ringcast_subscribe(rc, TOPIC));
+	fd = ringcast_fd(rc);
+	IT_CHECK_OK(fd);
+	atomic_store(&c->sh->ready, 1);
+	while (!atomic_load(&c->sh->restarted))
+		it_sleep_ms(1);
+	/* The old daemon is gone: this request reconnects (new bells file, new bell). */
+	IT_CHECK_OK(ringcast_subscribe(rc, "wake.other"));
+	/* Reaps the fd's wait, which sleeps on a word of the old bells file. */
+	n = ringcast_poll(rc, count_msgs, &got, 0);
+	IT_CHECK(n >= 0, "ringcast_poll after the reconnect: %s", ringcast_strerror(n));
+	atomic_store(&c->sh->polled, 1);
+	/* And the fd, re-armed on the new bell, still says when a message comes. */
+	pfd = (struct pollfd){ .fd = fd, .events = POLLIN };
+	while (got == 0) {
+		n = poll(&pfd, 1, BOUND_MS);
+		IT_CHECK(n == 1, "the fd was not readable within %d ms of the publish", BOUND_MS);
+		n = ringcast_poll(rc, count_msgs, &got, 0);
+		IT_CHECK(n >= 0, "ringcast_poll: %s", ringcast_strerror(n));
+	}
+	ringcast_close(rc);
+	return 0;
+}
+
+/* Empty the runtime dir, so the next daemon starts afresh: a new bells file. */
+static void wipe_rundir(struct it_daemon *d)
+{
+	DIR *dir = opendir(d->rundir);
+	struct dirent *e;
+
+	IT_ASSERT(dir, "opendir %s: %s", d->rundir, strerror(errno));
+	while ((e = readdir(dir)))
+		if (strcmp(e->d_name, ".") && strcmp(e->d_name, ".."))
+			IT_ASSERT(unlinkat(dirfd(dir), e->d_name, 0) == 0, "unlink %s/%s: %s",
+				  d->rundir, e->d_name, strerror(errno));
+	closedir(dir);
+}
+
+static void test_fd_reaped_after_new_bell(void **state)
+{
+	struct it_daemon *d = *state;
+	struct rn_shared *sh = it_shared(sizeof(*sh));
+	struct rn_cfg cfg = { d->sock, sh };
+	struct ringcast *pub;
+	uint64_t until;
+	pid_t child;
+
+	it_daemon_start(d, NULL);
+	if (!ringcast_fd_supported(d))
+		it_skip("ringcast_fd: this kernel has no IORING_OP_FUTEX_WAIT");
+	child = it_fork(rn_child, &cfg);
+	until = it_now_ns() + 5000000000ull;
+	while (!atomic_load(&sh->ready) && it_now_ns() < until)
+		it_sleep_ms(1);
+	IT_ASSERT(atomic_load(&sh->ready), "the subscriber did not arm its fd");
+	it_daemon_kill(d);
+	wipe_rundir(d);
+	it_daemon_restart(d);
+	atomic_store(&sh->restarted, 1);
+	until = it_now_ns() + BOUND_MS * 1000000ull;
+	while (!atomic_load(&sh->polled) && it_daemon_alive(d) && it_now_ns() < until)
+		it_sleep_ms(1);
+	IT_ASSERT(atomic_load(&sh->polled),
+		  "ringcast_poll did not return within %d ms of a reconnect: it waits for the "
+		  "fd's wait on the old bell", BOUND_MS);
+	IT_ASSERT(it_wait_subscribers(d, TOPIC, 1, child, 5000),
+		  "the subscriber is not on the new daemon");
+	pub = it_open(d);
+	IT_ASSERT_OK(ringcast_broadcast(pub, TOPIC, "next", 4));
+	it_expect_exit(child, BOUND_MS + 5000, 0, "subscriber");
+	it_close(pub);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_fd_and_wait_count_once, it_setup, it_teardown),
+		cmocka_unit_test_setup_teardown(test_fd_reaped_after_new_bell, it_setup, it_teardown),
 	};
 
 	it_init();

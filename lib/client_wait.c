@@ -50,8 +50,15 @@ static int arm(struct ringcast *rc)
 {
 	size_t i;
 
-	/* seq_cst, before the sleepers increments: see rc_bell_ring's check. */
-	rc_store_seq_cst(bell_word(rc), RC_BELL_ARMED);
+	/*
+	 * Armed before we count in any ring: a publisher that sees the count
+	 * finds the bell armed (or rung) and rings it.  An exchange, not a
+	 * store: if it replaces a RUNG (a publisher rang an arming of
+	 * ringcast_fd()'s, or one of ours it saw before we woke), it reads
+	 * from that publisher's CAS, so our re-check below sees the record
+	 * the publisher rang for.
+	 */
+	atomic_exchange(bell_word(rc), RC_BELL_ARMED);
 	for (i = 0; i < rc->n_subs; i++) {
 		struct rc_topic *t = rc->subs[i];
 

@@ -93,23 +93,34 @@ int rc_ring_sleep_enable(struct rc_ring *r)
 	return rc_fence_heavy();
 }
 
+/*
+ * The number each arming stores in its slot's asleep: odd, so never 0,
+ * and a different one from the arming before (it wraps after 2^31
+ * armings in this process).  A publisher that saw one arming takes the
+ * sleeper off the count only from that arming (rc_ring_wake).
+ */
+static _Atomic uint32_t arm_seq;
+
 void rc_ring_sleep_prepare(struct rc_ring *r)
 {
 	struct rc_sub_slot *s = &r->ctl->subs[r->sub_slot];
+	uint32_t armed = (atomic_fetch_add_explicit(&arm_seq, 1, memory_order_relaxed) << 1) | 1;
 
 	/*
 	 * Counted once however often we arm: ringcast_fd() may have armed
 	 * this ring already when ringcast_wait() arms it again, and a second
 	 * increment would be one that no finish ever drops (publishers would
 	 * then scan for sleepers on every commit).  So only the exchange
-	 * that moves asleep from 0 counts; it races with a publisher's or
-	 * the daemon's exchange to 0, and whichever comes second sees the
-	 * other's value.  seq_cst: the increment is ordered before the
-	 * caller's re-check of the ring, against the publisher's commit then
-	 * sleepers load (rc_ring_commit_done); asleep is visible to a
+	 * that moves asleep from 0 counts; it races with a publisher's CAS
+	 * or the daemon's exchange to 0, and whichever comes second sees the
+	 * other's value.  Armed already, the new number makes a publisher
+	 * that saw the old one leave the count alone (it rang before we
+	 * armed again, perhaps).  seq_cst: the increment is ordered before
+	 * the caller's re-check of the ring, against the publisher's commit
+	 * then sleepers load (rc_ring_commit_done); asleep is visible to a
 	 * publisher that sees the count (it is stored before the increment).
 	 */
-	if (atomic_exchange(&s->asleep, 1) == 0)
+	if (atomic_exchange(&s->asleep, armed) == 0)
 		atomic_fetch_add(&r->ctl->sleepers, 1);
 }
 

@@ -12,6 +12,19 @@
  * private io_uring, whose fd is readable when a completion is posted;
  * when there is already work it posts a NOP instead, so the fd is
  * level-triggered as callers expect.
+ *
+ * Every sleep is bounded.  The process that should ring us may be killed
+ * at any instruction, or be hostile: one that took us off a ring's count
+ * and never rang would leave us asleep while data flows, since later
+ * publishers see no sleeper.  The publishers' order (ring_pub.c,
+ * rc_ring_wake) leaves no such window, but our sleep must not depend on
+ * every other process running that code to its end.  So ringcast_wait()
+ * sleeps at most RC_SLEEP_SLICE_NS at a time and then looks at the rings
+ * itself, whatever its timeout (-1 too), and the fd's FUTEX_WAIT carries
+ * a linked timeout of RC_FD_SLICE_NS, after which the fd turns readable
+ * and the caller's ringcast_poll() looks.  A slice costs an idle sleeper
+ * one wake-up; the fd's is longer, because each of its slices shows in
+ * the caller's event loop as a readiness with nothing to read.
  */
 #include <errno.h>
 #include <limits.h>
@@ -39,6 +52,10 @@
 
 /* How long a sleeper without the heavy fence trusts no bell. */
 #define RC_UNFENCED_SLICE_NS 1000000
+/* The longest ringcast_wait() sleeps before it looks at the rings itself. */
+#define RC_SLEEP_SLICE_NS 100000000
+/* The same for ringcast_fd(): a slice that ends makes the fd readable. */
+#define RC_FD_SLICE_NS 1000000000
 
 static _Atomic uint32_t *bell_word(struct ringcast *rc)
 {
@@ -99,7 +116,7 @@ struct rc_fd {
 };
 
 /* user_data of our SQEs: only for reading a trace of the ring. */
-enum { RC_FD_WORK = 1, RC_FD_WAIT, RC_FD_CANCEL };
+enum { RC_FD_WORK = 1, RC_FD_WAIT, RC_FD_SLICE, RC_FD_CANCEL };
 
 static struct rc_fd *fd_of(struct ringcast *rc)
 {
@@ -141,7 +158,9 @@ int ringcast_wait(struct ringcast *rc, int timeout_ms)
 	 */
 	sched_yield();
 	for (;;) {
-		struct timespec ts, *tsp = NULL;
+		/* Bounded even with no deadline: see the top of this file. */
+		uint64_t sleep_ns = rc->fence_ok ? RC_SLEEP_SLICE_NS : RC_UNFENCED_SLICE_NS;
+		struct timespec ts;
 
 		if (rc_client_has_work(rc))
 			return 0;
@@ -155,18 +174,14 @@ int ringcast_wait(struct ringcast *rc, int timeout_ms)
 				wait_disarm(rc);
 				return -ETIMEDOUT;
 			}
-			ts.tv_sec = (time_t)((deadline - now) / 1000000000ull);
-			ts.tv_nsec = (long)((deadline - now) % 1000000000ull);
-			tsp = &ts;
+			if (deadline - now < sleep_ns)
+				sleep_ns = deadline - now;
 		}
-		if (!rc->fence_ok && (!tsp || ts.tv_sec > 0 || ts.tv_nsec > RC_UNFENCED_SLICE_NS)) {
-			ts.tv_sec = 0;
-			ts.tv_nsec = RC_UNFENCED_SLICE_NS;
-			tsp = &ts;
-		}
+		ts.tv_sec = (time_t)(sleep_ns / 1000000000ull);
+		ts.tv_nsec = (long)(sleep_ns % 1000000000ull);
 		/* Not FUTEX_PRIVATE: publishers in other processes wake us. */
 		ret = (int)syscall(SYS_futex, (uint32_t *)bell_word(rc), FUTEX_WAIT, RC_BELL_ARMED,
-				   tsp, NULL, 0);
+				   &ts, NULL, 0);
 		ret = ret < 0 ? -errno : 0;
 		wait_disarm(rc);
 		if (ret < 0 && ret != -EAGAIN && ret != -EINTR && ret != -ETIMEDOUT)
@@ -178,10 +193,12 @@ int ringcast_wait(struct ringcast *rc, int timeout_ms)
 
 static int fd_submit(struct ringcast *rc, bool work)
 {
-	static const struct __kernel_timespec slice = { 0, RC_UNFENCED_SLICE_NS };
+	static const struct __kernel_timespec unfenced = { 0, RC_UNFENCED_SLICE_NS };
+	static const struct __kernel_timespec slice = { RC_FD_SLICE_NS / 1000000000,
+							 RC_FD_SLICE_NS % 1000000000 };
 	struct rc_fd *f = fd_of(rc);
-	struct io_uring_sqe *sqe = io_uring_get_sqe(&f->ring);
-	int ret;
+	struct io_uring_sqe *sqe = io_uring_get_sqe(&f->ring), *link = NULL;
+	int ret, n = 1;
 
 	if (!sqe)
 		return -EBUSY;
@@ -189,12 +206,27 @@ static int fd_submit(struct ringcast *rc, bool work)
 		io_uring_prep_nop(sqe);
 	} else if (!rc->fence_ok) {
 		/* No heavy fence, no trusted bell: look again after a slice. */
-		io_uring_prep_timeout(sqe, (struct __kernel_timespec *)&slice, 0, 0);
+		io_uring_prep_timeout(sqe, (struct __kernel_timespec *)&unfenced, 0, 0);
 	} else {
-		/* FUTEX_WAIT: fd = futex2 flags, addr = word, addr2 = value, addr3 = mask. */
-		io_uring_prep_rw(IORING_OP_FUTEX_WAIT, sqe, FUTEX2_SIZE_U32, bell_word(rc), 0,
-				 RC_BELL_ARMED);
-		sqe->addr3 = FUTEX_BITSET_MATCH_ANY;
+		link = io_uring_get_sqe(&f->ring);
+		if (!link) {
+			io_uring_prep_nop(sqe); /* cannot happen (4 entries, 2 used): fail safe */
+			work = true;
+		} else {
+			/* FUTEX_WAIT: fd = futex2 flags, addr = word, addr2 = value, addr3 = mask. */
+			io_uring_prep_rw(IORING_OP_FUTEX_WAIT, sqe, FUTEX2_SIZE_U32, bell_word(rc),
+					 0, RC_BELL_ARMED);
+			sqe->addr3 = FUTEX_BITSET_MATCH_ANY;
+			/*
+			 * Bounded (the top of this file): the linked timeout
+			 * cancels the wait after the slice.  Either way both
+			 * post a completion, so n = 2 in flight.
+			 */
+			sqe->flags |= IOSQE_IO_LINK;
+			io_uring_prep_link_timeout(link, (struct __kernel_timespec *)&slice, 0);
+			link->user_data = RC_FD_SLICE;
+			n = 2;
+		}
 	}
 	sqe->user_data = work ? RC_FD_WORK : RC_FD_WAIT;
 	ret = io_uring_submit(&f->ring);
@@ -202,7 +234,7 @@ static int fd_submit(struct ringcast *rc, bool work)
 		f->inflight += (unsigned)ret;
 	f->armed = !work && ret > 0;
 	rc->uring_pending = f->inflight > 0;
-	return ret == 1 ? 0 : ret < 0 ? ret : -EIO;
+	return ret == n ? 0 : ret < 0 ? ret : -EIO;
 }
 
 void rc_client_fd_rearm(struct ringcast *rc)
@@ -234,8 +266,8 @@ static void fd_drain(struct rc_fd *f)
 }
 
 /*
- * Cancel whatever is still in flight (the FUTEX_WAIT, or the slice's
- * timeout) with io_uring's own cancel.  Not by ringing our bell: after a
+ * Cancel whatever is still in flight (the FUTEX_WAIT and its linked
+ * timeout, or the unfenced slice's timeout) with io_uring's own cancel.  Not by ringing our bell: after a
  * reconnect rc->bell may be another word, in another bells file, than the
  * one the wait sleeps on, and ringing it wakes nothing.  The cancel posts
  * its own completion (-ENOENT if the wait completed meanwhile).

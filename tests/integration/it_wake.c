@@ -7,8 +7,13 @@
  *    ring's sleepers (a second count is one nobody drops).
  *  - ringcast_poll() reaps the fd's pending wait even when a reconnect
  *    gave the client a new bell, in a new bells file.
+ *  - A subscriber asleep, in ringcast_wait(-1) or on ringcast_fd(), gets
+ *    what is published after a waker took it off the count and died
+ *    before ringing its bell: every futex sleep is bounded.
  *
- * Internal: it reads a ring's sleepers through the publisher's mapping.
+ * Internal: the dead waker is played by the test through the publisher's
+ * own mapping of the ring's ctl file (client.h), as a dying publisher
+ * would leave it.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -22,8 +27,10 @@
 
 #include "harness.h"
 
+#include "client.h" /* internal: the rings' ctl mappings and the bell */
 
 #define TOPIC "wake.topic"
+#define MESSAGES 100
 #define BOUND_MS 10000 /* generous: the broken code never gets there */
 
 /* Is task tid (a thread of ours, or a child process) blocked in futex(2)? */
@@ -228,11 +235,131 @@ static void test_fd_reaped_after_new_bell(void **state)
 	it_close(pub);
 }
 
+/* ---- a waker that dies after taking a sleeper off the count ---- */
+
+struct dw_shared {
+	_Atomic int ready;
+	_Atomic int got;
+};
+
+struct dw_cfg {
+	const char *sock;
+	struct dw_shared *sh;
+	bool use_fd;
+};
+
+static int dw_count(const struct ringcast_msg *m, void *ctx)
+{
+	struct dw_shared *sh = ctx;
+
+	atomic_fetch_add(&sh->got, 1);
+	return 0;
+}
+
+/* Sleep without a timeout (ringcast_wait(-1), or poll(fd, -1)) until all arrived. */
+static int dw_sleeper(void *p)
+{
+	struct dw_cfg *c = p;
+	struct ringcast *rc = it_child_open(c->sock);
+	struct pollfd pfd = { .events = POLLIN };
+
+	IT_CHECK_OK(ringcast_subscribe(rc, TOPIC));
+	if (c->use_fd) {
+		pfd.fd = ringcast_fd(rc);
+		IT_CHECK_OK(pfd.fd);
+	}
+	atomic_store(&c->sh->ready, 1);
+	while (atomic_load(&c->sh->got) < MESSAGES) {
+		if (c->use_fd)
+			IT_CHECK(poll(&pfd, 1, -1) == 1, "poll: %s", strerror(errno));
+		else
+			IT_CHECK_OK(ringcast_wait(rc, -1));
+		IT_CHECK_OK(ringcast_poll(rc, dw_count, c->sh, 0));
+	}
+	ringcast_close(rc);
+	return 0;
+}
+
+/*
+ * What a publisher did before it rang (the old order of rc_ring_wake):
+ * take each sleeper off the count, then die before rc_bell_ring.  Returns
+ * how many it took.
+ */
+static unsigned dead_waker(struct ringcast *pub)
+{
+	struct rc_ctl_hdr *ctl = pub->last->pub.ctl;
+	uint32_t i, hi = atomic_load(&ctl->slots_hi);
+	unsigned n = 0;
+
+	for (i = 0; i < hi && i < RC_SUB_SLOTS; i++)
+		if (atomic_exchange(&ctl->subs[i].asleep, 0)) {
+			atomic_fetch_sub(&ctl->sleepers, 1);
+			n++;
+		}
+	return n;
+}
+
+static void dead_waker_case(void **state, bool use_fd)
+{
+	struct it_daemon *d = *state;
+	struct dw_shared *sh = it_shared(sizeof(*sh));
+	struct dw_cfg cfg = { d->sock, sh, use_fd };
+	struct ringcast *pub;
+	unsigned taken = 0;
+	uint64_t until;
+	pid_t child;
+	int i;
+
+	it_daemon_start(d, NULL);
+	if (use_fd && !ringcast_fd_supported(d))
+		it_skip("ringcast_fd: this kernel has no IORING_OP_FUTEX_WAIT");
+	pub = it_open(d);
+	IT_ASSERT_OK(ringcast_broadcast(pub, TOPIC, "before", 6)); /* maps the ring; unread */
+	child = it_fork(dw_sleeper, &cfg);
+	until = it_now_ns() + 5000000000ull;
+	/*
+	 * Asleep: counted, and blocked in futex(2) (ringcast_wait) or with
+	 * its FUTEX_WAIT submitted (the fd) and itself in poll(2).  A sleeper
+	 * that wakes every so often may be between two sleeps when we strike:
+	 * strike again until one lands.
+	 */
+	while (!taken && it_now_ns() < until) {
+		if (atomic_load(&sh->ready) && it_pub_sleepers(pub) > 0 &&
+		    (use_fd || in_futex(child, child)))
+			taken = dead_waker(pub);
+		else
+			it_sleep_ms(1);
+	}
+	IT_ASSERT(taken == 1, "the subscriber never went to sleep (took %u)", taken);
+	for (i = 0; i < MESSAGES; i++)
+		IT_ASSERT_OK(ringcast_broadcast(pub, TOPIC, &i, sizeof(i)));
+	until = it_now_ns() + BOUND_MS * 1000000ull;
+	while (atomic_load(&sh->got) < MESSAGES && it_now_ns() < until)
+		it_sleep_ms(5);
+	IT_ASSERT(atomic_load(&sh->got) == MESSAGES,
+		  "the sleeper received %d of %d messages within %d ms: still asleep after "
+		  "its waker died", atomic_load(&sh->got), MESSAGES, BOUND_MS);
+	it_expect_exit(child, 5000, 0, "sleeper");
+	it_close(pub);
+}
+
+static void test_wait_survives_dead_waker(void **state)
+{
+	dead_waker_case(state, false);
+}
+
+static void test_fd_survives_dead_waker(void **state)
+{
+	dead_waker_case(state, true);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_fd_and_wait_count_once, it_setup, it_teardown),
 		cmocka_unit_test_setup_teardown(test_fd_reaped_after_new_bell, it_setup, it_teardown),
+		cmocka_unit_test_setup_teardown(test_wait_survives_dead_waker, it_setup, it_teardown),
+		cmocka_unit_test_setup_teardown(test_fd_survives_dead_waker, it_setup, it_teardown),
 	};
 
 	it_init();

@@ -267,10 +267,11 @@ static void fd_drain(struct rc_fd *f)
 
 /*
  * Cancel whatever is still in flight (the FUTEX_WAIT and its linked
- * timeout, or the unfenced slice's timeout) with io_uring's own cancel.  Not by ringing our bell: after a
- * reconnect rc->bell may be another word, in another bells file, than the
- * one the wait sleeps on, and ringing it wakes nothing.  The cancel posts
- * its own completion (-ENOENT if the wait completed meanwhile).
+ * timeout, or the unfenced slice's timeout) with io_uring's own cancel.
+ * Not by ringing our bell: after a reconnect rc->bell may be another
+ * word, in another bells file, than the one the wait sleeps on, and
+ * ringing it wakes nothing.  The cancel posts its own completion
+ * (-ENOENT if the wait completed meanwhile).
  */
 static int fd_cancel(struct rc_fd *f)
 {

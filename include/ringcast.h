@@ -156,12 +156,19 @@ RINGCAST_API int ringcast_abort(struct ringcast_claim *claim);
  * -ENOMEM: no memory to copy a message out of the ring (it stays unread).
  */
 RINGCAST_API int ringcast_poll(struct ringcast *rc, ringcast_handler handler, void *ctx, unsigned max);
-/* Sleep until ringcast_poll() has work: 0, or -ETIMEDOUT; timeout_ms < 0 waits forever. */
+/*
+ * Sleep until ringcast_poll() has work: 0, or -ETIMEDOUT; timeout_ms < 0
+ * waits forever.  Inside, it sleeps at most 100 ms at a time and looks at
+ * its rings again, so a waker that dies cannot strand it.
+ */
 RINGCAST_API int ringcast_wait(struct ringcast *rc, int timeout_ms);
 /*
  * A file descriptor that is readable whenever ringcast_poll() has work, for
  * epoll/poll/io_uring loops.  Owned by rc.  Call ringcast_poll() when it
- * is readable; the readiness is re-armed by each ringcast_poll().
+ * is readable; the readiness is re-armed by each ringcast_poll().  It may
+ * also become readable about once a second with nothing to do (the poll
+ * then returns 0): its wait is bounded, so that a publisher that died
+ * while waking it cannot leave it asleep for good.
  */
 RINGCAST_API int ringcast_fd(struct ringcast *rc);
 

@@ -60,8 +60,13 @@ int rc_ring_sub_attach(struct rc_ring *r, uint32_t client_id, uint32_t pid, uint
 		 * whose scan missed the new state read a tail no later than
 		 * that (rc_ring_min_tethered), so its cached limit cannot pass
 		 * pos + capacity.  Until the second store pos is only lower.
+		 * Pair #5: the full fence between our state store and the tail
+		 * load pairs with the one between the publisher's tail store
+		 * and its scan; a seq_cst store and load alone do not order
+		 * against the tail owner's plain store.
 		 */
 		rc_store_seq_cst(&s->state, RC_SUB_TETHERED);
+		rc_smp_mb();
 		rc_ring_live(r, &pos, &seq);
 		rc_store_release(&s->seq, seq);
 		rc_store_release(&s->pos, pos);

@@ -141,7 +141,7 @@ struct rc_sub_slot {
 	_Atomic uint64_t lost;      /* subscriber, for stat */
 	_Atomic uint64_t moved_ns;  /* daemon: when it last saw pos move */
 	_Atomic uint32_t uid;       /* daemon */
-	_Atomic uint32_t asleep;    /* subscriber: 1 while it counts in ctl.sleepers */
+	_Atomic uint32_t asleep;    /* subscriber: its arming's number (not 0) while counted in ctl.sleepers */
 	_Atomic uint64_t seq;       /* daemon at attach, then subscriber: next seq expected */
 };
 

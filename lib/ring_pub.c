@@ -223,19 +223,28 @@ void rc_ring_abort(struct rc_ring *r, uint64_t pos, struct rc_bells_hdr *bells)
 void rc_bell_ring(struct rc_bells_hdr *b, uint32_t bell)
 {
 	_Atomic uint32_t *w;
-	uint32_t armed = RC_BELL_ARMED;
+	uint32_t v;
 
 	if (!b || bell >= RC_BELLS)
 		return;
 	w = &b->bells[bell].word;
 	/*
-	 * The cheap check: only a client that armed its bell is woken, and
-	 * only once (ARMED -> RUNG) however many publishers race here.
+	 * IDLE: the client is awake, and looks at its rings before it sleeps
+	 * again.  ARMED: ring it, once (ARMED -> RUNG) however many
+	 * publishers race here, and wake it.  RUNG: someone rang it, and we
+	 * still FUTEX_WAKE, because that ringer may have been killed between
+	 * its CAS and its system call: the word says RUNG to every later
+	 * publisher while the client sleeps on in the kernel.  rc_ring_wake
+	 * gets here only for a client still counted as a sleeper, and takes
+	 * it off the count right after, so a word found RUNG costs one more
+	 * system call per ring, not one per message.
 	 */
-	if (rc_load_relaxed(w) != RC_BELL_ARMED)
+	v = rc_load_relaxed(w);
+	if (v == RC_BELL_ARMED)
+		atomic_compare_exchange_strong(w, &v, RC_BELL_RUNG); /* failed: v is the word now */
+	if (v == RC_BELL_IDLE)
 		return;
-	if (atomic_compare_exchange_strong(w, &armed, RC_BELL_RUNG))
-		syscall(SYS_futex, (uint32_t *)w, FUTEX_WAKE, INT_MAX, NULL, NULL, 0);
+	syscall(SYS_futex, (uint32_t *)w, FUTEX_WAKE, INT_MAX, NULL, NULL, 0);
 }
 
 void rc_ring_wake(struct rc_ring *r, struct rc_bells_hdr *bells)
@@ -246,35 +255,63 @@ void rc_ring_wake(struct rc_ring *r, struct rc_bells_hdr *bells)
 		hi = RC_SUB_SLOTS;
 	for (i = 0; i < hi; i++) {
 		struct rc_sub_slot *s = &r->ctl->subs[i];
+		uint32_t armed;
 
-		/* asleep pairs with the subscriber's seq_cst store before its re-check. */
-		if (rc_load_relaxed(&s->state) == RC_SUB_FREE || !rc_load_acquire(&s->asleep))
+		if (rc_load_relaxed(&s->state) == RC_SUB_FREE)
+			continue;
+		/* Pairs with the exchange in rc_ring_sleep_prepare, before its count and re-check. */
+		armed = rc_load_acquire(&s->asleep);
+		if (!armed)
 			continue;
 		/*
-		 * Take the sleeper off the count as we ring it, so the commits
-		 * that follow skip this scan until it sleeps again (it would
-		 * otherwise count until it runs, tens of µs on a busy machine).
-		 * exchange: its rc_ring_sleep_finish, the daemon's release or
-		 * another publisher may race to drop the same count; only one
-		 * of us does.
+		 * Ring first, then take the sleeper off the count (so the
+		 * commits that follow skip this scan until it sleeps again;
+		 * counted, it would cost them a scan until it runs, tens of
+		 * µs on a busy machine).  A publisher can be killed at any
+		 * instruction, and in this order every prefix leaves the
+		 * sleeper counted, or rung and woken: killed before the CAS
+		 * on the bell or before FUTEX_WAKE, it is still counted and
+		 * the next commit rings it (rc_bell_ring wakes a word it
+		 * finds RUNG); killed after, it is awake.  Taking the count
+		 * first, as we once did, left a window where it was neither.
+		 *
+		 * The CAS is from the arming we saw (each arming stores its
+		 * own non-zero number): if the sleeper woke meanwhile and
+		 * armed again, that arming keeps its count, which only its
+		 * own finish, the daemon's release or a later ring drops.
+		 * An exchange would take it, and a sleeper we did not ring
+		 * would sleep uncounted.  Whoever moves asleep to 0 drops
+		 * the count, so it drops once.
 		 */
-		if (atomic_exchange(&s->asleep, 0)) {
+		rc_bell_ring(bells, rc_load_relaxed(&s->bell));
+		if (atomic_compare_exchange_strong(&s->asleep, &armed, 0))
 			atomic_fetch_sub(&r->ctl->sleepers, 1);
-			rc_bell_ring(bells, rc_load_relaxed(&s->bell));
-		}
 	}
 }
 
 uint64_t rc_ring_min_tethered(const struct rc_ring *r)
 {
+	uint64_t tail, min;
+	uint32_t i, hi;
+
 	/*
-	 * tail is read before the slot states (both seq_cst): a subscriber
-	 * that tethers itself stores its state and then reads tail, so a scan
-	 * that misses the new state read a tail no later than the one the
-	 * subscriber saw.  See rc_ring_sub_retether().
+	 * Pair #5 (docs/ring-format.md), store buffering: we stored tail
+	 * (the owner with a plain 16-byte store, rc_owner_advance) and now
+	 * load the slot states; a subscriber tethering itself stores its
+	 * state and then loads tail (rc_ring_sub_attach through
+	 * rc_ring_live, rc_ring_sub_retether).  Without a full fence on
+	 * both sides, both loads may pass their stores: we miss the new
+	 * tether while it starts from a tail older than ours, and our limit
+	 * overruns it (test_ring_mt: hundreds of times in 100 000 rounds).
+	 * This fence pairs with the one after the subscriber's state store:
+	 * if our scan misses its state, it reads a tail no earlier than our
+	 * last store.  Scans run once per ring's worth of data (a claim
+	 * that crosses the cached limit), never per message.
 	 */
-	uint64_t tail = rc_load_seq_cst(&r->hdr->tail.pos), min = tail;
-	uint32_t i, hi = rc_load_acquire(&r->ctl->slots_hi);
+	rc_smp_mb();
+	tail = rc_load_seq_cst(&r->hdr->tail.pos);
+	min = tail;
+	hi = rc_load_acquire(&r->ctl->slots_hi);
 
 	if (hi > RC_SUB_SLOTS)
 		hi = RC_SUB_SLOTS;

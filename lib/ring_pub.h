@@ -131,7 +131,10 @@ static RC_HOT_INLINE bool rc_owner_announce(struct rc_ring *r, uint64_t p, uint6
 
 /*
  * The owner moves the tail to end, after rc_owner_announce(), for a claim
- * of n records; returns the first one's seq (the others follow it).
+ * of n records; returns the first one's seq (the others follow it).  No
+ * fence after the store: the one load it must precede, the scan of the
+ * subscriber slots (pair #5), fences itself (rc_ring_min_tethered), and
+ * that scan runs once per ring's worth of data, not per message.
  */
 static RC_HOT_INLINE uint64_t rc_owner_advance(struct rc_ring *r, uint64_t end, uint64_t n)
 {

@@ -59,10 +59,9 @@ void rc_ring_live(const struct rc_ring *r, uint64_t *pos, uint64_t *seq)
 	 * pos and seq move together in one 16-byte CAS but a read-only mapping
 	 * cannot CAS to read them.  Every claim strictly increases pos, so if
 	 * pos is the same before and after reading seq, the pair is one value.
-	 * The first load is seq_cst for rc_ring_sub_attach, which tethers
-	 * first (pair #5 in docs/ring-format.md): after its seq_cst store of
-	 * state, it reads a tail no earlier than a publisher's scan that
-	 * missed that store.
+	 * rc_ring_sub_attach tethers first and fences before calling us
+	 * (pair #5 in docs/ring-format.md): it then reads a tail no earlier
+	 * than a publisher's scan that missed its state store.
 	 */
 	do {
 		t1 = rc_load_seq_cst(&r->hdr->tail.pos);
@@ -106,18 +105,35 @@ int rc_ring_sleep_enable(struct rc_ring *r)
 	return rc_fence_heavy();
 }
 
+/*
+ * The number each arming stores in its slot's asleep: odd, so never 0,
+ * and a different one from the arming before (it wraps after 2^31
+ * armings in this process).  A publisher that saw one arming takes the
+ * sleeper off the count only from that arming (rc_ring_wake).
+ */
+static _Atomic uint32_t arm_seq;
+
 void rc_ring_sleep_prepare(struct rc_ring *r)
 {
 	struct rc_sub_slot *s = &r->ctl->subs[r->sub_slot];
+	uint32_t armed = (atomic_fetch_add_explicit(&arm_seq, 1, memory_order_relaxed) << 1) | 1;
 
 	/*
-	 * seq_cst: the increment is ordered before the caller's re-check of
-	 * the ring, against the publisher's commit then sleepers load (see
-	 * rc_ring_commit).  asleep is visible to a publisher that sees the
-	 * count (it is stored before the increment).
+	 * Counted once however often we arm: ringcast_fd() may have armed
+	 * this ring already when ringcast_wait() arms it again, and a second
+	 * increment would be one that no finish ever drops (publishers would
+	 * then scan for sleepers on every commit).  So only the exchange
+	 * that moves asleep from 0 counts; it races with a publisher's CAS
+	 * or the daemon's exchange to 0, and whichever comes second sees the
+	 * other's value.  Armed already, the new number makes a publisher
+	 * that saw the old one leave the count alone (it rang before we
+	 * armed again, perhaps).  seq_cst: the increment is ordered before
+	 * the caller's re-check of the ring, against the publisher's commit
+	 * then sleepers load (rc_ring_commit_done); asleep is visible to a
+	 * publisher that sees the count (it is stored before the increment).
 	 */
-	rc_store_seq_cst(&s->asleep, 1);
-	atomic_fetch_add(&r->ctl->sleepers, 1);
+	if (atomic_exchange(&s->asleep, armed) == 0)
+		atomic_fetch_add(&r->ctl->sleepers, 1);
 }
 
 void rc_ring_sleep_finish(struct rc_ring *r)
@@ -139,9 +155,14 @@ bool rc_ring_sub_retether(struct rc_ring *r, uint64_t pos, uint64_t *safe_from)
 	if (!atomic_compare_exchange_strong(&s->state, &expect, RC_SUB_TETHERED))
 		return false;
 	/*
-	 * A publisher scan that missed our state store read tail before it
-	 * (rc_ring_min_tethered), so no cached limit passes this tail + cap.
+	 * Pair #5: the full fence orders our state store before the tail
+	 * load, and pairs with the fence between the publisher's tail store
+	 * and its scan (rc_ring_min_tethered).  A scan that missed our state
+	 * read a tail no later than this one, so no cached limit passes
+	 * this tail + cap.  (The CAS is a locked instruction on x86, but in
+	 * C11 only the fence orders it before a load of another field.)
 	 */
+	rc_smp_mb();
 	*safe_from = rc_load_seq_cst(&r->hdr->tail.pos);
 	return true;
 }

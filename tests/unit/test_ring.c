@@ -5,7 +5,12 @@
 #include <setjmp.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include <limits.h>
+#include <linux/futex.h>
+#include <pthread.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
+#include <time.h>
 
 #include "barrier.h"
 #include "ring_fixture.h"
@@ -273,6 +278,87 @@ static void test_fenced_count_saturates(void **state)
 		e->pub.light_commit = true;
 		assert_false(rc_commit_light(&e->pub));
 	}
+}
+
+struct futex_sleeper {
+	_Atomic uint32_t *bell;
+	_Atomic pid_t tid;
+};
+
+/* A subscriber's sleep with nothing around it: FUTEX_WAIT on its armed bell, no timeout. */
+static void *futex_sleep(void *arg)
+{
+	struct futex_sleeper *s = arg;
+
+	atomic_store(&s->tid, gettid());
+	while (atomic_load(s->bell) == RC_BELL_ARMED)
+		syscall(SYS_futex, (uint32_t *)s->bell, FUTEX_WAIT, RC_BELL_ARMED, NULL, NULL, 0);
+	/* Rung, or rung and then not woken: only a FUTEX_WAKE gets it here from the kernel. */
+	return NULL;
+}
+
+/* Is thread tid of this process blocked in futex(2)? */
+static bool in_futex(pid_t tid)
+{
+	char path[64], buf[32] = "";
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/self/task/%d/syscall", (int)tid);
+	f = fopen(path, "r");
+	if (!f)
+		return false;
+	if (!fgets(buf, sizeof(buf), f))
+		buf[0] = '\0';
+	fclose(f);
+	return atoi(buf) == SYS_futex && buf[0] != 'r';
+}
+
+/*
+ * A publisher killed between its CAS of the bell (ARMED -> RUNG) and its
+ * FUTEX_WAKE leaves the sleeper in the kernel, its bell saying RUNG to
+ * everyone after.  It is still counted (rc_ring_wake rings before it
+ * takes the count), so the next commit finds it, and must wake it.
+ */
+static void test_commit_wakes_after_dead_ringer(void **state)
+{
+	struct env *e = *state;
+	struct rc_sub_slot *slot = &e->sub.ctl->subs[e->sub.sub_slot];
+	struct futex_sleeper sl = { 0 };
+	struct rc_bells_hdr *b;
+	struct timespec until;
+	pthread_t th;
+	uint64_t pos, end;
+	int fd, ret;
+
+	CHECK(rc_bells_create(e->f.dirfd, "bells", false, &fd));
+	CHECK(rc_bells_map(fd, &b));
+	close(fd);
+	sl.bell = &b->bells[atomic_load(&slot->bell)].word;
+	(void)rc_ring_sleep_enable(&e->sub);
+	atomic_store(sl.bell, RC_BELL_ARMED);
+	rc_ring_sleep_prepare(&e->sub);
+	assert_int_equal(pthread_create(&th, NULL, futex_sleep, &sl), 0);
+	end = (uint64_t)time(NULL) + 10;
+	while (!(atomic_load(&sl.tid) && in_futex(atomic_load(&sl.tid))) && (uint64_t)time(NULL) < end)
+		usleep(1000);
+	assert_true(in_futex(atomic_load(&sl.tid)));
+	/* The dead ringer: its CAS, and nothing after. */
+	atomic_store(sl.bell, RC_BELL_RUNG);
+	CHECK(rc_ring_claim(&e->pub, 8, &pos));
+	rc_ring_commit(&e->pub, pos, 8, 7, 0, 123, b);
+	/* Generous: without the wake it never returns. */
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += 10;
+	ret = pthread_timedjoin_np(th, NULL, &until);
+	if (ret) {
+		syscall(SYS_futex, (uint32_t *)sl.bell, FUTEX_WAKE, INT_MAX, NULL, NULL, 0);
+		pthread_join(th, NULL);
+		fail_msg("the commit left a sleeper with a RUNG bell asleep in the kernel");
+	}
+	/* And took it off the count: the next commits skip the scan. */
+	assert_int_equal(atomic_load(&slot->asleep), 0);
+	assert_int_equal(atomic_load(&e->sub.ctl->sleepers), 0);
+	rc_bells_unmap(b);
 }
 
 static void test_untether_and_lap_gives_exact_loss(void **state)
@@ -719,6 +805,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_tethered_subscriber_holds_publisher, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_commit_wakes_sleeper_once, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_fenced_count_saturates, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_commit_wakes_after_dead_ringer, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_untether_and_lap_gives_exact_loss, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_untether_ignores_forged_progress, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_corrupt_records_give_ebadmsg, setup, teardown),

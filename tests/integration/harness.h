@@ -112,6 +112,19 @@ bool it_bell_armed(struct ringcast *rc);
 /* As it_open(), for helper processes: IT_CHECK semantics. */
 struct ringcast *it_child_open(const char *sock);
 
+/*
+ * A thread that calls ringcast_wait(rc, timeout_ms) once: run it with
+ * pthread_create(..., it_waiter_main, w); w->tid says which thread it is
+ * (for /proc: tests/in_futex.h), w->ret what the wait returned.
+ */
+struct it_waiter {
+	struct ringcast *rc;
+	int timeout_ms;
+	_Atomic pid_t tid;
+	int ret;
+};
+void *it_waiter_main(void *arg);
+
 /* ---- processes ---- */
 
 /*

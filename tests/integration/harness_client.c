@@ -169,3 +169,12 @@ int it_inbox_fill(struct ringcast *rc, struct it_inbox *box, int want, int timeo
 	}
 	return box->n + box->overflow;
 }
+
+void *it_waiter_main(void *arg)
+{
+	struct it_waiter *w = arg;
+
+	atomic_store(&w->tid, gettid());
+	w->ret = ringcast_wait(w->rc, w->timeout_ms);
+	return NULL;
+}

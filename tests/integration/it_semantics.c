@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "harness.h"
+#include "../in_futex.h"
 
 /* Nothing waits for rc: poll finds nothing now and ringcast_wait agrees. */
 static void assert_nothing(struct ringcast *rc, const char *who)
@@ -493,36 +494,7 @@ static void test_second_publisher(void **state)
 	it_close(sub);
 }
 
-struct waiter {
-	struct ringcast *rc;
-	_Atomic pid_t tid;
-	int ret;
-};
 
-static void *wait_thread(void *arg)
-{
-	struct waiter *w = arg;
-
-	atomic_store(&w->tid, gettid());
-	w->ret = ringcast_wait(w->rc, 5000);
-	return NULL;
-}
-
-/* Is thread tid of this process blocked in futex(2)?  (/proc/PID/task/TID/syscall) */
-static bool in_futex(pid_t tid)
-{
-	char path[64], buf[32] = "";
-	FILE *f;
-
-	snprintf(path, sizeof(path), "/proc/self/task/%d/syscall", (int)tid);
-	f = fopen(path, "r");
-	if (!f)
-		return false;
-	if (!fgets(buf, sizeof(buf), f))
-		buf[0] = '\0';
-	fclose(f);
-	return atoi(buf) == SYS_futex && buf[0] != 'r';
-}
 
 /*
  * A subscriber asleep in ringcast_wait() is woken by a publish that takes
@@ -535,7 +507,7 @@ static void publish_wakes_sleeper(void **state, bool many)
 	struct it_daemon *d = *state;
 	struct ringcast *pub, *sub;
 	struct it_inbox_msg m;
-	struct waiter w = { 0 };
+	struct it_waiter w = { .timeout_ms = 5000 };
 	pthread_t th;
 	uint64_t until;
 	bool armed;
@@ -544,13 +516,13 @@ static void publish_wakes_sleeper(void **state, bool many)
 	publish_text(ringcast_broadcast, pub, "sem.wake", "w0");
 	assert_one_bytes(sub, "w0", 2, &m);
 	w.rc = sub;
-	IT_ASSERT(pthread_create(&th, NULL, wait_thread, &w) == 0, "pthread_create");
+	IT_ASSERT(pthread_create(&th, NULL, it_waiter_main, &w) == 0, "pthread_create");
 	/* Counted in sleepers and blocked in futex(2): past its last look at the ring. */
 	until = it_now_ns() + 5000000000ull;
-	while (!(atomic_load(&w.tid) && it_pub_sleepers(pub) > 0 && in_futex(atomic_load(&w.tid))) &&
+	while (!(atomic_load(&w.tid) && it_pub_sleepers(pub) > 0 && test_in_futex(getpid(), atomic_load(&w.tid))) &&
 	       it_now_ns() < until)
 		it_sleep_ms(1);
-	IT_ASSERT(it_pub_sleepers(pub) > 0 && in_futex(atomic_load(&w.tid)),
+	IT_ASSERT(it_pub_sleepers(pub) > 0 && test_in_futex(getpid(), atomic_load(&w.tid)),
 		  "the subscriber never went to sleep");
 	if (many) {
 		struct iovec v[3] = { { "w1", 2 }, { "w2", 2 }, { "w3", 2 } };

@@ -26,28 +26,13 @@
 #include <unistd.h>
 
 #include "harness.h"
+#include "../in_futex.h"
 
 #include "client.h" /* internal: the rings' ctl mappings and the bell */
 
 #define TOPIC "wake.topic"
 #define MESSAGES 100
 #define BOUND_MS 10000 /* generous: the broken code never gets there */
-
-/* Is task tid (a thread of ours, or a child process) blocked in futex(2)? */
-static bool in_futex(pid_t pid, pid_t tid)
-{
-	char path[64], buf[32] = "";
-	FILE *f;
-
-	snprintf(path, sizeof(path), "/proc/%d/task/%d/syscall", (int)pid, (int)tid);
-	f = fopen(path, "r");
-	if (!f)
-		return false;
-	if (!fgets(buf, sizeof(buf), f))
-		buf[0] = '\0';
-	fclose(f);
-	return atoi(buf) == SYS_futex && buf[0] != 'r';
-}
 
 static bool ringcast_fd_supported(struct it_daemon *d)
 {
@@ -60,20 +45,6 @@ static bool ringcast_fd_supported(struct it_daemon *d)
 
 /* ---- one count for the fd's wait and ringcast_wait's ---- */
 
-struct waiter {
-	struct ringcast *rc;
-	_Atomic pid_t tid;
-	int ret;
-};
-
-static void *wait_thread(void *arg)
-{
-	struct waiter *w = arg;
-
-	atomic_store(&w->tid, gettid());
-	w->ret = ringcast_wait(w->rc, BOUND_MS);
-	return NULL;
-}
 
 static int count_msgs(const struct ringcast_msg *m, void *ctx)
 {
@@ -85,7 +56,7 @@ static void test_fd_and_wait_count_once(void **state)
 {
 	struct it_daemon *d = *state;
 	struct ringcast *pub, *sub;
-	struct waiter w = { 0 };
+	struct it_waiter w = { .timeout_ms = BOUND_MS };
 	struct pollfd pfd;
 	uint64_t until;
 	pthread_t th;
@@ -106,12 +77,12 @@ static void test_fd_and_wait_count_once(void **state)
 
 	/* ringcast_wait() while the fd's wait is armed: still one sleeper. */
 	w.rc = sub;
-	IT_ASSERT(pthread_create(&th, NULL, wait_thread, &w) == 0, "pthread_create");
+	IT_ASSERT(pthread_create(&th, NULL, it_waiter_main, &w) == 0, "pthread_create");
 	until = it_now_ns() + 5000000000ull;
-	while (!(atomic_load(&w.tid) && in_futex(getpid(), atomic_load(&w.tid))) &&
+	while (!(atomic_load(&w.tid) && test_in_futex(getpid(), atomic_load(&w.tid))) &&
 	       it_now_ns() < until)
 		it_sleep_ms(1);
-	IT_ASSERT(in_futex(getpid(), atomic_load(&w.tid)), "ringcast_wait never went to sleep");
+	IT_ASSERT(test_in_futex(getpid(), atomic_load(&w.tid)), "ringcast_wait never went to sleep");
 	n = (int)it_pub_sleepers(pub);
 	if (n != 1) {
 		IT_ASSERT_OK(ringcast_broadcast(pub, TOPIC, "b", 1)); /* let it go */
@@ -320,7 +291,7 @@ static void dead_waker_case(void **state, bool use_fd)
 	 */
 	while (!taken && it_now_ns() < until) {
 		if (atomic_load(&sh->ready) && it_pub_sleepers(pub) > 0 &&
-		    (use_fd || in_futex(child, child)))
+		    (use_fd || test_in_futex(child, child)))
 			taken = dead_waker(pub);
 		else
 			it_sleep_ms(1);

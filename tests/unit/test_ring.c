@@ -14,6 +14,7 @@
 
 #include "barrier.h"
 #include "ring_fixture.h"
+#include "../in_futex.h"
 
 #define CHECK(expr) do { int _r = (expr); if (_r < 0) fail_msg("%s: %s", #expr, strerror(-_r)); } while (0)
 
@@ -297,21 +298,6 @@ static void *futex_sleep(void *arg)
 	return NULL;
 }
 
-/* Is thread tid of this process blocked in futex(2)? */
-static bool in_futex(pid_t tid)
-{
-	char path[64], buf[32] = "";
-	FILE *f;
-
-	snprintf(path, sizeof(path), "/proc/self/task/%d/syscall", (int)tid);
-	f = fopen(path, "r");
-	if (!f)
-		return false;
-	if (!fgets(buf, sizeof(buf), f))
-		buf[0] = '\0';
-	fclose(f);
-	return atoi(buf) == SYS_futex && buf[0] != 'r';
-}
 
 /*
  * A publisher killed between its CAS of the bell (ARMED -> RUNG) and its
@@ -339,9 +325,9 @@ static void test_commit_wakes_after_dead_ringer(void **state)
 	rc_ring_sleep_prepare(&e->sub);
 	assert_int_equal(pthread_create(&th, NULL, futex_sleep, &sl), 0);
 	end = (uint64_t)time(NULL) + 10;
-	while (!(atomic_load(&sl.tid) && in_futex(atomic_load(&sl.tid))) && (uint64_t)time(NULL) < end)
+	while (!(atomic_load(&sl.tid) && test_in_futex(getpid(), atomic_load(&sl.tid))) && (uint64_t)time(NULL) < end)
 		usleep(1000);
-	assert_true(in_futex(atomic_load(&sl.tid)));
+	assert_true(test_in_futex(getpid(), atomic_load(&sl.tid)));
 	/* The dead ringer: its CAS, and nothing after. */
 	atomic_store(sl.bell, RC_BELL_RUNG);
 	CHECK(rc_ring_claim(&e->pub, 8, &pos));

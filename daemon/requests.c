@@ -83,12 +83,6 @@ static void do_hello(struct rcd_client *c, const struct rc_msg *m)
 		rcd_reply_error(c, m->req, EALREADY, "HELLO was already sent");
 		return;
 	}
-	if (c->refuse) {
-		srv->refused++;
-		rcd_client_fail(c, m->req, c->refuse,
-				"this user has as many connections as one user may have");
-		return;
-	}
 	/* Resume only the identity of an orphan of this very process, on a
 	 * bell that no connected client and no other orphan rings. */
 	if ((m->hello.flags & RC_HELLO_RESUME) && id && bell < RC_BELLS &&

@@ -424,7 +424,8 @@ static int pu_hello(const char *sock, int *fd_out, int *err)
 	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0)
 		return -errno;
 	n = hello_pkt(b, 1);
-	if (send(fd, b, n, MSG_NOSIGNAL) != (ssize_t)n)
+	/* A refused connection may be closed before our HELLO: read the answer anyway. */
+	if (send(fd, b, n, MSG_NOSIGNAL) != (ssize_t)n && errno != EPIPE && errno != ECONNRESET)
 		return -errno;
 	r = raw_recv(fd, b, sizeof(b));
 	if (r <= 0 || rc_proto_decode(b, (size_t)r, &m) < 0)

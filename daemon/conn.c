@@ -13,6 +13,16 @@
  * cannot make us buffer without bound.  At most one send: replies leave in
  * the order they were queued, which concurrent io_uring sends would not
  * promise.
+ *
+ * At most one reply with fds unread: fds in a packet the peer has not
+ * read are in flight, charged to the daemon's user until it reads them
+ * (the kernel refuses the user's next fd-passing with ETOOMANYREFS past
+ * its RLIMIT_NOFILE), and they leave our queue as soon as they are sent.
+ * So after a reply with fds we handle the next request only once the peer
+ * has read everything we sent (SIOCOUTQ is 0).  A client that waits for
+ * each reply has always read it before its next request arrives and never
+ * waits; one that sends without reading has its next request held, and
+ * the server's tick looks again.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -20,7 +30,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <linux/sockios.h>
 #include <unistd.h>
 
 #include "conn.h"
@@ -36,13 +48,6 @@
 #endif
 
 #define QUEUE_MAX 64   /* replies queued before we stop reading requests */
-/*
- * Fds queued replies may hold before we stop reading requests.  Clients
- * wait for each reply, so two opens' worth is plenty; without a bound, a
- * client that sends opens and never reads would pin 2 fds per queued
- * reply on every connection, and run the daemon out of descriptors.
- */
-#define QUEUE_FDS_MAX 4
 #define MAX_GROUPS 65536
 #define DRAIN_MAX 8    /* packets a refused connection may have sent already */
 
@@ -126,6 +131,8 @@ int rcd_reply_fds(struct rcd_client *c, const struct rc_msg *m, const int *fds, 
 	c->qtail = r;
 	c->qlen++;
 	c->qfds += nfds;
+	if (nfds)
+		c->fds_out = true;
 	send_next(c);
 	return 0;
 fail:
@@ -255,7 +262,7 @@ static void client_gone(struct rcd_client *c, const char *why)
 static void client_recv(struct rcd_client *c)
 {
 	if (c->gone || c->closing || c->recv_op.armed || c->stat_active || c->qlen >= QUEUE_MAX ||
-	    c->qfds >= QUEUE_FDS_MAX)
+	    c->held)
 		return;
 	memset(&c->rmsg, 0, sizeof(c->rmsg));
 	c->riov.iov_base = c->rbuf;
@@ -277,6 +284,24 @@ static void client_after_io(struct rcd_client *c)
 		client_recv(c);
 }
 
+/*
+ * May a reply with fds we sent still be unread?  A queued one is; a sent
+ * one is until the peer has read every byte we sent: SIOCOUTQ is what the
+ * peer has not taken from its receive queue (freed, and uncharged, when
+ * read or when the peer closes).  If we cannot tell, it may be.
+ */
+static bool fds_unread(struct rcd_client *c)
+{
+	int outq;
+
+	if (!c->fds_out)
+		return false;
+	if (c->qfds || ioctl(c->fd, SIOCOUTQ, &outq) < 0 || outq > 0)
+		return true;
+	c->fds_out = false;
+	return false;
+}
+
 static void recv_cb(struct rcd_loop *loop, struct rcd_op *op, int res, unsigned flags)
 {
 	struct rcd_client *c = op->ctx;
@@ -296,7 +321,10 @@ static void recv_cb(struct rcd_loop *loop, struct rcd_op *op, int res, unsigned 
 		rcd_client_fail(c, 0, EBADMSG, "request with ancillary data (fds)");
 	} else {
 		c->srv->requests++;
-		rcd_request(c, c->rbuf, (size_t)res);
+		if (fds_unread(c))
+			c->held = (size_t)res; /* for the tick; no receive meanwhile */
+		else
+			rcd_request(c, c->rbuf, (size_t)res);
 	}
 	client_after_io(c);
 }
@@ -551,7 +579,14 @@ void rcd_clients_tick(struct rcd_server *srv, uint64_t now_ns)
 		next = c->next; /* c may be freed below; no other client is */
 		if (c->gone)
 			continue;
-		if (!c->hello && now_ns - c->born_ns >= RCD_HELLO_TIMEOUT_NS)
+		if (!c->hello && now_ns - c->born_ns >= RCD_HELLO_TIMEOUT_NS) {
 			hello_late(c);
+		} else if (c->held && !fds_unread(c)) {
+			size_t len = c->held;
+
+			c->held = 0;
+			rcd_request(c, c->rbuf, len);
+			client_after_io(c);
+		}
 	}
 }

@@ -53,7 +53,7 @@ struct rcd_ref {
 #define RCD_MAX_CLIENTS_PER_UID (RC_BELLS / 4)
 #define RCD_MAX_SILENT_PER_UID 64
 #define RCD_HELLO_TIMEOUT_NS 2000000000ull
-/* How often the server looks at its connections' HELLO deadlines. */
+/* How often the server looks at its connections: HELLO deadlines, held requests. */
 #define RCD_CLIENT_TICK_NS 100000000
 
 struct rcd_reply {
@@ -72,6 +72,14 @@ struct rcd_client {
 	bool hello;   /* HELLO done: id and bell are ours */
 	bool closing; /* protocol error: hang up once the replies are out */
 	bool gone;    /* released; freed when no operation is armed */
+	/*
+	 * A reply with fds went out (or is queued) and the peer may not have
+	 * read it: the fds are in flight, charged to the daemon's user
+	 * (RLIMIT_NOFILE, ETOOMANYREFS).  Cleared once SIOCOUTQ says the
+	 * peer has read everything we sent.
+	 */
+	bool fds_out;
+	size_t held;      /* length of a request in rbuf, held until fds_out clears */
 	uint64_t born_ns; /* accepted at (rcd_now_ns): the HELLO deadline runs from here */
 	pid_t pid;    /* SO_PEERCRED at accept */
 	uid_t uid;
@@ -106,7 +114,7 @@ struct rcd_client {
 void rcd_client_new(struct rcd_server *srv, int fd);
 /*
  * The server's timer (every RCD_CLIENT_TICK_NS): close connections past
- * their HELLO deadline.
+ * their HELLO deadline, handle held requests whose fds were read.
  */
 void rcd_clients_tick(struct rcd_server *srv, uint64_t now_ns);
 /* Unlink and free c; the caller made sure no operation is armed. */

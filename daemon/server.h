@@ -39,7 +39,7 @@ struct rcd_server {
 	ino_t sock_ino; /* if the path still names it */
 	struct rcd_op accept_op, retry_op;
 	struct __kernel_timespec retry_ts;
-	/* the connections' timer: HELLO deadlines (conn.h) */
+	/* the connections' timer: HELLO deadlines, held requests (conn.h) */
 	struct rcd_op tick_op;
 	struct __kernel_timespec tick_ts;
 	bool tick_oneshot; /* the kernel refused a multishot timer */

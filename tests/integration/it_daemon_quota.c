@@ -3,12 +3,14 @@
  * it_daemon_quota: what one user can take of the daemon, played by that
  * user.  A helper forked by root drops to uid/gid 12345 (root only; the
  * tests skip with a reason otherwise) and tries to take more than its
- * share: connections that never say HELLO.  Root, another uid, must still get in and be served.
+ * share: connections that never say HELLO, and replies with fds that it
+ * never reads.  Root, another uid, must still get in and be served.
  *
  * The rules are in docs/operations.md ("What one user can take"); the
  * numbers below are the daemon's (daemon/conn.h), written again here on
  * purpose: a change to them should be a change to this test too.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <grp.h>
 #include <signal.h>
@@ -26,8 +28,15 @@
 
 #define ATTACKER 12345
 #define SILENT_MAX 64     /* RCD_MAX_SILENT_PER_UID */
+#define REPLY_FDS_MAX 3   /* RCD_REPLY_FDS: the most fds one reply carries */
 #define FLOOD 4400        /* over RCD_MAX_CLIENTS (4352): the number */
 #define END_WAIT_S 10     /* generous: the daemon closes a silent connection after 2 s */
+
+static const char quota_conf[] =
+	"# it_daemon_quota: anyone may use quota.*\n"
+	"[topic \"quota.*\"]\n"
+	"publish = *\n"
+	"subscribe = *\n";
 
 /* The parent and the attacker step through a test together. */
 struct q_shared {
@@ -379,11 +388,156 @@ static void test_silent_cap_and_deadline(void **state)
 	IT_ASSERT(it_daemon_stop(d) == 0, "ringcastd did not exit 0 on SIGTERM");
 }
 
+/* ---- replies with fds that are never read ---- */
+
+static int count_fds(pid_t pid)
+{
+	char path[64];
+	struct dirent *e;
+	int n = 0;
+	DIR *dir;
+
+	snprintf(path, sizeof(path), "/proc/%d/fd", (int)pid);
+	dir = opendir(path);
+	IT_ASSERT(dir != NULL, "opendir %s: %s", path, strerror(errno));
+	while ((e = readdir(dir)))
+		n += e->d_name[0] != '.';
+	closedir(dir);
+	return n;
+}
+
+/* Every reply waiting in fd now: how many, and the fds they carry. */
+static int drain(int fd, int *packets)
+{
+	int type, err, nfds, fds = 0;
+	uint32_t req;
+
+	*packets = 0;
+	while ((type = q_recv(fd, MSG_DONTWAIT, &req, &err, &nfds)) > 0) {
+		(*packets)++;
+		fds += nfds;
+	}
+	IT_CHECK(type == -EAGAIN, "draining the replies: %s", type ? strerror(-type) : "EOF");
+	return fds;
+}
+
+static const char *const pile_topic[3] = { "quota.p", "quota.s", "quota.s" };
+static const uint16_t pile_type[3] = { RC_MSG_PUB_OPEN, RC_MSG_SUBSCRIBE, RC_MSG_UNSUBSCRIBE };
+
+static int pile_fds(void *p)
+{
+	struct q_cfg *c = p;
+	/* A pipeline read only at the end, and what each request must get. */
+	static const struct {
+		uint16_t type;
+		const char *topic;
+		uint16_t reply;
+		int err, nfds;
+	} seq[] = {
+		{ RC_MSG_PUB_OPEN, "quota.p", RC_MSG_PUB_OK, 0, 2 },
+		{ RC_MSG_PUB_OPEN, "quota.p", RC_MSG_ERROR, EALREADY, 0 },
+		{ RC_MSG_PUB_OPEN, "quota.p", RC_MSG_ERROR, EALREADY, 0 },
+		{ RC_MSG_SUBSCRIBE, "quota.s", RC_MSG_SUB_OK, 0, 2 },
+		{ RC_MSG_UNSUBSCRIBE, "quota.s", RC_MSG_OK, 0, 0 },
+		{ RC_MSG_SUBSCRIBE, "quota.s", RC_MSG_SUB_OK, 0, 2 },
+		{ RC_MSG_SUBSCRIBE, "quota.s", RC_MSG_ERROR, EALREADY, 0 },
+		{ RC_MSG_PUB_OPEN, "quota.p", RC_MSG_ERROR, EALREADY, 0 },
+	};
+	int fd, sent, packets, fds, ret;
+
+	become_attacker(1024);
+	/* Requests as fast as the daemon takes them, never a reply read. */
+	fd = q_connect(c->sock);
+	IT_CHECK(q_hello(fd) == 0, "HELLO as uid %d refused", ATTACKER);
+	for (sent = 0; sent < 30000; sent++) {
+		ret = q_send(fd, pile_type[sent % 3], (uint32_t)sent + 2, pile_topic[sent % 3],
+			     MSG_DONTWAIT);
+		if (ret == -EAGAIN)
+			break;
+		IT_CHECK(ret == 0, "send request %d: %s", sent + 1, strerror(-ret));
+	}
+	it_sleep_ms(500); /* let the daemon answer what it will */
+	atomic_store(&c->sh->stage, 1); /* the parent counts the daemon's fds now */
+	wait_stage(c->sh, 2);
+	fds = drain(fd, &packets);
+	printf("  uid %d sent %d PUB_OPEN/SUBSCRIBE/UNSUBSCRIBE reading nothing: %d replies "
+	       "with %d fds were waiting for it\n", ATTACKER, sent, packets, fds);
+	IT_CHECK(fds <= REPLY_FDS_MAX, "%d fds in flight to one client that does not read "
+		 "(%d replies): the daemon's user pays for them (ETOOMANYREFS)", fds, packets);
+	close(fd);
+
+	/* A pipeline is answered in full and in order, once it is read. */
+	fd = q_connect(c->sock);
+	IT_CHECK(q_hello(fd) == 0, "HELLO as uid %d refused", ATTACKER);
+	for (size_t i = 0; i < sizeof(seq) / sizeof(seq[0]); i++)
+		IT_CHECK(q_send(fd, seq[i].type, (uint32_t)i + 2, seq[i].topic, 0) == 0,
+			 "send request %zu: %s", i + 1, strerror(errno));
+	for (size_t i = 0; i < sizeof(seq) / sizeof(seq[0]); i++) {
+		int type, err, nfds;
+		uint32_t req;
+
+		type = q_recv(fd, 0, &req, &err, &nfds);
+		IT_CHECK(type > 0, "reply %zu of %zu: %s", i + 1, sizeof(seq) / sizeof(seq[0]),
+			 type ? strerror(-type) : "EOF");
+		IT_CHECK(req == i + 2 && type == seq[i].reply && err == seq[i].err &&
+			 nfds == seq[i].nfds,
+			 "%s '%s' (request %zu) got %s req %u err %d with %d fds; expected %s "
+			 "err %d with %d fds", rc_proto_type_name(seq[i].type), seq[i].topic, i + 1,
+			 rc_proto_type_name((uint16_t)type), req, err, nfds,
+			 rc_proto_type_name(seq[i].reply), seq[i].err, seq[i].nfds);
+	}
+	printf("  a pipeline of %zu requests was answered in order; a repeated PUB_OPEN got "
+	       "EALREADY and no fds\n", sizeof(seq) / sizeof(seq[0]));
+	close(fd);
+	return 0;
+}
+
+static void test_unread_fds_bounded(void **state)
+{
+	struct it_daemon *d = *state;
+	struct q_shared *sh = it_shared(sizeof(*sh));
+	struct q_cfg cfg = { d->sock, sh };
+	struct ringcast *rc;
+	int before, during;
+	char conf[160];
+	pid_t attacker;
+	FILE *f;
+
+	it_require_root("switching a client to uid 12345");
+	snprintf(conf, sizeof(conf), "%s/quota.conf", d->dir);
+	f = fopen(conf, "w");
+	IT_ASSERT(f != NULL, "fopen %s: %s", conf, strerror(errno));
+	fputs(quota_conf, f);
+	fclose(f);
+	it_daemon_start(d, "--config", conf, NULL);
+	/* The topics first: each holds two daemon fds for good.  rc stays
+	 * open, so that its socket is in both counts. */
+	rc = it_open(d);
+	IT_ASSERT_OK(ringcast_subscribe(rc, "quota.s"));
+	IT_ASSERT_OK(ringcast_broadcast(rc, "quota.p", "x", 1));
+	before = count_fds(d->pid);
+
+	attacker = it_fork(pile_fds, &cfg);
+	wait_attacker(attacker, sh, 1, 60000);
+	during = count_fds(d->pid);
+	printf("  daemon fds: %d before, %d while the client does not read\n", before, during);
+	/* Its socket, and at most one reply's fds queued. */
+	IT_ASSERT(during <= before + 1 + REPLY_FDS_MAX, "replies pin daemon fds: %d -> %d", before,
+		  during);
+	atomic_store(&sh->stage, 2);
+	it_expect_exit(attacker, 60000, 0, "uid 12345 piling up fds");
+	it_close(rc);
+	it_assert_daemon_alive(d);
+	assert_serves(d, "quota.root");
+	IT_ASSERT(it_daemon_stop(d) == 0, "ringcastd did not exit 0 on SIGTERM");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_silent_flood, it_setup, it_teardown),
 		cmocka_unit_test_setup_teardown(test_silent_cap_and_deadline, it_setup, it_teardown),
+		cmocka_unit_test_setup_teardown(test_unread_fds_bounded, it_setup, it_teardown),
 	};
 
 	it_init();

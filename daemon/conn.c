@@ -522,7 +522,7 @@ void rcd_client_new(struct rcd_server *srv, int fd)
 	if (cred.uid && silent >= RCD_MAX_SILENT_PER_UID) {
 		refusal_log(srv, "refusing a connection from pid %d: uid %u has %u connections "
 			    "that have not said HELLO", (int)cred.pid, (unsigned)cred.uid, silent);
-		refuse(srv, fd, EAGAIN, "this user has as many connections without HELLO as one "
+		refuse(srv, fd, EUSERS, "this user has as many connections without HELLO as one "
 		       "user may have; try again");
 		return;
 	}

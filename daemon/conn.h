@@ -108,8 +108,7 @@ struct rcd_client {
 /*
  * Take a freshly accepted socket fd (ours now, closed on any failure).
  * Over a cap above, the connection is refused at once: a best-effort
- * ERROR with req 0 (EUSERS, or EAGAIN for too many silent ones), then
- * closed.
+ * ERROR EUSERS with req 0, then closed.
  */
 void rcd_client_new(struct rcd_server *srv, int fd);
 /*

@@ -189,7 +189,7 @@ static int q_hello(int fd)
 
 /*
  * The issue's attack: more silent connections than the daemon takes in
- * all.  Each is refused at once (EAGAIN) past 64, or closed after its
+ * all.  Each is refused at once (EUSERS) past 64, or closed after its
  * HELLO deadline (ETIMEDOUT); none stays.
  */
 static int flood_silent(void *p)
@@ -209,7 +209,7 @@ static int flood_silent(void *p)
 
 		IT_CHECK(end != -EAGAIN, "silent connection %d still open after %d s more", i + 1,
 			 END_WAIT_S);
-		if (end == EAGAIN)
+		if (end == EUSERS)
 			refused++;
 		else if (end == ETIMEDOUT)
 			late++;
@@ -217,9 +217,9 @@ static int flood_silent(void *p)
 			other++;
 		close(fds[i]);
 	}
-	printf("  the daemon refused %u at once (EAGAIN), closed %u after the HELLO deadline "
+	printf("  the daemon refused %u at once (EUSERS), closed %u after the HELLO deadline "
 	       "(ETIMEDOUT), %u otherwise\n", refused, late, other);
-	IT_CHECK(other == 0, "%u connections ended without ERROR EAGAIN or ETIMEDOUT", other);
+	IT_CHECK(other == 0, "%u connections ended without ERROR EUSERS or ETIMEDOUT", other);
 	IT_CHECK(late >= 1, "no connection was let in to wait for its HELLO");
 	return 0;
 }
@@ -286,7 +286,7 @@ static void close_all(int *fds, int n)
 /*
  * 64 silent connections at once and then HELLO on each: every one must
  * be let in.  1 if all were, 0 if the round is void (one waited past its
- * HELLO deadline: the machine stalled for 2 s), -EAGAIN if one was
+ * HELLO deadline: the machine stalled for 2 s), -EUSERS if one was
  * refused as the 65th.  The connections stay open when all were let in.
  */
 static int silent_round(const char *sock, int *fds)
@@ -297,8 +297,8 @@ static int silent_round(const char *sock, int *fds)
 	for (int i = 0; i < SILENT_MAX && ret == 1; i++) {
 		int r = q_hello(fds[i]);
 
-		if (r == EAGAIN)
-			ret = -EAGAIN;
+		if (r == EUSERS)
+			ret = -EUSERS;
 		else if (r == ETIMEDOUT)
 			ret = 0;
 		else
@@ -338,15 +338,15 @@ static int silent_cap(void *p)
 				 strerror(e < 0 ? -e : e));
 		}
 		close_all(fds, SILENT_MAX);
-		if (end == EAGAIN)
+		if (end == EUSERS)
 			break;
 		printf("  round %d void: connection %d ended with %d (%s)\n", tries + 1,
 		       SILENT_MAX + 1, end, strerror(end));
 	}
-	IT_CHECK(end == EAGAIN, "with %d silent connections of uid %d, one more ended with %d "
-		 "(%s) %d times, expected ERROR EAGAIN at once", SILENT_MAX, ATTACKER, end,
+	IT_CHECK(end == EUSERS, "with %d silent connections of uid %d, one more ended with %d "
+		 "(%s) %d times, expected ERROR EUSERS at once", SILENT_MAX, ATTACKER, end,
 		 strerror(end), tries);
-	printf("  connection %d of uid %d without HELLO: refused at once (EAGAIN); the first %d "
+	printf("  connection %d of uid %d without HELLO: refused at once (EUSERS); the first %d "
 	       "closed on their HELLO deadline (ETIMEDOUT)\n", SILENT_MAX + 1, ATTACKER,
 	       SILENT_MAX);
 

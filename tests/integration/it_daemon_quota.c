@@ -32,6 +32,11 @@
 #define FLOOD 4400        /* over RCD_MAX_CLIENTS (4352): the number */
 #define END_WAIT_S 10     /* generous: the daemon closes a silent connection after 2 s */
 
+/*
+ * Every daemon here lets uid 12345 connect (0666) and names it in an ACL
+ * list, so that what limits it is what is tested, whatever the defaults
+ * of the socket mode and of HELLO for users no list names.
+ */
 static const char quota_conf[] =
 	"# it_daemon_quota: anyone may use quota.*\n"
 	"[topic \"quota.*\"]\n"
@@ -258,7 +263,7 @@ static void test_silent_flood(void **state)
 	pid_t attacker;
 
 	it_require_root("switching a client to uid 12345");
-	it_daemon_start(d, NULL);
+	it_daemon_start(d, "--socket-mode", "0666", "--subscribe", "*", NULL);
 	attacker = it_fork(flood_silent, &cfg);
 	wait_attacker(attacker, sh, 1, 60000);
 	/* Root connects behind all of them, and must get in. */
@@ -381,7 +386,7 @@ static void test_silent_cap_and_deadline(void **state)
 	struct q_cfg cfg = { d->sock, sh };
 
 	it_require_root("switching a client to uid 12345");
-	it_daemon_start(d, NULL);
+	it_daemon_start(d, "--socket-mode", "0666", "--subscribe", "*", NULL);
 	it_expect_exit(it_fork(silent_cap, &cfg), 120000, 0, "uid 12345 holding silent connections");
 	it_assert_daemon_alive(d);
 	assert_serves(d, "quota.root");
@@ -509,7 +514,7 @@ static void test_unread_fds_bounded(void **state)
 	IT_ASSERT(f != NULL, "fopen %s: %s", conf, strerror(errno));
 	fputs(quota_conf, f);
 	fclose(f);
-	it_daemon_start(d, "--config", conf, NULL);
+	it_daemon_start(d, "--config", conf, "--socket-mode", "0666", NULL);
 	/* The topics first: each holds two daemon fds for good.  rc stays
 	 * open, so that its socket is in both counts. */
 	rc = it_open(d);

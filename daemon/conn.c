@@ -13,6 +13,16 @@
  * cannot make us buffer without bound.  At most one send: replies leave in
  * the order they were queued, which concurrent io_uring sends would not
  * promise.
+ *
+ * At most one reply with fds unread: fds in a packet the peer has not
+ * read are in flight, charged to the daemon's user until it reads them
+ * (the kernel refuses the user's next fd-passing with ETOOMANYREFS past
+ * its RLIMIT_NOFILE), and they leave our queue as soon as they are sent.
+ * So after a reply with fds we handle the next request only once the peer
+ * has read everything we sent (SIOCOUTQ is 0).  A client that waits for
+ * each reply has always read it before its next request arrives and never
+ * waits; one that sends without reading has its next request held, and
+ * the server's tick looks again.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -20,7 +30,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <linux/sockios.h>
 #include <unistd.h>
 
 #include "conn.h"
@@ -35,22 +47,9 @@
 #define SO_PEERGROUPS 59
 #endif
 
-#define MAX_CLIENTS (RC_BELLS + 256) /* every bell, plus some not yet HELLO'd */
-/*
- * Connections one uid other than root may hold: a quarter of the bells,
- * so that one user cannot take every connection and every bell from the
- * others.  A process needs one connection; a busy user, a few hundred.
- */
-#define MAX_CLIENTS_PER_UID (RC_BELLS / 4)
 #define QUEUE_MAX 64   /* replies queued before we stop reading requests */
-/*
- * Fds queued replies may hold before we stop reading requests.  Clients
- * wait for each reply, so two opens' worth is plenty; without a bound, a
- * client that sends opens and never reads would pin 2 fds per queued
- * reply on every connection, and run the daemon out of descriptors.
- */
-#define QUEUE_FDS_MAX 4
 #define MAX_GROUPS 65536
+#define DRAIN_MAX 8    /* packets a refused connection may have sent already */
 
 static void reply_free(struct rcd_reply *r)
 {
@@ -132,6 +131,8 @@ int rcd_reply_fds(struct rcd_client *c, const struct rc_msg *m, const int *fds, 
 	c->qtail = r;
 	c->qlen++;
 	c->qfds += nfds;
+	if (nfds)
+		c->fds_out = true;
 	send_next(c);
 	return 0;
 fail:
@@ -261,7 +262,7 @@ static void client_gone(struct rcd_client *c, const char *why)
 static void client_recv(struct rcd_client *c)
 {
 	if (c->gone || c->closing || c->recv_op.armed || c->stat_active || c->qlen >= QUEUE_MAX ||
-	    c->qfds >= QUEUE_FDS_MAX)
+	    c->held)
 		return;
 	memset(&c->rmsg, 0, sizeof(c->rmsg));
 	c->riov.iov_base = c->rbuf;
@@ -283,6 +284,24 @@ static void client_after_io(struct rcd_client *c)
 		client_recv(c);
 }
 
+/*
+ * May a reply with fds we sent still be unread?  A queued one is; a sent
+ * one is until the peer has read every byte we sent: SIOCOUTQ is what the
+ * peer has not taken from its receive queue (freed, and uncharged, when
+ * read or when the peer closes).  If we cannot tell, it may be.
+ */
+static bool fds_unread(struct rcd_client *c)
+{
+	int outq;
+
+	if (!c->fds_out)
+		return false;
+	if (c->qfds || ioctl(c->fd, SIOCOUTQ, &outq) < 0 || outq > 0)
+		return true;
+	c->fds_out = false;
+	return false;
+}
+
 static void recv_cb(struct rcd_loop *loop, struct rcd_op *op, int res, unsigned flags)
 {
 	struct rcd_client *c = op->ctx;
@@ -302,7 +321,10 @@ static void recv_cb(struct rcd_loop *loop, struct rcd_op *op, int res, unsigned 
 		rcd_client_fail(c, 0, EBADMSG, "request with ancillary data (fds)");
 	} else {
 		c->srv->requests++;
-		rcd_request(c, c->rbuf, (size_t)res);
+		if (fds_unread(c))
+			c->held = (size_t)res; /* for the tick; no receive meanwhile */
+		else
+			rcd_request(c, c->rbuf, (size_t)res);
 	}
 	client_after_io(c);
 }
@@ -389,14 +411,18 @@ static int peer_groups(struct rcd_client *c)
 }
 
 /*
- * Turn a connection away before it has a client: an ERROR with req 0 (a
- * connection-level error, docs/protocol.md) that its HELLO will read, if
- * the socket takes it now, then close.
+ * Tell the peer of fd why we hang up: an ERROR with req 0 (a
+ * connection-level error, docs/protocol.md), which a client takes as the
+ * answer to its HELLO, if the socket takes it now.  Then make sure the
+ * peer can read it: closing a socket with unread packets in its receive
+ * queue resets the peer (ECONNRESET), which it sees before our ERROR.  So
+ * stop the peer sending (its HELLO then fails with EPIPE, and it reads
+ * our answer) and drop what it sent already.  The caller closes fd.
  */
-static void refuse(struct rcd_server *srv, int fd, int err, const char *text)
+static void say_goodbye(struct rcd_server *srv, int fd, int err, const char *text)
 {
 	struct rc_msg m = { .type = RC_MSG_ERROR };
-	int n;
+	int n, i;
 
 	m.error.err = err;
 	m.error.text = text;
@@ -404,17 +430,62 @@ static void refuse(struct rcd_server *srv, int fd, int err, const char *text)
 	n = rc_proto_encode(&m, srv->scratch, sizeof(srv->scratch));
 	if (n > 0)
 		send(fd, srv->scratch, (size_t)n, MSG_DONTWAIT | MSG_NOSIGNAL);
+	shutdown(fd, SHUT_RD);
+	for (i = 0; i < DRAIN_MAX; i++)
+		if (recv(fd, srv->scratch, sizeof(srv->scratch), MSG_DONTWAIT) <= 0)
+			break;
+}
+
+/*
+ * Log why a connection was turned away, at most one line a second: a user
+ * over its share can be refused as fast as it connects, and must not fill
+ * the log (or the journal) for everyone.  The next line counts the ones
+ * left out.
+ */
+static void __attribute__((format(printf, 2, 3)))
+refusal_log(struct rcd_server *srv, const char *fmt, ...)
+{
+	uint64_t now = rcd_now_ns();
+	char line[256];
+	va_list ap;
+
+	if (srv->refusal_logged_ns && now - srv->refusal_logged_ns < 1000000000ull) {
+		srv->refusals_unlogged++;
+		return;
+	}
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	if (srv->refusals_unlogged)
+		rcd_warn(srv->log, "%s (and %" PRIu64 " more turned away since the last such line)",
+			 line, srv->refusals_unlogged);
+	else
+		rcd_warn(srv->log, "%s", line);
+	srv->refusal_logged_ns = now;
+	srv->refusals_unlogged = 0;
+}
+
+/* Turn a connection away before it has a client. */
+static void refuse(struct rcd_server *srv, int fd, int err, const char *text)
+{
+	say_goodbye(srv, fd, err, text);
 	srv->refused++;
 	close(fd);
 }
 
-static unsigned clients_of(const struct rcd_server *srv, uid_t uid)
+/* Connections of uid still here, and how many of them have not said HELLO. */
+static unsigned clients_of(const struct rcd_server *srv, uid_t uid, unsigned *silent)
 {
 	const struct rcd_client *c;
 	unsigned n = 0;
 
-	for (c = srv->clients; c; c = c->next)
-		n += !c->gone && c->uid == uid;
+	*silent = 0;
+	for (c = srv->clients; c; c = c->next) {
+		if (c->gone || c->uid != uid)
+			continue;
+		n++;
+		*silent += !c->hello;
+	}
 	return n;
 }
 
@@ -423,9 +494,10 @@ void rcd_client_new(struct rcd_server *srv, int fd)
 	struct rcd_client *c;
 	struct ucred cred;
 	socklen_t len = sizeof(cred);
+	unsigned mine, silent;
 
-	if (srv->nclients >= MAX_CLIENTS) {
-		rcd_warn(srv->log, "refusing a connection: %u clients connected", srv->nclients);
+	if (srv->nclients >= RCD_MAX_CLIENTS) {
+		refusal_log(srv, "refusing a connection: %u clients connected", srv->nclients);
 		refuse(srv, fd, EUSERS, "the daemon has as many connections as it takes");
 		return;
 	}
@@ -433,6 +505,25 @@ void rcd_client_new(struct rcd_server *srv, int fd)
 		rcd_warn(srv->log, "SO_PEERCRED: %m; dropping the connection");
 		srv->refused++;
 		close(fd);
+		return;
+	}
+	/*
+	 * Over its user's share: refused now, not at HELLO.  A connection
+	 * we keep until it speaks is one more its user holds, and one that
+	 * never speaks would hold it for good.
+	 */
+	mine = cred.uid ? clients_of(srv, cred.uid, &silent) : 0;
+	if (cred.uid && mine >= RCD_MAX_CLIENTS_PER_UID) {
+		refusal_log(srv, "refusing a connection from pid %d: uid %u has %u connections",
+			    (int)cred.pid, (unsigned)cred.uid, mine);
+		refuse(srv, fd, EUSERS, "this user has as many connections as one user may have");
+		return;
+	}
+	if (cred.uid && silent >= RCD_MAX_SILENT_PER_UID) {
+		refusal_log(srv, "refusing a connection from pid %d: uid %u has %u connections "
+			    "that have not said HELLO", (int)cred.pid, (unsigned)cred.uid, silent);
+		refuse(srv, fd, EUSERS, "this user has as many connections without HELLO as one "
+		       "user may have; try again");
 		return;
 	}
 
@@ -456,16 +547,7 @@ void rcd_client_new(struct rcd_server *srv, int fd)
 	c->pid = cred.pid;
 	c->uid = cred.uid;
 	c->gid = cred.gid;
-	/*
-	 * Over its user's share: answer its HELLO with why, then hang up.
-	 * Not here and now: a client whose HELLO we never read would see
-	 * the hang-up (ECONNRESET) before our answer.
-	 */
-	if (cred.uid != 0 && clients_of(srv, cred.uid) > MAX_CLIENTS_PER_UID) {
-		rcd_warn(srv->log, "refusing a connection from pid %d: uid %u has %u connections",
-			 (int)cred.pid, (unsigned)cred.uid, MAX_CLIENTS_PER_UID);
-		c->refuse = EUSERS;
-	}
+	c->born_ns = rcd_now_ns();
 	if (peer_groups(c) < 0)
 		rcd_debug(srv->log, "pid %d: supplementary groups unknown; ACL by uid and gid only",
 			  (int)c->pid);
@@ -474,3 +556,37 @@ void rcd_client_new(struct rcd_server *srv, int fd)
 	client_reap(c);
 }
 
+/* Past its HELLO deadline: say why if nothing else is on its way, and go. */
+static void hello_late(struct rcd_client *c)
+{
+	struct rcd_server *srv = c->srv;
+
+	refusal_log(srv, "closing a connection from pid %d (uid %u): no HELLO within %llu ms",
+		    (int)c->pid, (unsigned)c->uid, RCD_HELLO_TIMEOUT_NS / 1000000);
+	srv->refused++;
+	/* Before HELLO the only reply there can be is an ERROR, which says why. */
+	if (!c->qhead && !c->send_op.armed)
+		say_goodbye(srv, c->fd, ETIMEDOUT, "no HELLO in time");
+	client_gone(c, "no HELLO in time");
+	client_reap(c);
+}
+
+void rcd_clients_tick(struct rcd_server *srv, uint64_t now_ns)
+{
+	struct rcd_client *c, *next;
+
+	for (c = srv->clients; c; c = next) {
+		next = c->next; /* c may be freed below; no other client is */
+		if (c->gone)
+			continue;
+		if (!c->hello && now_ns - c->born_ns >= RCD_HELLO_TIMEOUT_NS) {
+			hello_late(c);
+		} else if (c->held && !fds_unread(c)) {
+			size_t len = c->held;
+
+			c->held = 0;
+			rcd_request(c, c->rbuf, len);
+			client_after_io(c);
+		}
+	}
+}

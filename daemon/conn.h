@@ -19,6 +19,7 @@
 
 #include "loop.h"
 #include "proto.h"
+#include "ring_format.h"
 
 struct rcd_server;
 struct rcd_topic;
@@ -31,6 +32,29 @@ struct rcd_ref {
 
 /* One encoded reply waiting to be sent, with the fds it carries. */
 #define RCD_REPLY_FDS 3 /* HELLO_OK: node, bells, life lock */
+
+/*
+ * What connections may take (docs/operations.md, "What one user can
+ * take").  Root is not capped per uid: it can stop the daemon anyway.
+ *
+ * RCD_MAX_CLIENTS: every bell, plus some connections not yet HELLO'd.
+ * RCD_MAX_CLIENTS_PER_UID: a quarter of the bells, so that one user
+ * cannot take every connection and every bell from the others.  A process
+ * needs one connection; a busy user, a few hundred.
+ * RCD_MAX_SILENT_PER_UID: connections of one uid that have not said HELLO.
+ * A client sends HELLO as soon as it is connected, so a connection is
+ * silent for one turn of our loop; 64 leaves room for a job that starts
+ * as many processes at once on a big machine, and keeps what one user
+ * can hold without a word (and without a bell) to 64 connections of
+ * 64 KiB each for RCD_HELLO_TIMEOUT_NS at a time.
+ * RCD_HELLO_TIMEOUT_NS: a connection silent this long is closed.
+ */
+#define RCD_MAX_CLIENTS (RC_BELLS + 256)
+#define RCD_MAX_CLIENTS_PER_UID (RC_BELLS / 4)
+#define RCD_MAX_SILENT_PER_UID 64
+#define RCD_HELLO_TIMEOUT_NS 2000000000ull
+/* How often the server looks at its connections: HELLO deadlines, held requests. */
+#define RCD_CLIENT_TICK_NS 100000000
 
 struct rcd_reply {
 	struct rcd_reply *next;
@@ -48,6 +72,15 @@ struct rcd_client {
 	bool hello;   /* HELLO done: id and bell are ours */
 	bool closing; /* protocol error: hang up once the replies are out */
 	bool gone;    /* released; freed when no operation is armed */
+	/*
+	 * A reply with fds went out (or is queued) and the peer may not have
+	 * read it: the fds are in flight, charged to the daemon's user
+	 * (RLIMIT_NOFILE, ETOOMANYREFS).  Cleared once SIOCOUTQ says the
+	 * peer has read everything we sent.
+	 */
+	bool fds_out;
+	size_t held;      /* length of a request in rbuf, held until fds_out clears */
+	uint64_t born_ns; /* accepted at (rcd_now_ns): the HELLO deadline runs from here */
 	pid_t pid;    /* SO_PEERCRED at accept */
 	uid_t uid;
 	gid_t gid;
@@ -63,7 +96,6 @@ struct rcd_client {
 	struct rcd_reply *qhead, *qtail;
 	unsigned qlen;
 	unsigned qfds; /* fds the queued replies hold */
-	int refuse;    /* non-zero: answer HELLO with this ERROR and close */
 	/* a STAT of every topic in progress: the next topic to report */
 	bool stat_active;
 	uint32_t stat_req;
@@ -73,8 +105,17 @@ struct rcd_client {
 	uint8_t rbuf[RC_PROTO_MAX_MSG]; /* one request packet */
 };
 
-/* Take a freshly accepted socket fd (ours now, closed on any failure). */
+/*
+ * Take a freshly accepted socket fd (ours now, closed on any failure).
+ * Over a cap above, the connection is refused at once: a best-effort
+ * ERROR EUSERS with req 0, then closed.
+ */
 void rcd_client_new(struct rcd_server *srv, int fd);
+/*
+ * The server's timer (every RCD_CLIENT_TICK_NS): close connections past
+ * their HELLO deadline, handle held requests whose fds were read.
+ */
+void rcd_clients_tick(struct rcd_server *srv, uint64_t now_ns);
 /* Unlink and free c; the caller made sure no operation is armed. */
 void rcd_client_free(struct rcd_client *c);
 

@@ -83,12 +83,6 @@ static void do_hello(struct rcd_client *c, const struct rc_msg *m)
 		rcd_reply_error(c, m->req, EALREADY, "HELLO was already sent");
 		return;
 	}
-	if (c->refuse) {
-		srv->refused++;
-		rcd_client_fail(c, m->req, c->refuse,
-				"this user has as many connections as one user may have");
-		return;
-	}
 	/* Resume only the identity of an orphan of this very process, on a
 	 * bell that no connected client and no other orphan rings. */
 	if ((m->hello.flags & RC_HELLO_RESUME) && id && bell < RC_BELLS &&
@@ -237,14 +231,14 @@ static void do_open(struct rcd_client *c, const struct rc_msg *m, bool pub)
 	if (!t)
 		return;
 	ref = pub ? ref_find(c->pubs, c->npubs, t) : ref_find(c->subs, c->nsubs, t);
-	if (ref && !pub) {
-		rcd_reply_error(c, m->req, EALREADY, "already subscribed to '%s'", esc);
-		return;
-	}
-	if (ref) { /* PUB_OPEN again: the same slot, fresh fds */
-		ret = reply_opened(c, m, t, ref->slot, true, 0, 0);
-		if (ret < 0)
-			rcd_reply_error(c, m->req, -ret, "cannot open '%s': %s", esc, strerror(-ret));
+	/*
+	 * Opened on this connection already: the client has the fds.  Fresh
+	 * ones for each repeat were a way to pile descriptors on the daemon
+	 * (docs/operations.md, "What one user can take").
+	 */
+	if (ref) {
+		rcd_reply_error(c, m->req, EALREADY, "already %s '%s'",
+				pub ? "publishing to" : "subscribed to", esc);
 		return;
 	}
 	slot = -1;

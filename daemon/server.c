@@ -22,12 +22,40 @@
 
 static void accept_cb(struct rcd_loop *loop, struct rcd_op *op, int res, unsigned flags);
 
+static int accept_arm(struct rcd_server *srv)
+{
+	return rcd_loop_accept(srv->loop, &srv->accept_op, srv->listen_fd);
+}
+
 static void retry_cb(struct rcd_loop *loop, struct rcd_op *op, int res, unsigned flags)
 {
 	struct rcd_server *srv = op->ctx;
 
 	if (!srv->stopping && !srv->accept_op.armed)
-		rcd_server_start(srv);
+		accept_arm(srv);
+}
+
+static int tick_arm(struct rcd_server *srv)
+{
+	return rcd_loop_timeout(srv->loop, &srv->tick_op, &srv->tick_ts, !srv->tick_oneshot);
+}
+
+static void tick_cb(struct rcd_loop *loop, struct rcd_op *op, int res, unsigned flags)
+{
+	struct rcd_server *srv = op->ctx;
+
+	if (res == -EINVAL && !srv->tick_oneshot) {
+		srv->tick_oneshot = true; /* kernel before 6.4: re-arm by hand */
+	} else if (res != -ETIME && res != -ECANCELED && res != 0) {
+		loop->errors++;
+		rcd_warn(srv->log, "connection timer: %s", strerror(-res));
+	}
+	if (srv->stopping)
+		return;
+	if (res == -ETIME)
+		rcd_clients_tick(srv, rcd_now_ns());
+	if (!(flags & RCD_OP_MORE) && tick_arm(srv) < 0)
+		rcd_err(srv->log, "cannot re-arm the connection timer: silent connections stay");
 }
 
 static void accept_cb(struct rcd_loop *loop, struct rcd_op *op, int res, unsigned flags)
@@ -50,7 +78,7 @@ static void accept_cb(struct rcd_loop *loop, struct rcd_op *op, int res, unsigne
 	if (res < 0)
 		rcd_loop_timeout(loop, &srv->retry_op, &srv->retry_ts, false);
 	else
-		rcd_server_start(srv);
+		accept_arm(srv);
 }
 
 /*
@@ -106,8 +134,10 @@ int rcd_server_open(struct rcd_server *srv, struct rcd_loop *loop, struct rcd_re
 	srv->log = log;
 	srv->listen_fd = -1;
 	srv->retry_ts.tv_nsec = 100000000; /* 100 ms */
+	srv->tick_ts.tv_nsec = RCD_CLIENT_TICK_NS;
 	rcd_op_init(&srv->accept_op, accept_cb, srv);
 	rcd_op_init(&srv->retry_op, retry_cb, srv);
+	rcd_op_init(&srv->tick_op, tick_cb, srv);
 
 	if (!path || !*path || strlen(path) >= sizeof(sa.sun_path)) {
 		rcd_err(log, "socket path '%s' is empty or over %zu bytes", path ? path : "",
@@ -189,7 +219,9 @@ fail:
 
 int rcd_server_start(struct rcd_server *srv)
 {
-	return rcd_loop_accept(srv->loop, &srv->accept_op, srv->listen_fd);
+	int ret = tick_arm(srv);
+
+	return ret < 0 ? ret : accept_arm(srv);
 }
 
 void rcd_server_stop(struct rcd_server *srv)
@@ -197,6 +229,7 @@ void rcd_server_stop(struct rcd_server *srv)
 	srv->stopping = true;
 	rcd_loop_cancel(srv->loop, &srv->accept_op);
 	rcd_loop_cancel(srv->loop, &srv->retry_op);
+	rcd_loop_cancel(srv->loop, &srv->tick_op);
 }
 
 void rcd_server_close(struct rcd_server *srv)

@@ -39,11 +39,17 @@ struct rcd_server {
 	ino_t sock_ino; /* if the path still names it */
 	struct rcd_op accept_op, retry_op;
 	struct __kernel_timespec retry_ts;
+	/* the connections' timer: HELLO deadlines, held requests (conn.h) */
+	struct rcd_op tick_op;
+	struct __kernel_timespec tick_ts;
+	bool tick_oneshot; /* the kernel refused a multishot timer */
 	bool stopping;
 	struct rcd_client *clients; /* doubly linked */
 	unsigned nclients;
 	/* counters for the shutdown summary */
 	uint64_t accepted, refused, requests, bad_requests;
+	/* refusals are logged at most once a second (conn.c): when, and how many since */
+	uint64_t refusal_logged_ns, refusals_unlogged;
 	/* scratch space for one reply while it is encoded */
 	uint8_t scratch[RC_PROTO_MAX_MSG];
 	struct rc_stat_sub stat_subs[RC_PROTO_STAT_SUBS_MAX];
@@ -57,9 +63,9 @@ struct rcd_server {
  */
 int rcd_server_open(struct rcd_server *srv, struct rcd_loop *loop, struct rcd_registry *reg,
 		    struct rcd_duties *duties, const struct rcd_config *cfg, struct rcd_log *log);
-/* Start accepting.  0 or negative errno. */
+/* Start accepting, and the connections' timer.  0 or negative errno. */
 int rcd_server_start(struct rcd_server *srv);
-/* Stop accepting new connections (the loop still runs). */
+/* Stop accepting new connections and the timer (the loop still runs). */
 void rcd_server_stop(struct rcd_server *srv);
 /*
  * After the loop has exited: close every client socket (their slots stay,

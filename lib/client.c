@@ -171,7 +171,11 @@ static int hello(struct ringcast *rc, bool resume)
 		req.hello.bell = rc->bell;
 	}
 	ret = send_req(rc, &req);
-	if (ret == 0)
+	/*
+	 * A daemon that refuses us (over a per-user cap) answers at accept
+	 * and hangs up, maybe before our HELLO left: its ERROR still waits.
+	 */
+	if (ret == 0 || ret == -ENOTCONN)
 		ret = rc_client_recv(rc, req.req, &rep, fds, &nfds);
 	else
 		nfds = 0;

@@ -8,11 +8,15 @@
  *
  *  - who gets in: a peer no ACL list names gets ERROR EACCES at HELLO and
  *    no fd; the default socket is closed to users outside its group;
+ *  - which files the daemon trusts: it will not run in a runtime directory
+ *    that is not its own, and adopts only files that are its own, 0600,
+ *    with one link: nothing the other user planted;
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
 #include <signal.h>
+#include <inttypes.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
@@ -20,10 +24,12 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "harness.h"
 #include "proto.h"
+#include "ring.h"
 
 #define STRANGER 12345      /* the attacker's uid and gid */
 #define TEAMMATE 12346      /* a uid one [topic] rule names */
@@ -254,11 +260,230 @@ static void test_socket_closed_to_others(void **state)
 	IT_ASSERT(it_daemon_stop(d) == 0, "ringcastd did not exit 0 on SIGTERM");
 }
 
+/* ---- which files the daemon trusts ---- */
+
+/*
+ * Start ringcastd on rundir, which it must refuse: exit 1 within 5 s, with
+ * a message that names rundir and says what is wrong (contains want).
+ */
+static void expect_refusal(struct it_daemon *d, const char *rundir, const char *want)
+{
+	char path[300], sock[160], why[64], *err;
+	char *argv[] = { path, "--socket", sock, "--runtime-dir", (char *)rundir, "--node",
+			 "refused", NULL };
+	int err_fd, st;
+	pid_t pid;
+
+	snprintf(path, sizeof(path), "%s/ringcastd", d->build);
+	snprintf(sock, sizeof(sock), "%s/refused.sock", d->dir);
+	pid = it_spawn(argv, NULL, NULL, &err_fd);
+	if (it_wait(pid, 5000, &st) == -ETIMEDOUT) {
+		it_kill(pid);
+		close(err_fd);
+		IT_FAIL("ringcastd ran on runtime dir %s (expected a refusal: %s)", rundir, want);
+	}
+	err = it_read_all(err_fd, 1000, NULL);
+	close(err_fd);
+	printf("  %s: %s", rundir + strlen(d->dir), err);
+	IT_ASSERT(WIFEXITED(st) && WEXITSTATUS(st) == 1, "ringcastd on %s %s, expected exit 1:\n%s",
+		  rundir, it_status_str(st, why, sizeof(why)), err);
+	IT_ASSERT(strstr(err, rundir) && strstr(err, want),
+		  "the refusal does not name %s and say '%s':\n%s", rundir, want, err);
+	free(err);
+}
+
+struct plant_dirs {
+	char shared[160]; /* 1777, like /tmp */
+	char own[200];    /* the stranger's directory in it */
+	char link[200];   /* the stranger's symlink to its own directory */
+};
+
+static int plant_dirs(void *p)
+{
+	struct plant_dirs *c = p;
+
+	become(STRANGER, NULL, 0);
+	IT_CHECK(mkdir(c->own, 0755) == 0, "mkdir %s: %s", c->own, strerror(errno));
+	IT_CHECK(symlink(c->own, c->link) == 0, "symlink %s: %s", c->link, strerror(errno));
+	return 0;
+}
+
+/*
+ * A runtime directory another user made, or reaches through a symlink,
+ * or may write to, could hold files of theirs for the daemon to adopt:
+ * the daemon refuses to start there and says why.  One it makes itself
+ * is 0755 (even under umask 0), and its files in it 0600.
+ */
+static void test_rundir_must_be_the_daemons(void **state)
+{
+	struct it_daemon *d = *state;
+	struct plant_dirs dirs;
+	char open_dir[160], sticky[160], path[300];
+	const char *const files[] = { "node", "bells", "clients" };
+	struct stat st;
+	mode_t old;
+
+	it_require_root("creating directories as uid 12345");
+	snprintf(dirs.shared, sizeof(dirs.shared), "%s/shared", d->dir);
+	snprintf(dirs.own, sizeof(dirs.own), "%s/run-of-12345", dirs.shared);
+	snprintf(dirs.link, sizeof(dirs.link), "%s/run-link", dirs.shared);
+	IT_ASSERT(mkdir(dirs.shared, 0755) == 0 && chmod(dirs.shared, 01777) == 0, "mkdir %s: %s",
+		  dirs.shared, strerror(errno));
+	it_expect_exit(it_fork(plant_dirs, &dirs), 10000, 0, "uid 12345 making its directories");
+	snprintf(open_dir, sizeof(open_dir), "%s/run-0777", d->dir);
+	snprintf(sticky, sizeof(sticky), "%s/run-1777", d->dir);
+	IT_ASSERT(mkdir(open_dir, 0755) == 0 && chmod(open_dir, 0777) == 0, "mkdir %s: %s",
+		  open_dir, strerror(errno));
+	IT_ASSERT(mkdir(sticky, 0755) == 0 && chmod(sticky, 01777) == 0, "mkdir %s: %s", sticky,
+		  strerror(errno));
+
+	expect_refusal(d, dirs.own, "owned by uid 12345");
+	expect_refusal(d, dirs.link, "symbolic link");
+	expect_refusal(d, open_dir, "mode 0777");
+	expect_refusal(d, sticky, "mode 1777");
+	/* Nothing was made in the directories it refused. */
+	snprintf(path, sizeof(path), "%s/node", dirs.own);
+	IT_ASSERT(access(path, F_OK) < 0, "the daemon made %s in a directory it refused", path);
+
+	/* A directory it makes itself is its own, closed to writers, under any umask. */
+	snprintf(d->rundir, sizeof(d->rundir), "%s/made/run", d->dir);
+	old = umask(0);
+	it_daemon_start(d, NULL);
+	umask(old);
+	for (int i = 0; i < 2; i++) {
+		snprintf(path, sizeof(path), "%s%s", d->rundir, i ? "" : "/..");
+		IT_ASSERT(stat(path, &st) == 0, "stat %s: %s", path, strerror(errno));
+		IT_ASSERT(st.st_uid == 0 && (st.st_mode & 07777) == 0755, "%s: uid %u mode %04o",
+			  path, (unsigned)st.st_uid, (unsigned)(st.st_mode & 07777));
+	}
+	for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
+		snprintf(path, sizeof(path), "%s/%s", d->rundir, files[i]);
+		IT_ASSERT(lstat(path, &st) == 0, "lstat %s: %s", path, strerror(errno));
+		IT_ASSERT(st.st_uid == 0 && (st.st_mode & 077) == 0, "%s: uid %u mode %04o", path,
+			  (unsigned)st.st_uid, (unsigned)(st.st_mode & 07777));
+	}
+	IT_ASSERT(it_daemon_stop(d) == 0, "ringcastd did not exit 0 on SIGTERM");
+}
+
+/* The topic's file id, as the daemon picks it (daemon/registry.c): anyone can work it out. */
+static uint64_t topic_id(const char *topic)
+{
+	uint64_t h = 0xcbf29ce484222325ull;
+
+	for (; *topic; topic++) {
+		h ^= (unsigned char)*topic;
+		h *= 0x100000001b3ull;
+	}
+	return h;
+}
+
+static void ring_path(const struct it_daemon *d, const char *topic, char *out, size_t len)
+{
+	snprintf(out, len, "%s/%016" PRIx64 ".ring", d->rundir, topic_id(topic));
+}
+
+#define PLANTED "planted"
+
+static int plant_files(void *p)
+{
+	const char *rundir = p;
+	char name[32];
+	int dirfd, ring_fd, ctl_fd, fd;
+
+	become(STRANGER, NULL, 0);
+	dirfd = open(rundir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	IT_CHECK(dirfd >= 0, "open %s: %s", rundir, strerror(errno));
+	/* A ring with the name and id of a topic nobody made: the next daemon's, if adopted. */
+	snprintf(name, sizeof(name), "%016" PRIx64, topic_id(PLANTED));
+	IT_CHECK_OK(rc_ring_create(dirfd, name, PLANTED, strlen(PLANTED), RC_CAPACITY_MIN,
+				   topic_id(PLANTED), 5000, &ring_fd, &ctl_fd));
+	/* Node and bells files of its own making in place of the daemon's. */
+	IT_CHECK_OK(rc_node_create(dirfd, "node", false, &fd));
+	close(fd);
+	IT_CHECK_OK(rc_bells_create(dirfd, "bells", false, &fd));
+	close(fd);
+	return 0;
+}
+
+/* Does the daemon know topic (adopted or made)?  1, 0 (ENOENT) or fails. */
+static int knows(struct ringcast *rc, const char *topic)
+{
+	struct ringcast_topic_stat *st = NULL;
+	size_t n = 0;
+	int ret = ringcast_stat(rc, topic, &st, &n);
+
+	if (ret == -ENOENT)
+		return 0;
+	IT_ASSERT_OK(ret);
+	ringcast_stat_free(st, n);
+	return 1;
+}
+
+/*
+ * Files a runtime directory held while others could write to it (an
+ * older daemon's, one made by hand), or that the daemon did not make
+ * closed: the restarted daemon adopts none of them.  The other user's
+ * ring, node and bells files, a ring others may read (0644) and one with
+ * a second name outside the directory are logged and skipped, node and
+ * bells replaced; the daemon's own ring is adopted as before.
+ */
+static void test_planted_files_not_adopted(void **state)
+{
+	struct it_daemon *d = *state;
+	const char *const node_files[] = { "node", "bells" };
+	char path[300], stash[200];
+	struct it_inbox box = { 0 };
+	struct ringcast *rc;
+	struct stat st;
+
+	it_require_root("planting files as uid 12345");
+	it_daemon_start(d, "--capacity", "64k", NULL);
+	rc = it_open(d);
+	IT_ASSERT_OK(ringcast_subscribe(rc, "victim.kept"));
+	IT_ASSERT_OK(ringcast_subscribe(rc, "victim.readable"));
+	IT_ASSERT_OK(ringcast_subscribe(rc, "victim.linked"));
+	it_close(rc);
+	IT_ASSERT(it_daemon_stop(d) == 0, "ringcastd did not exit 0 on SIGTERM");
+
+	/* While the directory is open to all, the other user plants its files. */
+	IT_ASSERT(chmod(d->rundir, 0777) == 0, "chmod %s: %s", d->rundir, strerror(errno));
+	it_expect_exit(it_fork(plant_files, d->rundir), 10000, 0, "uid 12345 planting files");
+	IT_ASSERT(chmod(d->rundir, 0755) == 0, "chmod %s: %s", d->rundir, strerror(errno));
+	ring_path(d, "victim.readable", path, sizeof(path));
+	IT_ASSERT(chmod(path, 0644) == 0, "chmod %s: %s", path, strerror(errno));
+	ring_path(d, "victim.linked", path, sizeof(path));
+	snprintf(stash, sizeof(stash), "%s/stash", d->dir);
+	IT_ASSERT(link(path, stash) == 0, "link %s: %s", path, strerror(errno));
+
+	it_daemon_restart(d);
+	rc = it_open(d);
+	IT_ASSERT(knows(rc, "victim.kept"), "the daemon's own ring was not adopted");
+	IT_ASSERT(!knows(rc, PLANTED), "uid 12345's ring was adopted as topic '%s'", PLANTED);
+	IT_ASSERT(!knows(rc, "victim.readable"), "a ring others may read (0644) was adopted");
+	IT_ASSERT(!knows(rc, "victim.linked"), "a ring with a second link was adopted");
+	for (size_t i = 0; i < 2; i++) {
+		snprintf(path, sizeof(path), "%s/%s", d->rundir, node_files[i]);
+		IT_ASSERT(lstat(path, &st) == 0, "lstat %s: %s", path, strerror(errno));
+		IT_ASSERT(st.st_uid == 0 && (st.st_mode & 077) == 0 && st.st_nlink == 1,
+			  "%s is uid %u's (mode %04o): the planted file was kept", path,
+			  (unsigned)st.st_uid, (unsigned)(st.st_mode & 07777));
+	}
+	/* The planted topic works, on a ring the daemon made. */
+	IT_ASSERT_OK(ringcast_subscribe(rc, PLANTED));
+	IT_ASSERT_OK(ringcast_broadcast(rc, PLANTED, "mine", 4));
+	IT_ASSERT(it_inbox_fill(rc, &box, 1, 2000) == 1 && box.m[0].len == 4 &&
+		  !memcmp(box.m[0].data, "mine", 4), "no message on '%s'", PLANTED);
+	it_close(rc);
+	IT_ASSERT(it_daemon_stop(d) == 0, "ringcastd did not exit 0 on SIGTERM");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_stranger_gets_nothing, it_setup, it_teardown),
 		cmocka_unit_test_setup_teardown(test_socket_closed_to_others, it_setup, it_teardown),
+		cmocka_unit_test_setup_teardown(test_rundir_must_be_the_daemons, it_setup, it_teardown),
+		cmocka_unit_test_setup_teardown(test_planted_files_not_adopted, it_setup, it_teardown),
 	};
 
 	it_init();

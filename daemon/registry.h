@@ -55,7 +55,7 @@ struct rcd_registry {
 	const struct rcd_config *cfg;
 	struct rcd_log *log;
 	int dirfd;                 /* the runtime directory, ours alone (rundir.h) */
-	int lock_fd;               /* its lock, or -1 when dirfd holds it */
+	int lock_fd;               /* DIR/ringcastd.lock, flock'ed: one daemon per dir */
 	int bells_fd;              /* O_RDWR */
 	struct rc_bells_hdr *bells;
 	int node_fd;               /* O_RDWR; clients get O_RDONLY ones */

@@ -83,20 +83,43 @@ static int dir_ours(int fd, const char *path, struct rcd_log *log)
 	return 0;
 }
 
-/* Lock the directory: 0 or negative errno, logged. */
+/* Open and lock DIR/RCD_LOCK_FILE: the lock's fd or negative errno, logged. */
 static int lock_dir(int dirfd, const char *path, struct rcd_log *log)
 {
-	int ret;
+	char why[96];
+	int fd, ret;
 
-	if (flock(dirfd, LOCK_EX | LOCK_NB) < 0) {
+	/* Created 0600 (less the umask), so only the daemon's user can open it. */
+	fd = openat(dirfd, RCD_LOCK_FILE, O_RDONLY | O_CREAT | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC,
+		    0600);
+	if (fd < 0) {
+		ret = -errno;
+		rcd_err(log, "cannot open %s/%s: %s", path, RCD_LOCK_FILE,
+			ret == -ELOOP ? "it is a symbolic link" : strerror(-ret));
+		return ret;
+	}
+	ret = rcd_file_ours(fd, why, sizeof(why));
+	if (ret < 0) {
+		/*
+		 * A lock file others may open is one they may lock first.  Not
+		 * replaced: two daemons starting at once could each replace it
+		 * and each lock a file of its own.
+		 */
+		rcd_err(log, "%s/%s is %s: another user could hold the daemon's lock; remove it",
+			path, RCD_LOCK_FILE, why);
+		close(fd);
+		return ret;
+	}
+	if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
 		ret = errno == EWOULDBLOCK ? -EBUSY : -errno;
 		if (ret == -EBUSY)
 			rcd_err(log, "runtime dir %s is in use by another ringcastd", path);
 		else
-			rcd_err(log, "cannot lock runtime dir %s: %s", path, strerror(-ret));
+			rcd_err(log, "cannot lock %s/%s: %s", path, RCD_LOCK_FILE, strerror(-ret));
+		close(fd);
 		return ret;
 	}
-	return 0;
+	return fd;
 }
 
 int rcd_rundir_open(const char *path, struct rcd_log *log, int *lock_fd)
@@ -128,5 +151,6 @@ int rcd_rundir_open(const char *path, struct rcd_log *log, int *lock_fd)
 		close(fd);
 		return ret;
 	}
+	*lock_fd = ret;
 	return fd;
 }

@@ -12,6 +12,10 @@
  * is adopted only if it is a regular file of the daemon's euid that no one
  * else may open (mode & 077 == 0) and that has no second name elsewhere
  * (one link).  The daemon makes its files 0600 itself.
+ *
+ * One daemon per directory: the lock is on DIR/ringcastd.lock, a 0600 file
+ * of the daemon's, never on the directory itself, which every user who
+ * can search it may open and lock first.
  */
 #ifndef RINGCASTD_RUNDIR_H
 #define RINGCASTD_RUNDIR_H
@@ -20,14 +24,17 @@
 
 struct rcd_log;
 
+#define RCD_LOCK_FILE "ringcastd.lock"
+
 /*
  * Open the runtime directory at path (created 0755, less the umask, with
  * its missing parents), check that it is the daemon's, and lock it
- * against a second daemon (flock).  Returns the directory's fd
- * (O_RDONLY | O_DIRECTORY | O_CLOEXEC), the caller's to close (closing it
- * releases the lock), and -1 in *lock_fd; or a
- * negative errno (-EPERM: not ours; -EBUSY: another daemon holds it),
- * with why logged and nothing left open.
+ * against a second daemon through RCD_LOCK_FILE.  Returns the directory's
+ * fd (O_RDONLY | O_DIRECTORY | O_CLOEXEC) and the lock's in *lock_fd,
+ * both the caller's to close (closing the lock's releases it); or a
+ * negative errno (-EPERM: the directory or the lock file is not ours;
+ * -EBUSY: another daemon holds the lock), with why logged and nothing
+ * left open.
  */
 int rcd_rundir_open(const char *path, struct rcd_log *log, int *lock_fd);
 

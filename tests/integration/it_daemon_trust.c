@@ -11,6 +11,8 @@
  *  - which files the daemon trusts: it will not run in a runtime directory
  *    that is not its own, and adopts only files that are its own, 0600,
  *    with one link: nothing the other user planted;
+ *  - its lock: no other user can take it, so none can keep the daemon
+ *    from starting again.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -20,6 +22,7 @@
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -477,6 +480,143 @@ static void test_planted_files_not_adopted(void **state)
 	IT_ASSERT(it_daemon_stop(d) == 0, "ringcastd did not exit 0 on SIGTERM");
 }
 
+/* ---- its lock ---- */
+
+struct lock_play {
+	const char *rundir;
+	_Atomic int stage; /* the test moves it to 2 and 4, the helper to 1 and 3 */
+	int dir_locked;    /* the helper holds a flock on the runtime dir */
+	int lock_errno;    /* what opening the lock file gave it (0: opened) */
+	int lock_locked;   /* it holds a flock on the lock file */
+};
+
+static void wait_stage(_Atomic int *stage, int want)
+{
+	while (atomic_load(stage) < want)
+		it_sleep_ms(2);
+}
+
+static int hold_locks(void *p)
+{
+	struct lock_play *c = p;
+	char path[300];
+	int dfd, lfd;
+
+	become(STRANGER, NULL, 0);
+	dfd = open(c->rundir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	IT_CHECK(dfd >= 0, "open %s: %s", c->rundir, strerror(errno));
+	c->dir_locked = flock(dfd, LOCK_EX | LOCK_NB) == 0;
+	atomic_store(&c->stage, 1);
+	wait_stage(&c->stage, 2);
+	/* After a daemon ran: its lock file, if the helper may open it at all. */
+	snprintf(path, sizeof(path), "%s/ringcastd.lock", c->rundir);
+	lfd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+	c->lock_errno = lfd < 0 ? errno : 0;
+	c->lock_locked = lfd >= 0 && flock(lfd, LOCK_EX | LOCK_NB) == 0;
+	atomic_store(&c->stage, 3);
+	wait_stage(&c->stage, 4);
+	return 0; /* the locks go with the process */
+}
+
+/*
+ * The daemon used to flock the runtime directory itself, which any user
+ * who can search it may open and lock first: the daemon then would not
+ * start ("in use by another ringcastd") until that user let go.  Now the
+ * lock is a 0600 file of the daemon's, which the other user cannot even
+ * open; the daemon starts, and restarts, while that user holds what it
+ * can, and a second daemon on the same directory is still refused.
+ */
+static void test_lock_is_the_daemons(void **state)
+{
+	struct it_daemon *d = *state;
+	struct lock_play *c = it_shared(sizeof(*c));
+	char path[300], sock2[160], why[64], *err;
+	char *argv[] = { path, "--socket", sock2, "--runtime-dir", d->rundir, "--node", "second",
+			 NULL };
+	struct ringcast *rc;
+	int err_fd, st;
+	pid_t helper, second;
+
+	it_require_root("locking as uid 12345");
+	c->rundir = d->rundir;
+	helper = it_fork(hold_locks, c);
+	wait_stage(&c->stage, 1);
+	IT_ASSERT(c->dir_locked, "uid 12345 could not flock %s (the test expects it can)",
+		  d->rundir);
+
+	it_daemon_start(d, NULL);
+	rc = it_open(d);
+	IT_ASSERT_OK(ringcast_subscribe(rc, "locked.out"));
+	it_close(rc);
+	IT_ASSERT(it_daemon_stop(d) == 0, "ringcastd did not exit 0 on SIGTERM");
+
+	atomic_store(&c->stage, 2);
+	wait_stage(&c->stage, 3);
+	IT_ASSERT(c->lock_errno == EACCES && !c->lock_locked,
+		  "uid 12345 opening the lock file: %s%s, expected EACCES", strerror(c->lock_errno),
+		  c->lock_locked ? ", and it locked it" : "");
+	it_daemon_restart(d);
+
+	/* The lock still keeps a second daemon off the same directory. */
+	snprintf(path, sizeof(path), "%s/ringcastd", d->build);
+	snprintf(sock2, sizeof(sock2), "%s/second.sock", d->dir);
+	second = it_spawn(argv, NULL, NULL, &err_fd);
+	if (it_wait(second, 5000, &st) == -ETIMEDOUT) {
+		it_kill(second);
+		IT_FAIL("a second ringcastd runs on %s", d->rundir);
+	}
+	err = it_read_all(err_fd, 1000, NULL);
+	close(err_fd);
+	IT_ASSERT(WIFEXITED(st) && WEXITSTATUS(st) == 1 && strstr(err, "in use by another ringcastd"),
+		  "a second ringcastd on %s: %s:\n%s", d->rundir, it_status_str(st, why, sizeof(why)),
+		  err);
+	free(err);
+	it_assert_daemon_alive(d);
+	IT_ASSERT(it_daemon_stop(d) == 0, "ringcastd did not exit 0 on SIGTERM");
+	atomic_store(&c->stage, 4);
+	it_expect_exit(helper, 5000, 0, "uid 12345 holding its locks");
+}
+
+static int plant_lock(void *p)
+{
+	const char *rundir = p;
+	char path[300];
+	int fd;
+
+	become(STRANGER, NULL, 0);
+	snprintf(path, sizeof(path), "%s/ringcastd.lock", rundir);
+	IT_CHECK(unlink(path) == 0, "unlink %s: %s", path, strerror(errno));
+	fd = open(path, O_RDONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	IT_CHECK(fd >= 0, "create %s: %s", path, strerror(errno));
+	close(fd);
+	return 0;
+}
+
+/*
+ * A lock file that is not the daemon's (planted while the directory was
+ * open to all) could be held by its owner: the daemon refuses to start
+ * and says which file to remove, rather than replace it (two daemons
+ * starting at once could each replace it and each lock their own).
+ */
+static void test_foreign_lock_file_refused(void **state)
+{
+	struct it_daemon *d = *state;
+	char lock[300];
+
+	it_require_root("planting a lock file as uid 12345");
+	it_daemon_start(d, NULL);
+	IT_ASSERT(it_daemon_stop(d) == 0, "ringcastd did not exit 0 on SIGTERM");
+	IT_ASSERT(chmod(d->rundir, 0777) == 0, "chmod %s: %s", d->rundir, strerror(errno));
+	it_expect_exit(it_fork(plant_lock, d->rundir), 10000, 0, "uid 12345 planting a lock file");
+	IT_ASSERT(chmod(d->rundir, 0755) == 0, "chmod %s: %s", d->rundir, strerror(errno));
+	expect_refusal(d, d->rundir, "ringcastd.lock is owned by uid 12345");
+	/* Once removed, the daemon starts. */
+	snprintf(lock, sizeof(lock), "%s/ringcastd.lock", d->rundir);
+	IT_ASSERT(unlink(lock) == 0, "unlink %s: %s", lock, strerror(errno));
+	it_daemon_restart(d);
+	IT_ASSERT(it_daemon_stop(d) == 0, "ringcastd did not exit 0 on SIGTERM");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -484,6 +624,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_socket_closed_to_others, it_setup, it_teardown),
 		cmocka_unit_test_setup_teardown(test_rundir_must_be_the_daemons, it_setup, it_teardown),
 		cmocka_unit_test_setup_teardown(test_planted_files_not_adopted, it_setup, it_teardown),
+		cmocka_unit_test_setup_teardown(test_lock_is_the_daemons, it_setup, it_teardown),
+		cmocka_unit_test_setup_teardown(test_foreign_lock_file_refused, it_setup, it_teardown),
 	};
 
 	it_init();

@@ -112,7 +112,9 @@ static int bind_with_mode(int fd, const struct sockaddr_un *sa, uint32_t mode)
  * members may connect through the group bits of socket-mode.  Without the
  * group the socket keeps the daemon's own group (log line).  A daemon that
  * may not give the file that group (not root, not a member) keeps its own
- * group too: fewer users get in, never more.  0 or negative errno.
+ * group too: fewer users get in, never more.  Called before listen(), so
+ * nobody connects while the file still has the daemon's group.  0 or
+ * negative errno.
  */
 static int set_group(struct rcd_server *srv, const char *path)
 {

@@ -5,7 +5,8 @@
 #   make demo       installs missing packages, builds, runs the demo
 #   make bench      fan-out benchmark
 #   make fuzz       libFuzzer targets ($(BUILD)-fuzz/)
-#   make install    PREFIX=/usr/local DESTDIR=
+#   make install    PREFIX=/usr/local DESTDIR= (as root, no DESTDIR: also
+#                   creates the group ringcast if missing)
 # V=1 shows the commands.  SAN=address,undefined or SAN=thread builds a
 # sanitizer variant (use a separate BUILD=...).
 
@@ -286,6 +287,10 @@ install: all
 	install -m 0644 $(BUILD)/libringcast.a $(DESTDIR)$(PREFIX)/lib/libringcast.a
 	install -m 0644 include/ringcast.h $(DESTDIR)$(PREFIX)/include/ringcast.h
 	install -m 0644 $(BUILD)/ringcast.pc $(DESTDIR)$(PREFIX)/lib/pkgconfig/ringcast.pc
+# The socket's group (docs/operations.md, "Who gets in"): made on this
+# host only, by root, and never for a staged install (DESTDIR).
+	$(Q)if [ -z "$(DESTDIR)" ] && [ "$$(id -u)" = 0 ] && ! getent group ringcast >/dev/null; then \
+		echo "groupadd --system ringcast"; groupadd --system ringcast; fi
 
 clean:
 	rm -rf build build-asan build-tsan build-fuzz $(BUILD) $(BUILD)-fuzz

@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Access control: the lists of principals in "publish =" and
- * "subscribe =", the default list, and the check the server makes before
- * a client may publish or subscribe.
+ * "subscribe =", the default list, and the checks the server makes before
+ * a client may connect at all (HELLO) and before it may publish or
+ * subscribe.
  *
  * Names in ACLs are resolved here, once, at parse time: the io_uring loop
  * then checks a request against plain numbers and never blocks on NSS
@@ -18,7 +19,6 @@
 #include <unistd.h>
 
 #define RCD_NAME_MAX 255 /* user and group names in ACLs */
-#define RCD_DEFAULT_GROUP "ringcast"
 
 /* ---- names ---- */
 
@@ -142,9 +142,10 @@ int rcd_parse_acl(const char *val, struct rcd_acl *out, struct why *w)
  * The daemon's own uid, root, and the group "ringcast" when it exists.
  * Resolved once here so rcd_acl_allows() never does a group lookup; a group
  * created later counts after a restart.  Kept in cfg->publish/subscribe with
- * set = false, which rcd_acl_allows() reads as "the default".
+ * set = false, which rcd_acl_allows() reads as "the default".  The same gid
+ * is the socket's group (server.c).
  */
-int rcd_default_acl(struct rcd_acl *acl)
+int rcd_default_acl(struct rcd_config *cfg, struct rcd_acl *acl)
 {
 	struct why w;
 	uid_t me = geteuid();
@@ -159,8 +160,11 @@ int rcd_default_acl(struct rcd_acl *acl)
 	if (ret == -ENOMEM)
 		return ret;
 	/* no such group, or NSS down: fewer people allowed, never more */
-	if (ret == 0)
+	cfg->have_group = ret == 0;
+	if (ret == 0) {
+		cfg->group = gid;
 		acl_add(acl, RCD_P_GID, gid, &w);
+	}
 	return 0;
 }
 
@@ -185,6 +189,15 @@ static bool principal_matches(const struct rcd_principal *p, uid_t uid, gid_t gi
 	return false;
 }
 
+static bool acl_matches(const struct rcd_acl *acl, uid_t uid, gid_t gid, const gid_t *groups,
+			size_t ngroups)
+{
+	for (unsigned i = 0; i < acl->n && i < RCD_ACL_MAX; i++)
+		if (principal_matches(&acl->p[i], uid, gid, groups, ngroups))
+			return true;
+	return false;
+}
+
 bool rcd_acl_allows(const struct rcd_config *cfg, const char *topic, size_t len,
 		    enum rcd_acl_op op, uid_t uid, gid_t gid, const gid_t *groups, size_t ngroups)
 {
@@ -202,8 +215,32 @@ bool rcd_acl_allows(const struct rcd_config *cfg, const char *topic, size_t len,
 	if (rule && op == RCD_ACL_SUBSCRIBE && rule->subscribe.set)
 		acl = &rule->subscribe;
 	/* set or not, cfg's lists hold the default ACL until the file sets them */
-	for (unsigned i = 0; i < acl->n && i < RCD_ACL_MAX; i++)
-		if (principal_matches(&acl->p[i], uid, gid, groups, ngroups))
+	return acl_matches(acl, uid, gid, groups, ngroups);
+}
+
+/*
+ * Every list counts, even one no topic can reach (a rule shadowed by an
+ * earlier pattern, the defaults under a "*" rule): telling whether a list
+ * is reachable would mean reasoning about fnmatch patterns, and counting
+ * them all can only let in a peer too many, never turn away one that may
+ * use some topic.  An empty list ("publish =") names nobody.  Root and
+ * the daemon's own user are always let in: they may set the trace rate
+ * (TRACE_SAMPLE) whatever the lists say.
+ */
+bool rcd_acl_admits(const struct rcd_config *cfg, uid_t uid, gid_t gid, const gid_t *groups,
+		    size_t ngroups)
+{
+	if (uid == 0 || uid == geteuid())
+		return true;
+	if (acl_matches(&cfg->publish, uid, gid, groups, ngroups) ||
+	    acl_matches(&cfg->subscribe, uid, gid, groups, ngroups))
+		return true;
+	for (unsigned i = 0; i < cfg->n_rules; i++) {
+		const struct rcd_topic_rule *r = &cfg->rules[i];
+
+		if ((r->publish.set && acl_matches(&r->publish, uid, gid, groups, ngroups)) ||
+		    (r->subscribe.set && acl_matches(&r->subscribe, uid, gid, groups, ngroups)))
 			return true;
+	}
 	return false;
 }

@@ -47,7 +47,8 @@ int rcd_config_defaults(struct rcd_config *cfg)
 	int ret;
 
 	memset(cfg, 0, sizeof(*cfg));
-	cfg->socket_mode = 0666;
+	/* Owner and group: a user outside the group cannot even connect. */
+	cfg->socket_mode = 0660;
 	cfg->capacity = RC_CAPACITY_DEFAULT;
 	cfg->tether_timeout_ms = 5000;
 	cfg->reap_grace_ms = 5000;
@@ -59,7 +60,7 @@ int rcd_config_defaults(struct rcd_config *cfg)
 	if (!ret)
 		ret = default_node(cfg);
 	if (!ret)
-		ret = rcd_default_acl(&cfg->publish);
+		ret = rcd_default_acl(cfg, &cfg->publish);
 	if (ret) {
 		rcd_config_free(cfg);
 		return ret;

@@ -15,6 +15,8 @@
 
 #define RCD_DEFAULT_CONFIG "/etc/ringcast/ringcastd.conf"
 #define RCD_DEFAULT_RUNTIME_DIR "/run/ringcast"
+/* The group of the node's users: in the default ACL, and the socket's group. */
+#define RCD_DEFAULT_GROUP "ringcast"
 #define RCD_ACL_MAX 32
 
 enum rcd_acl_op { RCD_ACL_PUBLISH, RCD_ACL_SUBSCRIBE };
@@ -46,7 +48,9 @@ struct rcd_config {
 	char *cluster;       /* owned; "GROUP:PORT" or NULL (cluster link: later) */
 	char *iface;         /* owned or NULL */
 	char *secret_file;   /* owned or NULL */
-	uint32_t socket_mode;      /* default 0666: the ACL, not the file mode, guards */
+	uint32_t socket_mode;      /* default 0660: who may connect at all */
+	bool have_group;           /* RCD_DEFAULT_GROUP existed when the defaults were set */
+	gid_t group;               /* its gid, if so: the socket's group */
 	uint64_t capacity;         /* default RC_CAPACITY_DEFAULT */
 	uint32_t tether_timeout_ms; /* default 5000 */
 	uint32_t reap_grace_ms;    /* cursors of clients gone with the old daemon; default 5000 */
@@ -87,6 +91,15 @@ void rcd_config_topic(const struct rcd_config *cfg, const char *topic, size_t le
  */
 bool rcd_acl_allows(const struct rcd_config *cfg, const char *topic, size_t len,
 		    enum rcd_acl_op op, uid_t uid, gid_t gid, const gid_t *groups, size_t ngroups);
+
+/*
+ * May (uid, gid, groups) connect at all?  true for root, the daemon's own
+ * uid, and whoever matches a principal of any publish or subscribe list
+ * (of any [topic] rule, of [ringcastd], or the default ACL); false for a
+ * peer no list names, who could not publish or subscribe to any topic.
+ */
+bool rcd_acl_admits(const struct rcd_config *cfg, uid_t uid, gid_t gid, const gid_t *groups,
+		    size_t ngroups);
 
 /* Parse a size like "1M", "65536", "4k": bytes or -EINVAL. */
 int rcd_parse_size(const char *s, uint64_t *out);

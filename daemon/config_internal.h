@@ -70,8 +70,11 @@ const struct setting *rcd_find_setting(const char *key);
  */
 int rcd_parse_acl(const char *val, struct rcd_acl *out, struct why *w);
 
-/* The default ACL into *acl (set = false): 0 or -ENOMEM. */
-int rcd_default_acl(struct rcd_acl *acl);
+/*
+ * The default ACL into *acl (set = false), and the gid of RCD_DEFAULT_GROUP
+ * into cfg->group (cfg->have_group says whether it exists): 0 or -ENOMEM.
+ */
+int rcd_default_acl(struct rcd_config *cfg, struct rcd_acl *acl);
 
 /* ---- topic rules (config.c) ---- */
 

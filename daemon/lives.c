@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "lives.h"
+#include "rundir.h"
 
 #define LIFE_MAGIC 0x3146494c43435221ull /* "!RCCLIF1" */
 
@@ -83,8 +84,7 @@ void rcd_lives_forget(int lives_fd, uint32_t client_id)
 int rcd_lives_read(int lives_fd, uint32_t client_id, struct rcd_life *out)
 {
 	struct life_file f;
-	struct stat st;
-	char name[16];
+	char name[16], why[96];
 	ssize_t n;
 	int fd;
 
@@ -94,8 +94,7 @@ int rcd_lives_read(int lives_fd, uint32_t client_id, struct rcd_life *out)
 		return errno == ENOENT ? -ENOENT : -errno;
 	n = pread(fd, &f, sizeof(f), 0);
 	/* Ours: written by this daemon's user, readable by no one else, one link. */
-	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_uid != geteuid() ||
-	    (st.st_mode & 077) || st.st_nlink != 1 || n != (ssize_t)sizeof(f) ||
+	if (rcd_file_ours(fd, why, sizeof(why)) < 0 || n != (ssize_t)sizeof(f) ||
 	    f.magic != LIFE_MAGIC || f.l.client_id != client_id) {
 		close(fd);
 		return -EBADMSG;

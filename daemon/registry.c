@@ -4,9 +4,10 @@
  * by the FNV-1a hash of the topic name, plus a list in registration order
  * for the things that visit every topic (stat, the tick).
  *
- * The runtime directory is flock'ed for the daemon's lifetime: two daemons
- * adopting the same rings would hand out the same slots twice.  The lock
- * dies with the process, so a crash never leaves it stale.
+ * The runtime directory is locked for the daemon's lifetime (rundir.c):
+ * two daemons adopting the same rings would hand out the same slots twice.
+ * The lock dies with the process, so a crash never leaves it stale.  Only
+ * files rundir.c says are the daemon's own are adopted.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -16,7 +17,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <signal.h>
-#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -25,6 +25,7 @@
 #include "log.h"
 #include "registry.h"
 #include "lives.h"
+#include "rundir.h"
 
 #define ID_PROBES 64 /* ids tried past the hash before giving up */
 
@@ -260,6 +261,17 @@ static bool ring_file_id(const char *name, uint64_t *id)
 	return true;
 }
 
+/* Is fd, the file's .ext, ours to adopt (rundir.h)?  Logs why not. */
+static bool adoptable(struct rcd_registry *reg, const char *file, int fd, const char *ext)
+{
+	char why[96];
+
+	if (rcd_file_ours(fd, why, sizeof(why)) == 0)
+		return true;
+	rcd_warn(reg->log, "not adopting %s: %s.%s is %s", file, file, ext, why);
+	return false;
+}
+
 /* Map and register one ring a previous daemon left.  Skips bad ones. */
 static void adopt_one(struct rcd_registry *reg, uint64_t id)
 {
@@ -282,6 +294,10 @@ static void adopt_one(struct rcd_registry *reg, uint64_t id)
 			 t->ring_fd < 0 ? "the .ring file" : "the .ctl file");
 		goto skip;
 	}
+	/* Before a byte of them is read: files we did not make are no ring of ours. */
+	if (!adoptable(reg, t->file, t->ring_fd, "ring") ||
+	    !adoptable(reg, t->file, t->ctl_fd, "ctl"))
+		goto skip;
 	ret = rc_ring_map(&t->ring, t->ring_fd, t->ctl_fd, true);
 	if (ret < 0) {
 		rcd_warn(reg->log, "not adopting %s: %s", t->file, strerror(-ret));
@@ -364,8 +380,29 @@ static int open_node_file(struct rcd_registry *reg, const char *name,
 			  int (*create)(int dirfd, const char *name, bool adopt, int *fd), int *fd)
 {
 	const char *dir = reg->cfg->runtime_dir;
+	char why[96];
 	int ret;
 
+	/*
+	 * Checked by name before the library opens and reads it: the
+	 * directory is ours alone (rundir.c), so the name cannot change in
+	 * between.  A file that is not ours is replaced, never read.
+	 */
+	ret = rcd_name_ours(reg->dirfd, name, why, sizeof(why));
+	if (ret == -EPERM) {
+		reg->skipped++;
+		rcd_warn(reg->log, "%s/%s is %s; replacing it", dir, name, why);
+		if (unlinkat(reg->dirfd, name, 0) < 0) {
+			ret = -errno;
+			rcd_err(reg->log, "cannot remove %s/%s: %s", dir, name, strerror(-ret));
+			*fd = -1;
+			return ret;
+		}
+	} else if (ret < 0 && ret != -ENOENT) {
+		rcd_err(reg->log, "cannot open %s/%s: %s", dir, name, why);
+		*fd = -1;
+		return ret;
+	}
 	ret = create(reg->dirfd, name, true, fd);
 	if (ret == -EBADMSG || ret == -EPROTO) {
 		rcd_warn(reg->log, "%s/%s is %s; replacing it", dir, name,
@@ -557,28 +594,15 @@ int rcd_registry_open(struct rcd_registry *reg, const struct rcd_config *cfg,
 	memset(reg, 0, sizeof(*reg));
 	reg->cfg = cfg;
 	reg->log = log;
-	reg->dirfd = reg->bells_fd = reg->node_fd = reg->lives_fd = -1;
+	reg->dirfd = reg->lock_fd = reg->bells_fd = reg->node_fd = reg->lives_fd = -1;
 	reg->nbuckets = 64;
 	reg->buckets = calloc(reg->nbuckets, sizeof(*reg->buckets));
 	if (!reg->buckets)
 		return -ENOMEM;
 
-	ret = rcd_mkdirs(dir, 0755);
-	if (ret < 0) {
-		rcd_err(log, "cannot create runtime dir %s: %s", dir, strerror(-ret));
-		goto fail;
-	}
-	reg->dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	reg->dirfd = rcd_rundir_open(dir, log, &reg->lock_fd);
 	if (reg->dirfd < 0) {
-		ret = -errno;
-		rcd_err(log, "cannot open runtime dir %s: %s", dir, strerror(-ret));
-		goto fail;
-	}
-	if (flock(reg->dirfd, LOCK_EX | LOCK_NB) < 0) {
-		ret = errno == EWOULDBLOCK ? -EBUSY : -errno;
-		rcd_err(log, ret == -EBUSY ? "runtime dir %s is in use by another ringcastd"
-					   : "cannot lock runtime dir %s: %s",
-			dir, strerror(-ret));
+		ret = reg->dirfd; /* logged */
 		goto fail;
 	}
 	ret = sigbus_install(reg);
@@ -641,8 +665,11 @@ void rcd_registry_close(struct rcd_registry *reg)
 	if (reg->lives_fd >= 0)
 		close(reg->lives_fd);
 	reg->lives_fd = -1;
+	if (reg->lock_fd >= 0)
+		close(reg->lock_fd); /* drops the lock */
+	reg->lock_fd = -1;
 	if (reg->dirfd >= 0)
-		close(reg->dirfd); /* drops the flock */
+		close(reg->dirfd);
 	reg->dirfd = -1;
 }
 

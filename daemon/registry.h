@@ -54,7 +54,8 @@ struct rcd_topic {
 struct rcd_registry {
 	const struct rcd_config *cfg;
 	struct rcd_log *log;
-	int dirfd;                 /* the runtime directory, flock'ed */
+	int dirfd;                 /* the runtime directory, ours alone (rundir.h) */
+	int lock_fd;               /* DIR/ringcastd.lock, flock'ed: one daemon per dir */
 	int bells_fd;              /* O_RDWR */
 	struct rc_bells_hdr *bells;
 	int node_fd;               /* O_RDWR; clients get O_RDONLY ones */
@@ -84,12 +85,13 @@ uint64_t rcd_topic_hash(const char *name, size_t len);
 int rcd_mkdirs(const char *path, unsigned mode);
 
 /*
- * Open the runtime directory (created if missing) and lock it against a
- * second daemon (-EBUSY), create or adopt the node and bells files
- * (reg->gen is the next daemon_gen, not yet stored), then map and register every ring
- * found there.  Rings that
- * do not validate are logged and skipped.  On error *reg is cleaned up and
- * why is logged.
+ * Open the runtime directory (created if missing), refusing one that is
+ * not the daemon's alone (-EPERM), and lock it against a second daemon
+ * (-EBUSY) (rundir.h); create or adopt the node and bells files (reg->gen
+ * is the next daemon_gen, not yet stored), then map and register every
+ * ring found there.  Rings that are not the daemon's own files or do not
+ * validate are logged and skipped; node and bells files that are not its
+ * own are replaced.  On error *reg is cleaned up and why is logged.
  */
 int rcd_registry_open(struct rcd_registry *reg, const struct rcd_config *cfg,
 		      struct rcd_log *log);

@@ -6,8 +6,9 @@
  * Every request gets exactly one reply echoing its req id (STAT: a
  * STAT_TOPIC per topic, then STAT_END).  A request the client may retry
  * or get wrong (ACL denial, unknown topic, full ring) gets an ERROR and
- * the connection stays; a malformed packet or a broken protocol
- * (no HELLO first) gets an ERROR and the connection is closed.
+ * the connection stays; a malformed packet, a broken protocol (no HELLO
+ * first) or a HELLO from a peer that no ACL list names gets an ERROR and
+ * the connection is closed.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -81,6 +82,14 @@ static void do_hello(struct rcd_client *c, const struct rc_msg *m)
 
 	if (c->hello) {
 		rcd_reply_error(c, m->req, EALREADY, "HELLO was already sent");
+		return;
+	}
+	/* A peer no list names could use no topic: it gets no fd either
+	 * (rcd_client_fail() logs the line). */
+	if (!rcd_acl_admits(srv->cfg, c->uid, c->gid, c->groups, c->ngroups)) {
+		srv->refused++;
+		rcd_client_fail(c, m->req, EACCES, "uid %u may not publish or subscribe to any topic",
+				(unsigned)c->uid);
 		return;
 	}
 	/* Resume only the identity of an orphan of this very process, on a

@@ -5,6 +5,7 @@
  * on a connection is conn.c's and requests.c's business.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
@@ -117,6 +118,62 @@ static int probe_settled(const struct sockaddr_un *sa)
 	return ret;
 }
 
+/*
+ * bind() with the socket file born with mode: bind creates it with the
+ * mode of the socket's inode less the umask, so the umask is the mode's
+ * complement while bind runs.  A chmod() of the path afterwards would
+ * follow a symlink put there in between, and leave a window in which the
+ * file has the default mode.  The daemon has one thread: nothing else
+ * creates a file while the umask is changed.
+ */
+static int bind_with_mode(int fd, const struct sockaddr_un *sa, uint32_t mode)
+{
+	mode_t old = umask(~mode & 0777);
+	int ret = bind(fd, (const struct sockaddr *)sa, sizeof(*sa)) < 0 ? -errno : 0;
+
+	umask(old);
+	return ret;
+}
+
+/*
+ * Give the socket the group RCD_DEFAULT_GROUP when it exists, so that its
+ * members may connect through the group bits of socket-mode.  Without the
+ * group the socket keeps the daemon's own group (log line).  A daemon that
+ * may not give the file that group (not root, not a member) keeps its own
+ * group too: fewer users get in, never more.  Called before listen(), so
+ * nobody connects while the file still has the daemon's group.  0 or
+ * negative errno.
+ */
+static int set_group(struct rcd_server *srv, const char *path)
+{
+	const struct rcd_config *cfg = srv->cfg;
+	/* only when the group bits let in someone the other bits do not */
+	bool matters = (cfg->socket_mode & 070) & ~((cfg->socket_mode & 07) << 3);
+	int ret;
+
+	if (!cfg->have_group) {
+		if (matters)
+			rcd_info(srv->log, "no group '%s': socket %s is mode %04o with the daemon's "
+				 "own group (gid %u); groupadd --system %s and restart to let its "
+				 "members connect", RCD_DEFAULT_GROUP, path, cfg->socket_mode,
+				 (unsigned)getegid(), RCD_DEFAULT_GROUP);
+		return 0;
+	}
+	if (fchownat(AT_FDCWD, path, (uid_t)-1, cfg->group, AT_SYMLINK_NOFOLLOW) == 0)
+		return 0;
+	if (errno == EPERM) {
+		if (matters)
+			rcd_info(srv->log, "cannot give socket %s the group '%s' (not root, not a "
+				 "member): it keeps the daemon's group (gid %u)", path,
+				 RCD_DEFAULT_GROUP, (unsigned)getegid());
+		return 0;
+	}
+	ret = -errno;
+	rcd_err(srv->log, "cannot give socket %s the group '%s': %s", path, RCD_DEFAULT_GROUP,
+		strerror(-ret));
+	return ret;
+}
+
 int rcd_server_open(struct rcd_server *srv, struct rcd_loop *loop, struct rcd_registry *reg,
 		    struct rcd_duties *duties, const struct rcd_config *cfg, struct rcd_log *log)
 {
@@ -188,21 +245,22 @@ int rcd_server_open(struct rcd_server *srv, struct rcd_loop *loop, struct rcd_re
 		rcd_err(log, "socket(AF_UNIX, SOCK_SEQPACKET): %s", strerror(-ret));
 		return ret;
 	}
-	if (bind(srv->listen_fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
-		ret = -errno;
+	ret = bind_with_mode(srv->listen_fd, &sa, cfg->socket_mode);
+	if (ret < 0) {
 		rcd_err(log, "cannot bind %s: %s", path, strerror(-ret));
 		goto fail;
 	}
-	if (stat(path, &st) == 0) {
-		srv->sock_dev = st.st_dev;
-		srv->sock_ino = st.st_ino;
+	/* What we bound, never a file someone put there since: no symlink followed. */
+	if (lstat(path, &st) < 0 || !S_ISSOCK(st.st_mode) || st.st_uid != geteuid()) {
+		ret = -EPERM;
+		rcd_err(log, "%s is not the socket just bound (replaced?); stopping", path);
+		goto fail;
 	}
-	/* The ACL guards topics; the file mode decides who may connect. */
-	if (chmod(path, cfg->socket_mode) < 0) {
-		ret = -errno;
-		rcd_err(log, "cannot chmod %s to %o: %s", path, cfg->socket_mode, strerror(-ret));
+	srv->sock_dev = st.st_dev;
+	srv->sock_ino = st.st_ino;
+	ret = set_group(srv, path);
+	if (ret < 0)
 		goto fail_unlink;
-	}
 	if (listen(srv->listen_fd, SOMAXCONN) < 0) {
 		ret = -errno;
 		rcd_err(log, "cannot listen on %s: %s", path, strerror(-ret));
@@ -243,7 +301,7 @@ void rcd_server_close(struct rcd_server *srv)
 		srv->listen_fd = -1;
 		/* Unlink only our own socket: a second daemon may have
 		 * replaced the path (after removing it as stale). */
-		if (stat(srv->cfg->socket_path, &st) == 0 && st.st_dev == srv->sock_dev &&
+		if (lstat(srv->cfg->socket_path, &st) == 0 && st.st_dev == srv->sock_dev &&
 		    st.st_ino == srv->sock_ino)
 			unlink(srv->cfg->socket_path);
 	}

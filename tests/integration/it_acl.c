@@ -83,7 +83,8 @@ static void test_acl_by_uid(void **state)
 	IT_ASSERT(f != NULL, "fopen %s: %s", conf, strerror(errno));
 	fputs(acl_conf, f);
 	fclose(f);
-	it_daemon_start(d, "--config", conf, NULL);
+	/* 0666: uid 12345 must reach the daemon for its ACL to be what is tested. */
+	it_daemon_start(d, "--config", conf, "--socket-mode", "0666", NULL);
 
 	/* The allowed side first: root may use secret.*, so denials below are the ACL's. */
 	root = it_open(d);

@@ -478,7 +478,9 @@ static void test_connections_per_uid(void **state)
 	pid_t other;
 	int st;
 
-	it_daemon_start(d, NULL);
+	/* The other uid may connect (0666) and is named by an ACL list, so
+	 * its HELLOs are answered: what is tested is how many it may hold. */
+	it_daemon_start(d, "--socket-mode", "0666", "--subscribe", "*", NULL);
 	other = it_fork(pu_other_uid, &cfg);
 	deadline = it_now_ns() + 30000000000ull;
 	while (!atomic_load(&sh->full) && it_now_ns() < deadline)
@@ -644,7 +646,10 @@ static void test_help_and_usage_errors(void **state)
 	}
 }
 
-/* Mount a tmpfs of size at d->rundir, or skip when we may not. */
+/*
+ * Mount a tmpfs of size at d->rundir, or skip when we may not.  Mode 0755:
+ * a tmpfs's root is 1777 by default, a runtime dir the daemon refuses.
+ */
 static void mount_tiny(struct it_daemon *d, const char *opts)
 {
 	it_require_root("mounting a tmpfs");
@@ -675,7 +680,7 @@ static void test_full_tmpfs(void **state)
 	 * Either is fine if it is clean: an exit with a message (no signal),
 	 * or running with -ENOSPC at subscribe.
 	 */
-	mount_tiny(d, "size=256k");
+	mount_tiny(d, "size=256k,mode=0755");
 	it_daemon_spawn(d);
 	if (!it_daemon_wait_ready(d, IT_START_TIMEOUT_MS)) {
 		if (d->pid > 0)
@@ -695,7 +700,7 @@ static void test_full_tmpfs(void **state)
 	unmount_tiny(d);
 
 	/* 512 KiB: room for the bells and ctl files, none for a 1 MiB ring. */
-	mount_tiny(d, "size=512k");
+	mount_tiny(d, "size=512k,mode=0755");
 	it_daemon_start(d, "--capacity", "1M", NULL);
 	rc = it_open(d);
 	IT_ASSERT_ERR(ringcast_subscribe(rc, "full.x"), -ENOSPC);

@@ -38,10 +38,11 @@ static void start_open_daemon(struct it_daemon *d, const char *extra, const char
 	IT_ASSERT(f != NULL, "fopen %s: %s", conf, strerror(errno));
 	fputs(open_conf, f);
 	fclose(f);
+	/* 0666: the hostile uid must reach the daemon, as on a node open to all. */
 	if (extra)
-		it_daemon_start(d, "--config", conf, extra, val, NULL);
+		it_daemon_start(d, "--config", conf, "--socket-mode", "0666", extra, val, NULL);
 	else
-		it_daemon_start(d, "--config", conf, NULL);
+		it_daemon_start(d, "--config", conf, "--socket-mode", "0666", NULL);
 }
 
 static void become_other_user(void)

@@ -72,7 +72,7 @@ static void test_defaults(void **state)
 	assert_null(cfg.cluster);
 	assert_null(cfg.iface);
 	assert_null(cfg.secret_file);
-	assert_int_equal(cfg.socket_mode, 0666);
+	assert_int_equal(cfg.socket_mode, 0660);
 	assert_int_equal(cfg.capacity, 1u << 20);
 	assert_int_equal(cfg.tether_timeout_ms, 5000);
 	assert_int_equal(cfg.reap_grace_ms, 5000);

@@ -1,0 +1,633 @@
+// SPDX-License-Identifier: MIT
+/*
+ * it_daemon_trust: ringcastd against a hostile local user
+ * (docs/operations.md, "Security").  The attacker is a helper forked by
+ * the test that drops to uid/gid 12345 (root only; the tests skip with a
+ * reason otherwise), so the kernel's permission checks and SO_PEERCRED
+ * see what a real other user would be.
+ *
+ *  - who gets in: a peer no ACL list names gets ERROR EACCES at HELLO and
+ *    no fd; the default socket is closed to users outside its group;
+ *  - which files the daemon trusts: it will not run in a runtime directory
+ *    that is not its own, and adopts only files that are its own, 0600,
+ *    with one link: nothing the other user planted;
+ *  - its lock: no other user can take it, so none can keep the daemon
+ *    from starting again.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <signal.h>
+#include <inttypes.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "harness.h"
+#include "proto.h"
+#include "ring.h"
+
+#define STRANGER 12345      /* the attacker's uid and gid */
+#define TEAMMATE 12346      /* a uid one [topic] rule names */
+#define CREW_GID 4242       /* a group one [topic] rule names */
+
+/* Become uid/gid STRANGER (or uid), with exactly the supplementary groups given. */
+static void become(uid_t uid, const gid_t *groups, size_t ngroups)
+{
+	IT_CHECK(setgroups(ngroups, groups) == 0, "setgroups: %s", strerror(errno));
+	IT_CHECK(setresgid(STRANGER, STRANGER, STRANGER) == 0, "setresgid: %s", strerror(errno));
+	IT_CHECK(setresuid(uid, uid, uid) == 0, "setresuid: %s", strerror(errno));
+	/* A credential change clears the parent-death signal: set it again. */
+	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	IT_CHECK(geteuid() == uid && getegid() == STRANGER, "still uid %d gid %d", (int)geteuid(),
+		 (int)getegid());
+}
+
+static void write_file(const char *path, const char *text)
+{
+	FILE *f = fopen(path, "w");
+
+	IT_ASSERT(f != NULL, "fopen %s: %s", path, strerror(errno));
+	fputs(text, f);
+	IT_ASSERT(fclose(f) == 0, "writing %s: %s", path, strerror(errno));
+}
+
+/* connect() to sock: 0 or -errno.  *fd_out is the socket either way (or -1). */
+static int raw_connect(const char *sock, int *fd_out)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	struct timeval tv = { 5, 0 };
+	int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+
+	*fd_out = fd;
+	if (fd < 0)
+		return -errno;
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	memcpy(sa.sun_path, sock, strlen(sock));
+	return connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ? -errno : 0;
+}
+
+/*
+ * Say HELLO on a fresh connection as a bare client would.  Returns the
+ * reply's type (its err in *err for an ERROR) and how many fds came with
+ * it in *nfds (closed here), or a negative errno.
+ */
+static int raw_hello(const char *sock, int *err, int *nfds)
+{
+	struct rc_msg m = { .type = RC_MSG_HELLO, .req = 1 };
+	union {
+		struct cmsghdr align;
+		char b[CMSG_SPACE(8 * sizeof(int))];
+	} cbuf;
+	uint8_t b[RC_PROTO_MAX_MSG];
+	struct iovec iov = { b, sizeof(b) };
+	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf.b,
+			     .msg_controllen = sizeof(cbuf.b) };
+	int fd, n, ret;
+	ssize_t r;
+
+	*err = 0;
+	*nfds = 0;
+	ret = raw_connect(sock, &fd);
+	if (ret < 0)
+		goto out;
+	n = rc_proto_encode(&m, b, sizeof(b));
+	if (n < 0 || send(fd, b, (size_t)n, MSG_NOSIGNAL) != n) {
+		ret = n < 0 ? n : -errno;
+		goto out;
+	}
+	r = recvmsg(fd, &mh, MSG_CMSG_CLOEXEC);
+	if (r <= 0) {
+		ret = r < 0 ? -errno : -ECONNRESET;
+		goto out;
+	}
+	for (struct cmsghdr *cm = CMSG_FIRSTHDR(&mh); cm; cm = CMSG_NXTHDR(&mh, cm))
+		if (cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_RIGHTS)
+			for (size_t i = 0; i < (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int); i++) {
+				int f;
+
+				memcpy(&f, CMSG_DATA(cm) + i * sizeof(int), sizeof(int));
+				close(f);
+				(*nfds)++;
+			}
+	ret = rc_proto_decode(b, (size_t)r, &m);
+	if (ret == 0) {
+		ret = m.type;
+		if (m.type == RC_MSG_ERROR)
+			*err = (int)m.error.err;
+	}
+out:
+	if (fd >= 0)
+		close(fd);
+	return ret;
+}
+
+/* ---- who gets in ---- */
+
+static const char rules_conf[] =
+	"# it_daemon_trust: two rules that each name one outsider.\n"
+	"[topic \"team.*\"]\n"
+	"subscribe = uid:12346\n"
+	"\n"
+	"[topic \"crew.*\"]\n"
+	"publish = gid:4242\n"
+	"\n"
+	"[topic \"closed.*\"]\n"
+	"publish =\n"
+	"subscribe =\n";
+
+#define NO_GROUP ((gid_t)-1)
+
+struct hello_case {
+	const char *sock;
+	uid_t uid;
+	gid_t group; /* one supplementary group, or NO_GROUP */
+	int want_type, want_err;
+};
+
+static int hello_as(void *p)
+{
+	struct hello_case *c = p;
+	struct ringcast *rc = NULL;
+	int type, err, nfds, ret;
+
+	become(c->uid, &c->group, c->group != NO_GROUP);
+	type = raw_hello(c->sock, &err, &nfds);
+	IT_CHECK(type == c->want_type && err == c->want_err,
+		 "uid %u (group %d): HELLO got type %d err %d (%s), expected type %d err %d",
+		 (unsigned)c->uid, (int)c->group, type, err, strerror(err), c->want_type,
+		 c->want_err);
+	if (c->want_type == RC_MSG_ERROR) {
+		IT_CHECK(nfds == 0, "uid %u was refused but given %d fds", (unsigned)c->uid, nfds);
+		/* The library says the same to its caller. */
+		ret = ringcast_open(&rc, c->sock);
+		IT_CHECK(ret == -c->want_err, "ringcast_open as uid %u = %d (%s), expected -%d",
+			 (unsigned)c->uid, ret, ringcast_strerror(ret), c->want_err);
+	} else {
+		IT_CHECK(nfds == 3, "uid %u was let in with %d fds, expected 3", (unsigned)c->uid,
+			 nfds);
+	}
+	return 0;
+}
+
+/*
+ * A user that no publish or subscribe list names (not in a [topic] rule,
+ * not in the defaults) may use no topic, and gets nothing at all: HELLO
+ * is answered ERROR EACCES, with none of the node's files.  Users that a
+ * single rule names, by uid or by a supplementary group, still get in.
+ * The socket is 0666 here, so that it is the HELLO check that is tested.
+ */
+static void test_stranger_gets_nothing(void **state)
+{
+	struct it_daemon *d = *state;
+	static char conf[160];
+	struct hello_case stranger = { d->sock, STRANGER, NO_GROUP, RC_MSG_ERROR,
+					    EACCES };
+	struct hello_case teammate = { d->sock, TEAMMATE, NO_GROUP, RC_MSG_HELLO_OK, 0 };
+	struct hello_case crew = { d->sock, STRANGER, CREW_GID, RC_MSG_HELLO_OK, 0 };
+	struct ringcast *rc;
+
+	it_require_root("switching a client to uid 12345");
+	snprintf(conf, sizeof(conf), "%s/rules.conf", d->dir);
+	write_file(conf, rules_conf);
+	it_daemon_start(d, "--config", conf, "--socket-mode", "0666", NULL);
+
+	it_expect_exit(it_fork(hello_as, &stranger), 10000, 0, "HELLO as a user no list names");
+	it_expect_exit(it_fork(hello_as, &teammate), 10000, 0, "HELLO as a user a rule names");
+	it_expect_exit(it_fork(hello_as, &crew), 10000, 0, "HELLO as a member of a named group");
+
+	/* Root is let in, and the daemon serves on. */
+	it_assert_daemon_alive(d);
+	rc = it_open(d);
+	IT_ASSERT_OK(ringcast_subscribe(rc, "other.x"));
+	it_close(rc);
+	IT_ASSERT(it_daemon_stop(d) == 0, "ringcastd did not exit 0 on SIGTERM");
+}
+
+struct connect_case {
+	const char *sock;
+	gid_t group; /* one supplementary group, or NO_GROUP */
+	int want;    /* connect()'s result: 0 or -errno */
+};
+
+static int connect_as(void *p)
+{
+	struct connect_case *c = p;
+	int fd, ret;
+
+	become(STRANGER, &c->group, c->group != NO_GROUP);
+	ret = raw_connect(c->sock, &fd);
+	if (fd >= 0)
+		close(fd);
+	IT_CHECK(ret == c->want, "uid %d (group %d): connect %s = %d (%s), expected %d (%s)",
+		 STRANGER, (int)c->group, c->sock, ret, strerror(-ret), c->want,
+		 strerror(-c->want));
+	return 0;
+}
+
+/*
+ * By default the socket is 0660 and its group is "ringcast" when that
+ * group exists, else the daemon's own: a user outside the group cannot
+ * even connect, and one inside it can.
+ */
+static void test_socket_closed_to_others(void **state)
+{
+	struct it_daemon *d = *state;
+	struct group *gr = getgrnam("ringcast");
+	struct connect_case outsider = { d->sock, NO_GROUP, -EACCES };
+	struct connect_case member = { d->sock, NO_GROUP, 0 };
+	struct stat st;
+
+	it_require_root("switching a client to uid 12345");
+	it_daemon_start(d, NULL);
+	IT_ASSERT(lstat(d->sock, &st) == 0, "lstat %s: %s", d->sock, strerror(errno));
+	IT_ASSERT((st.st_mode & 07777) == 0660, "the socket is mode %04o, expected 0660",
+		  (unsigned)(st.st_mode & 07777));
+	IT_ASSERT(st.st_gid == (gr ? gr->gr_gid : getegid()),
+		  "the socket's group is %u, expected %u (%s)", (unsigned)st.st_gid,
+		  (unsigned)(gr ? gr->gr_gid : getegid()), gr ? "ringcast" : "the daemon's own");
+	printf("  socket %04o, group %u (%s)\n", (unsigned)(st.st_mode & 07777),
+	       (unsigned)st.st_gid, gr ? "ringcast" : "no group ringcast: the daemon's");
+
+	it_expect_exit(it_fork(connect_as, &outsider), 10000, 0, "connect outside the group");
+	member.group = st.st_gid;
+	it_expect_exit(it_fork(connect_as, &member), 10000, 0, "connect inside the group");
+	it_assert_daemon_alive(d);
+	IT_ASSERT(it_daemon_stop(d) == 0, "ringcastd did not exit 0 on SIGTERM");
+}
+
+/* ---- which files the daemon trusts ---- */
+
+/*
+ * Start ringcastd on rundir, which it must refuse: exit 1 within 5 s, with
+ * a message that names rundir and says what is wrong (contains want).
+ */
+static void expect_refusal(struct it_daemon *d, const char *rundir, const char *want)
+{
+	char path[300], sock[160], why[64], *err;
+	char *argv[] = { path, "--socket", sock, "--runtime-dir", (char *)rundir, "--node",
+			 "refused", NULL };
+	int err_fd, st;
+	pid_t pid;
+
+	snprintf(path, sizeof(path), "%s/ringcastd", d->build);
+	snprintf(sock, sizeof(sock), "%s/refused.sock", d->dir);
+	pid = it_spawn(argv, NULL, NULL, &err_fd);
+	if (it_wait(pid, 5000, &st) == -ETIMEDOUT) {
+		it_kill(pid);
+		close(err_fd);
+		IT_FAIL("ringcastd ran on runtime dir %s (expected a refusal: %s)", rundir, want);
+	}
+	err = it_read_all(err_fd, 1000, NULL);
+	close(err_fd);
+	printf("  %s: %s", rundir + strlen(d->dir), err);
+	IT_ASSERT(WIFEXITED(st) && WEXITSTATUS(st) == 1, "ringcastd on %s %s, expected exit 1:\n%s",
+		  rundir, it_status_str(st, why, sizeof(why)), err);
+	IT_ASSERT(strstr(err, rundir) && strstr(err, want),
+		  "the refusal does not name %s and say '%s':\n%s", rundir, want, err);
+	free(err);
+}
+
+struct plant_dirs {
+	char shared[160]; /* 1777, like /tmp */
+	char own[200];    /* the stranger's directory in it */
+	char link[200];   /* the stranger's symlink to its own directory */
+};
+
+static int plant_dirs(void *p)
+{
+	struct plant_dirs *c = p;
+
+	become(STRANGER, NULL, 0);
+	IT_CHECK(mkdir(c->own, 0755) == 0, "mkdir %s: %s", c->own, strerror(errno));
+	IT_CHECK(symlink(c->own, c->link) == 0, "symlink %s: %s", c->link, strerror(errno));
+	return 0;
+}
+
+/*
+ * A runtime directory another user made, or reaches through a symlink,
+ * or may write to, could hold files of theirs for the daemon to adopt:
+ * the daemon refuses to start there and says why.  One it makes itself
+ * is 0755 (even under umask 0), and its files in it 0600.
+ */
+static void test_rundir_must_be_the_daemons(void **state)
+{
+	struct it_daemon *d = *state;
+	struct plant_dirs dirs;
+	char open_dir[160], sticky[160], path[300];
+	const char *const files[] = { "node", "bells", "clients" };
+	struct stat st;
+	mode_t old;
+
+	it_require_root("creating directories as uid 12345");
+	snprintf(dirs.shared, sizeof(dirs.shared), "%s/shared", d->dir);
+	snprintf(dirs.own, sizeof(dirs.own), "%s/run-of-12345", dirs.shared);
+	snprintf(dirs.link, sizeof(dirs.link), "%s/run-link", dirs.shared);
+	IT_ASSERT(mkdir(dirs.shared, 0755) == 0 && chmod(dirs.shared, 01777) == 0, "mkdir %s: %s",
+		  dirs.shared, strerror(errno));
+	it_expect_exit(it_fork(plant_dirs, &dirs), 10000, 0, "uid 12345 making its directories");
+	snprintf(open_dir, sizeof(open_dir), "%s/run-0777", d->dir);
+	snprintf(sticky, sizeof(sticky), "%s/run-1777", d->dir);
+	IT_ASSERT(mkdir(open_dir, 0755) == 0 && chmod(open_dir, 0777) == 0, "mkdir %s: %s",
+		  open_dir, strerror(errno));
+	IT_ASSERT(mkdir(sticky, 0755) == 0 && chmod(sticky, 01777) == 0, "mkdir %s: %s", sticky,
+		  strerror(errno));
+
+	expect_refusal(d, dirs.own, "owned by uid 12345");
+	expect_refusal(d, dirs.link, "symbolic link");
+	expect_refusal(d, open_dir, "mode 0777");
+	expect_refusal(d, sticky, "mode 1777");
+	/* Nothing was made in the directories it refused. */
+	snprintf(path, sizeof(path), "%s/node", dirs.own);
+	IT_ASSERT(access(path, F_OK) < 0, "the daemon made %s in a directory it refused", path);
+
+	/* A directory it makes itself is its own, closed to writers, under any umask. */
+	snprintf(d->rundir, sizeof(d->rundir), "%s/made/run", d->dir);
+	old = umask(0);
+	it_daemon_start(d, NULL);
+	umask(old);
+	for (int i = 0; i < 2; i++) {
+		snprintf(path, sizeof(path), "%s%s", d->rundir, i ? "" : "/..");
+		IT_ASSERT(stat(path, &st) == 0, "stat %s: %s", path, strerror(errno));
+		IT_ASSERT(st.st_uid == 0 && (st.st_mode & 07777) == 0755, "%s: uid %u mode %04o",
+			  path, (unsigned)st.st_uid, (unsigned)(st.st_mode & 07777));
+	}
+	for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
+		snprintf(path, sizeof(path), "%s/%s", d->rundir, files[i]);
+		IT_ASSERT(lstat(path, &st) == 0, "lstat %s: %s", path, strerror(errno));
+		IT_ASSERT(st.st_uid == 0 && (st.st_mode & 077) == 0, "%s: uid %u mode %04o", path,
+			  (unsigned)st.st_uid, (unsigned)(st.st_mode & 07777));
+	}
+	IT_ASSERT(it_daemon_stop(d) == 0, "ringcastd did not exit 0 on SIGTERM");
+}
+
+/* The topic's file id, as the daemon picks it (daemon/registry.c): anyone can work it out. */
+static uint64_t topic_id(const char *topic)
+{
+	uint64_t h = 0xcbf29ce484222325ull;
+
+	for (; *topic; topic++) {
+		h ^= (unsigned char)*topic;
+		h *= 0x100000001b3ull;
+	}
+	return h;
+}
+
+static void ring_path(const struct it_daemon *d, const char *topic, char *out, size_t len)
+{
+	snprintf(out, len, "%s/%016" PRIx64 ".ring", d->rundir, topic_id(topic));
+}
+
+#define PLANTED "planted"
+
+static int plant_files(void *p)
+{
+	const char *rundir = p;
+	char name[32];
+	int dirfd, ring_fd, ctl_fd, fd;
+
+	become(STRANGER, NULL, 0);
+	dirfd = open(rundir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	IT_CHECK(dirfd >= 0, "open %s: %s", rundir, strerror(errno));
+	/* A ring with the name and id of a topic nobody made: the next daemon's, if adopted. */
+	snprintf(name, sizeof(name), "%016" PRIx64, topic_id(PLANTED));
+	IT_CHECK_OK(rc_ring_create(dirfd, name, PLANTED, strlen(PLANTED), RC_CAPACITY_MIN,
+				   topic_id(PLANTED), 5000, &ring_fd, &ctl_fd));
+	/* Node and bells files of its own making in place of the daemon's. */
+	IT_CHECK_OK(rc_node_create(dirfd, "node", false, &fd));
+	close(fd);
+	IT_CHECK_OK(rc_bells_create(dirfd, "bells", false, &fd));
+	close(fd);
+	return 0;
+}
+
+/* Does the daemon know topic (adopted or made)?  1, 0 (ENOENT) or fails. */
+static int knows(struct ringcast *rc, const char *topic)
+{
+	struct ringcast_topic_stat *st = NULL;
+	size_t n = 0;
+	int ret = ringcast_stat(rc, topic, &st, &n);
+
+	if (ret == -ENOENT)
+		return 0;
+	IT_ASSERT_OK(ret);
+	ringcast_stat_free(st, n);
+	return 1;
+}
+
+/*
+ * Files a runtime directory held while others could write to it (an
+ * older daemon's, one made by hand), or that the daemon did not make
+ * closed: the restarted daemon adopts none of them.  The other user's
+ * ring, node and bells files, a ring others may read (0644) and one with
+ * a second name outside the directory are logged and skipped, node and
+ * bells replaced; the daemon's own ring is adopted as before.
+ */
+static void test_planted_files_not_adopted(void **state)
+{
+	struct it_daemon *d = *state;
+	const char *const node_files[] = { "node", "bells" };
+	char path[300], stash[200];
+	struct it_inbox box = { 0 };
+	struct ringcast *rc;
+	struct stat st;
+
+	it_require_root("planting files as uid 12345");
+	it_daemon_start(d, "--capacity", "64k", NULL);
+	rc = it_open(d);
+	IT_ASSERT_OK(ringcast_subscribe(rc, "victim.kept"));
+	IT_ASSERT_OK(ringcast_subscribe(rc, "victim.readable"));
+	IT_ASSERT_OK(ringcast_subscribe(rc, "victim.linked"));
+	it_close(rc);
+	IT_ASSERT(it_daemon_stop(d) == 0, "ringcastd did not exit 0 on SIGTERM");
+
+	/* While the directory is open to all, the other user plants its files. */
+	IT_ASSERT(chmod(d->rundir, 0777) == 0, "chmod %s: %s", d->rundir, strerror(errno));
+	it_expect_exit(it_fork(plant_files, d->rundir), 10000, 0, "uid 12345 planting files");
+	IT_ASSERT(chmod(d->rundir, 0755) == 0, "chmod %s: %s", d->rundir, strerror(errno));
+	ring_path(d, "victim.readable", path, sizeof(path));
+	IT_ASSERT(chmod(path, 0644) == 0, "chmod %s: %s", path, strerror(errno));
+	ring_path(d, "victim.linked", path, sizeof(path));
+	snprintf(stash, sizeof(stash), "%s/stash", d->dir);
+	IT_ASSERT(link(path, stash) == 0, "link %s: %s", path, strerror(errno));
+
+	it_daemon_restart(d);
+	rc = it_open(d);
+	IT_ASSERT(knows(rc, "victim.kept"), "the daemon's own ring was not adopted");
+	IT_ASSERT(!knows(rc, PLANTED), "uid 12345's ring was adopted as topic '%s'", PLANTED);
+	IT_ASSERT(!knows(rc, "victim.readable"), "a ring others may read (0644) was adopted");
+	IT_ASSERT(!knows(rc, "victim.linked"), "a ring with a second link was adopted");
+	for (size_t i = 0; i < 2; i++) {
+		snprintf(path, sizeof(path), "%s/%s", d->rundir, node_files[i]);
+		IT_ASSERT(lstat(path, &st) == 0, "lstat %s: %s", path, strerror(errno));
+		IT_ASSERT(st.st_uid == 0 && (st.st_mode & 077) == 0 && st.st_nlink == 1,
+			  "%s is uid %u's (mode %04o): the planted file was kept", path,
+			  (unsigned)st.st_uid, (unsigned)(st.st_mode & 07777));
+	}
+	/* The planted topic works, on a ring the daemon made. */
+	IT_ASSERT_OK(ringcast_subscribe(rc, PLANTED));
+	IT_ASSERT_OK(ringcast_broadcast(rc, PLANTED, "mine", 4));
+	IT_ASSERT(it_inbox_fill(rc, &box, 1, 2000) == 1 && box.m[0].len == 4 &&
+		  !memcmp(box.m[0].data, "mine", 4), "no message on '%s'", PLANTED);
+	it_close(rc);
+	IT_ASSERT(it_daemon_stop(d) == 0, "ringcastd did not exit 0 on SIGTERM");
+}
+
+/* ---- its lock ---- */
+
+struct lock_play {
+	const char *rundir;
+	_Atomic int stage; /* the test moves it to 2 and 4, the helper to 1 and 3 */
+	int dir_locked;    /* the helper holds a flock on the runtime dir */
+	int lock_errno;    /* what opening the lock file gave it (0: opened) */
+	int lock_locked;   /* it holds a flock on the lock file */
+};
+
+static void wait_stage(_Atomic int *stage, int want)
+{
+	while (atomic_load(stage) < want)
+		it_sleep_ms(2);
+}
+
+static int hold_locks(void *p)
+{
+	struct lock_play *c = p;
+	char path[300];
+	int dfd, lfd;
+
+	become(STRANGER, NULL, 0);
+	dfd = open(c->rundir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	IT_CHECK(dfd >= 0, "open %s: %s", c->rundir, strerror(errno));
+	c->dir_locked = flock(dfd, LOCK_EX | LOCK_NB) == 0;
+	atomic_store(&c->stage, 1);
+	wait_stage(&c->stage, 2);
+	/* After a daemon ran: its lock file, if the helper may open it at all. */
+	snprintf(path, sizeof(path), "%s/ringcastd.lock", c->rundir);
+	lfd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+	c->lock_errno = lfd < 0 ? errno : 0;
+	c->lock_locked = lfd >= 0 && flock(lfd, LOCK_EX | LOCK_NB) == 0;
+	atomic_store(&c->stage, 3);
+	wait_stage(&c->stage, 4);
+	return 0; /* the locks go with the process */
+}
+
+/*
+ * The daemon used to flock the runtime directory itself, which any user
+ * who can search it may open and lock first: the daemon then would not
+ * start ("in use by another ringcastd") until that user let go.  Now the
+ * lock is a 0600 file of the daemon's, which the other user cannot even
+ * open; the daemon starts, and restarts, while that user holds what it
+ * can, and a second daemon on the same directory is still refused.
+ */
+static void test_lock_is_the_daemons(void **state)
+{
+	struct it_daemon *d = *state;
+	struct lock_play *c = it_shared(sizeof(*c));
+	char path[300], sock2[160], why[64], *err;
+	char *argv[] = { path, "--socket", sock2, "--runtime-dir", d->rundir, "--node", "second",
+			 NULL };
+	struct ringcast *rc;
+	int err_fd, st;
+	pid_t helper, second;
+
+	it_require_root("locking as uid 12345");
+	c->rundir = d->rundir;
+	helper = it_fork(hold_locks, c);
+	wait_stage(&c->stage, 1);
+	IT_ASSERT(c->dir_locked, "uid 12345 could not flock %s (the test expects it can)",
+		  d->rundir);
+
+	it_daemon_start(d, NULL);
+	rc = it_open(d);
+	IT_ASSERT_OK(ringcast_subscribe(rc, "locked.out"));
+	it_close(rc);
+	IT_ASSERT(it_daemon_stop(d) == 0, "ringcastd did not exit 0 on SIGTERM");
+
+	atomic_store(&c->stage, 2);
+	wait_stage(&c->stage, 3);
+	IT_ASSERT(c->lock_errno == EACCES && !c->lock_locked,
+		  "uid 12345 opening the lock file: %s%s, expected EACCES", strerror(c->lock_errno),
+		  c->lock_locked ? ", and it locked it" : "");
+	it_daemon_restart(d);
+
+	/* The lock still keeps a second daemon off the same directory. */
+	snprintf(path, sizeof(path), "%s/ringcastd", d->build);
+	snprintf(sock2, sizeof(sock2), "%s/second.sock", d->dir);
+	second = it_spawn(argv, NULL, NULL, &err_fd);
+	if (it_wait(second, 5000, &st) == -ETIMEDOUT) {
+		it_kill(second);
+		IT_FAIL("a second ringcastd runs on %s", d->rundir);
+	}
+	err = it_read_all(err_fd, 1000, NULL);
+	close(err_fd);
+	IT_ASSERT(WIFEXITED(st) && WEXITSTATUS(st) == 1 && strstr(err, "in use by another ringcastd"),
+		  "a second ringcastd on %s: %s:\n%s", d->rundir, it_status_str(st, why, sizeof(why)),
+		  err);
+	free(err);
+	it_assert_daemon_alive(d);
+	IT_ASSERT(it_daemon_stop(d) == 0, "ringcastd did not exit 0 on SIGTERM");
+	atomic_store(&c->stage, 4);
+	it_expect_exit(helper, 5000, 0, "uid 12345 holding its locks");
+}
+
+static int plant_lock(void *p)
+{
+	const char *rundir = p;
+	char path[300];
+	int fd;
+
+	become(STRANGER, NULL, 0);
+	snprintf(path, sizeof(path), "%s/ringcastd.lock", rundir);
+	IT_CHECK(unlink(path) == 0 || errno == ENOENT, "unlink %s: %s", path, strerror(errno));
+	fd = open(path, O_RDONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	IT_CHECK(fd >= 0, "create %s: %s", path, strerror(errno));
+	close(fd);
+	return 0;
+}
+
+/*
+ * A lock file that is not the daemon's (planted while the directory was
+ * open to all) could be held by its owner: the daemon refuses to start
+ * and says which file to remove, rather than replace it (two daemons
+ * starting at once could each replace it and each lock their own).
+ */
+static void test_foreign_lock_file_refused(void **state)
+{
+	struct it_daemon *d = *state;
+	char lock[300];
+
+	it_require_root("planting a lock file as uid 12345");
+	it_daemon_start(d, NULL);
+	IT_ASSERT(it_daemon_stop(d) == 0, "ringcastd did not exit 0 on SIGTERM");
+	IT_ASSERT(chmod(d->rundir, 0777) == 0, "chmod %s: %s", d->rundir, strerror(errno));
+	it_expect_exit(it_fork(plant_lock, d->rundir), 10000, 0, "uid 12345 planting a lock file");
+	IT_ASSERT(chmod(d->rundir, 0755) == 0, "chmod %s: %s", d->rundir, strerror(errno));
+	expect_refusal(d, d->rundir, "ringcastd.lock is owned by uid 12345");
+	/* Once removed, the daemon starts. */
+	snprintf(lock, sizeof(lock), "%s/ringcastd.lock", d->rundir);
+	IT_ASSERT(unlink(lock) == 0, "unlink %s: %s", lock, strerror(errno));
+	it_daemon_restart(d);
+	IT_ASSERT(it_daemon_stop(d) == 0, "ringcastd did not exit 0 on SIGTERM");
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_stranger_gets_nothing, it_setup, it_teardown),
+		cmocka_unit_test_setup_teardown(test_socket_closed_to_others, it_setup, it_teardown),
+		cmocka_unit_test_setup_teardown(test_rundir_must_be_the_daemons, it_setup, it_teardown),
+		cmocka_unit_test_setup_teardown(test_planted_files_not_adopted, it_setup, it_teardown),
+		cmocka_unit_test_setup_teardown(test_lock_is_the_daemons, it_setup, it_teardown),
+		cmocka_unit_test_setup_teardown(test_foreign_lock_file_refused, it_setup, it_teardown),
+	};
+
+	it_init();
+	return cmocka_run_group_tests_name("it_daemon_trust", tests, NULL, NULL);
+}

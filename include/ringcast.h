@@ -197,8 +197,10 @@ struct ringcast_topic_stat {
 };
 
 /*
- * Ask the daemon about every topic (topic NULL) or one.  On success *out is
- * an array of *n entries, yours to release with ringcast_stat_free().
+ * Ask the daemon about every topic you may subscribe to (topic NULL; root
+ * and the daemon's user see all) or one: a topic you may not subscribe to
+ * gives -ENOENT, as an unknown one does.  On success *out is an array of
+ * *n entries, yours to release with ringcast_stat_free().
  */
 RINGCAST_API int ringcast_stat(struct ringcast *rc, const char *topic, struct ringcast_topic_stat **out, size_t *n);
 RINGCAST_API void ringcast_stat_free(struct ringcast_topic_stat *stats, size_t n);

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * The topic registry (see registry.h).  A small chained hash table keyed
- * by the FNV-1a hash of the topic name, plus a list in registration order
+ * by the keyed hash of the topic name, plus a list in registration order
  * for the things that visit every topic (stat, the tick).
  *
  * The runtime directory is flock'ed for the daemon's lifetime: two daemons
@@ -27,18 +27,6 @@
 #include "lives.h"
 
 #define ID_PROBES 64 /* ids tried past the hash before giving up */
-
-uint64_t rcd_topic_hash(const char *name, size_t len)
-{
-	uint64_t h = 0xcbf29ce484222325ull; /* FNV-1a 64-bit offset basis */
-	size_t i;
-
-	for (i = 0; i < len; i++) {
-		h ^= (unsigned char)name[i];
-		h *= 0x100000001b3ull; /* FNV 64-bit prime */
-	}
-	return h;
-}
 
 int rcd_mkdirs(const char *path, unsigned mode)
 {
@@ -75,7 +63,7 @@ static struct rcd_topic **bucket(struct rcd_registry *reg, uint64_t hash)
 
 struct rcd_topic *rcd_registry_find(struct rcd_registry *reg, const char *name, size_t len)
 {
-	uint64_t h = rcd_topic_hash(name, len);
+	uint64_t h = rcd_topic_hash(&reg->key, name, len);
 	struct rcd_topic *t;
 
 	for (t = *bucket(reg, h); t; t = t->hnext)
@@ -124,7 +112,7 @@ static int insert(struct rcd_registry *reg, struct rcd_topic *t)
 
 	if (reg->ntopics + 1 > reg->nbuckets && grow(reg) < 0)
 		return -ENOMEM;
-	t->hash = rcd_topic_hash(t->name, t->len);
+	t->hash = rcd_topic_hash(&reg->key, t->name, t->len);
 	head = bucket(reg, t->hash);
 	t->hnext = *head;
 	*head = t;
@@ -192,7 +180,7 @@ int rcd_registry_get(struct rcd_registry *reg, const char *name, size_t len,
 		return -EDQUOT;
 	rcd_escape(name, len, esc, sizeof(esc));
 	rcd_config_topic(reg->cfg, name, len, &capacity, &tether_ms);
-	h = rcd_topic_hash(name, len);
+	h = rcd_topic_hash(&reg->key, name, len);
 	for (i = 0; i < ID_PROBES; i++) {
 		/* An id of a registered topic, or files we did not adopt
 		 * (-EEXIST): another topic's, probe the next id. */
@@ -308,11 +296,19 @@ static void adopt_one(struct rcd_registry *reg, uint64_t id)
 	 * may be one a publisher wrote to take another topic over at this
 	 * restart.  The file's id was chosen by a daemon from the real name
 	 * (rcd_registry_get: the hash, probed ID_PROBES on), so a name whose ids
-	 * do not include it is not this ring's.
+	 * do not include it is not this ring's.  The hash is keyed, so no
+	 * client can search for a name of its own whose ids include a
+	 * victim's.  A ring made under another key fails here too.
 	 */
-	if (id - rcd_topic_hash(t->name, t->len) >= ID_PROBES) {
-		rcd_warn(reg->log, "not adopting %s: its header names topic '%s', whose ids do "
-			 "not include %016" PRIx64 " (rewritten by a client?)", t->file, esc, id);
+	if (id - rcd_topic_hash(&reg->key, t->name, t->len) >= ID_PROBES) {
+		if (reg->key.created)
+			rcd_warn(reg->log, "not adopting %s (topic '%s'): it was made under another "
+				 "topic key, and %s was created at this start", t->file, esc,
+				 RCD_TOPIC_KEY_FILE);
+		else
+			rcd_warn(reg->log, "not adopting %s: its header names topic '%s', whose ids "
+				 "do not include %016" PRIx64 " (rewritten by a client, or made under "
+				 "another topic key?)", t->file, esc, id);
 		goto skip;
 	}
 	other = rcd_registry_find(reg, t->name, t->len);
@@ -599,11 +595,18 @@ int rcd_registry_open(struct rcd_registry *reg, const struct rcd_config *cfg,
 	ret = open_bells(reg);
 	if (ret < 0)
 		goto fail;
+	ret = rcd_topic_key_load(reg->dirfd, dir, log, &reg->key);
+	if (ret < 0)
+		goto fail;
 	ret = scan(reg);
 	if (ret < 0) {
 		rcd_err(log, "cannot list runtime dir %s: %s", dir, strerror(-ret));
 		goto fail;
 	}
+	if (reg->key.created && reg->skipped)
+		rcd_warn(log, "%s/%s is new, so the %u rings not adopted above may be a previous "
+			 "key's: their clients' messages no longer reach new clients of those topics",
+			 dir, RCD_TOPIC_KEY_FILE, reg->skipped);
 	return 0;
 fail:
 	rcd_registry_close(reg);

@@ -4,10 +4,11 @@
  * the node-wide bells file with its allocators (client ids, bell indexes).
  *
  * A topic is a pair of files in the runtime directory named after its
- * 64-bit id, "<%016x id>.ring" and ".ctl".  The id is the FNV-1a hash of
- * the topic bytes, probed upwards on the (rare) collision with another
- * topic; the topic name stored in the ring, not the file name, is the
- * truth, so ids never need to be recomputed.  At start the registry
+ * 64-bit id, "<%016x id>.ring" and ".ctl".  The id is the hash of the
+ * topic bytes keyed by the node's topic key (topic_key.h), probed upwards
+ * on the (rare) collision with another topic; the topic name stored in
+ * the ring, not the file name, is the truth, so ids never need to be
+ * recomputed.  At start the registry
  * re-adopts every ring a previous daemon left behind, so clients that kept
  * publishing and reading through a daemon restart lose nothing.
  *
@@ -24,6 +25,7 @@
 #include <sys/types.h>
 
 #include "ring.h"
+#include "topic_key.h"
 
 struct rcd_config;
 struct rcd_log;
@@ -33,7 +35,7 @@ _Static_assert(RC_PUB_SLOTS <= 64, "pending repairs are a 64-bit mask per topic"
 struct rcd_topic {
 	struct rcd_topic *hnext; /* hash chain */
 	struct rcd_topic *next;  /* every topic, in registration order */
-	uint64_t hash;           /* FNV-1a of name: the hash bucket */
+	uint64_t hash;           /* keyed hash of name (topic_key.h): the hash bucket */
 	uint64_t id;             /* names the files; hash unless probed */
 	char file[17];           /* "%016" PRIx64 of id */
 	int ring_fd, ctl_fd;     /* O_RDWR | O_CLOEXEC, ours */
@@ -61,6 +63,7 @@ struct rcd_registry {
 	int lives_fd;              /* DIR/clients: our records of clients (lives.h) */
 	struct rc_node_hdr *node;  /* ours alone to write */
 	volatile sig_atomic_t bells_truncated;
+	struct rcd_topic_key key;  /* ids are hashes keyed by it; never leaves the daemon */
 	uint64_t gen;              /* this daemon's daemon_gen */
 	bool announced;            /* gen stored in the node file */
 	uint32_t next_id;          /* next client id; mirrored in the node file */
@@ -74,9 +77,6 @@ struct rcd_registry {
 	unsigned bell_cursor;
 };
 
-/* 64-bit FNV-1a: the topic id before probing. */
-uint64_t rcd_topic_hash(const char *name, size_t len);
-
 /*
  * mkdir -p: create path and its missing parents with mode.  0 (also when
  * it exists as a directory) or negative errno.
@@ -85,9 +85,10 @@ int rcd_mkdirs(const char *path, unsigned mode);
 
 /*
  * Open the runtime directory (created if missing) and lock it against a
- * second daemon (-EBUSY), create or adopt the node and bells files
- * (reg->gen is the next daemon_gen, not yet stored), then map and register every ring
- * found there.  Rings that
+ * second daemon (-EBUSY), load or create the topic key (a key file that is
+ * not the daemon's alone: -EPERM), create or adopt the node and bells
+ * files (reg->gen is the next daemon_gen, not yet stored), then map and
+ * register every ring found there.  Rings that
  * do not validate are logged and skipped.  On error *reg is cleaned up and
  * why is logged.
  */

@@ -236,6 +236,12 @@ static void do_open(struct rcd_client *c, const struct rc_msg *m, bool pub)
 	t = topic_get(c, m, esc);
 	if (!t)
 		return;
+	/* Its files lost a page: a new client would fault on it (registry.h). */
+	if (rcd_topic_retired(t)) {
+		rcd_reply_error(c, m->req, EIO, "topic '%s' is retired: a page of its ring is gone "
+				"and %s has no room to restore it", esc, srv->cfg->runtime_dir);
+		return;
+	}
 	ref = pub ? ref_find(c->pubs, c->npubs, t) : ref_find(c->subs, c->nsubs, t);
 	if (ref && !pub) {
 		rcd_reply_error(c, m->req, EALREADY, "already subscribed to '%s'", esc);
@@ -383,7 +389,7 @@ void rcd_stat_pump(struct rcd_client *c)
 	while (c->stat_active && c->qlen < STAT_BATCH) {
 		if (c->stat_next) {
 			/* Skipping is bounded by the topics there are: no reply queued. */
-			if (may_stat(c, c->stat_next))
+			if (may_stat(c, c->stat_next) && !rcd_topic_retired(c->stat_next))
 				stat_topic(c, c->stat_req, c->stat_next);
 			c->stat_next = c->stat_next->next;
 		} else {
@@ -419,6 +425,12 @@ static void do_stat(struct rcd_client *c, const struct rc_msg *m)
 			rcd_debug(c->srv->log, "stat: uid %u (pid %d) may not see '%s'; answered "
 				  "as for an unknown topic", (unsigned)c->uid, (int)c->pid, esc);
 		rcd_reply_error(c, m->req, ENOENT, "no topic '%s'", esc);
+		return;
+	}
+	/* What our mapping shows of it may be the stand-in page's zeros. */
+	if (rcd_topic_retired(t)) {
+		rcd_escape(m->topic.topic, m->topic.topic_len, esc, sizeof(esc));
+		rcd_reply_error(c, m->req, EIO, "topic '%s' is retired", esc);
 		return;
 	}
 	stat_topic(c, m->req, t);

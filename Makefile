@@ -56,6 +56,8 @@ LDOPT += -Wno-maybe-uninitialized
 NOLTO := -fno-lto
 endif
 LIBS_URING := $(shell pkg-config --libs liburing 2>/dev/null || echo -luring)
+# The daemon keys topic ids with SipHash (daemon/topic_key.h).
+LIBS_SODIUM := $(shell pkg-config --libs libsodium 2>/dev/null || echo -lsodium)
 LDLIBS_COMMON := -lpthread
 
 LIB_SRCS    := $(sort $(wildcard lib/*.c))
@@ -102,7 +104,8 @@ $(BUILD)/libringcast.so: $(BUILD)/$(SONAME)
 
 $(BUILD)/ringcastd: $(DAEMON_OBJS) $(BUILD)/libringcast.a
 	@$(if $(Q),echo "  LD      $@")
-	$(Q)$(CC) $(NOLTO) $(LDSAN) -o $@ $(DAEMON_OBJS) $(BUILD)/libringcast.a $(LIBS_URING) $(LDLIBS_COMMON)
+	$(Q)$(CC) $(NOLTO) $(LDSAN) -o $@ $(DAEMON_OBJS) $(BUILD)/libringcast.a $(LIBS_URING) \
+		$(LIBS_SODIUM) $(LDLIBS_COMMON)
 
 $(BUILD)/ringcast: $(TOOL_OBJS) $(BUILD)/libringcast.a
 	@$(if $(Q),echo "  LD      $@")

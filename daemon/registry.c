@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * The topic registry (see registry.h).  A small chained hash table keyed
- * by the FNV-1a hash of the topic name, plus a list in registration order
+ * by the keyed hash of the topic name, plus a list in registration order
  * for the things that visit every topic (stat, the tick).
  *
  * The runtime directory is locked for the daemon's lifetime (rundir.c):
@@ -17,6 +17,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <signal.h>
+#include <sys/file.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -28,18 +30,6 @@
 #include "rundir.h"
 
 #define ID_PROBES 64 /* ids tried past the hash before giving up */
-
-uint64_t rcd_topic_hash(const char *name, size_t len)
-{
-	uint64_t h = 0xcbf29ce484222325ull; /* FNV-1a 64-bit offset basis */
-	size_t i;
-
-	for (i = 0; i < len; i++) {
-		h ^= (unsigned char)name[i];
-		h *= 0x100000001b3ull; /* FNV 64-bit prime */
-	}
-	return h;
-}
 
 int rcd_mkdirs(const char *path, unsigned mode)
 {
@@ -76,7 +66,7 @@ static struct rcd_topic **bucket(struct rcd_registry *reg, uint64_t hash)
 
 struct rcd_topic *rcd_registry_find(struct rcd_registry *reg, const char *name, size_t len)
 {
-	uint64_t h = rcd_topic_hash(name, len);
+	uint64_t h = rcd_topic_hash(&reg->key, name, len);
 	struct rcd_topic *t;
 
 	for (t = *bucket(reg, h); t; t = t->hnext)
@@ -125,7 +115,7 @@ static int insert(struct rcd_registry *reg, struct rcd_topic *t)
 
 	if (reg->ntopics + 1 > reg->nbuckets && grow(reg) < 0)
 		return -ENOMEM;
-	t->hash = rcd_topic_hash(t->name, t->len);
+	t->hash = rcd_topic_hash(&reg->key, t->name, t->len);
 	head = bucket(reg, t->hash);
 	t->hnext = *head;
 	*head = t;
@@ -193,7 +183,7 @@ int rcd_registry_get(struct rcd_registry *reg, const char *name, size_t len,
 		return -EDQUOT;
 	rcd_escape(name, len, esc, sizeof(esc));
 	rcd_config_topic(reg->cfg, name, len, &capacity, &tether_ms);
-	h = rcd_topic_hash(name, len);
+	h = rcd_topic_hash(&reg->key, name, len);
 	for (i = 0; i < ID_PROBES; i++) {
 		/* An id of a registered topic, or files we did not adopt
 		 * (-EEXIST): another topic's, probe the next id. */
@@ -285,6 +275,7 @@ static void adopt_one(struct rcd_registry *reg, uint64_t id)
 		rcd_err(reg->log, "out of memory adopting %016" PRIx64, id);
 		return;
 	}
+	reg->start_lost = 0;
 	snprintf(path, sizeof(path), "%s.ring", t->file);
 	t->ring_fd = openat(reg->dirfd, path, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
 	snprintf(path, sizeof(path), "%s.ctl", t->file);
@@ -299,6 +290,11 @@ static void adopt_one(struct rcd_registry *reg, uint64_t id)
 	    !adoptable(reg, t->file, t->ctl_fd, "ctl"))
 		goto skip;
 	ret = rc_ring_map(&t->ring, t->ring_fd, t->ctl_fd, true);
+	if (ret < 0 && reg->start_lost) { /* the header checked was a stand-in's zeros */
+		rcd_err(reg->log, "not adopting %s: a page of its files is gone and %s has no room "
+			"to restore it", t->file, reg->cfg->runtime_dir);
+		goto skip;
+	}
 	if (ret < 0) {
 		rcd_warn(reg->log, "not adopting %s: %s", t->file, strerror(-ret));
 		goto skip;
@@ -324,11 +320,29 @@ static void adopt_one(struct rcd_registry *reg, uint64_t id)
 	 * may be one a publisher wrote to take another topic over at this
 	 * restart.  The file's id was chosen by a daemon from the real name
 	 * (rcd_registry_get: the hash, probed ID_PROBES on), so a name whose ids
-	 * do not include it is not this ring's.
+	 * do not include it is not this ring's.  The hash is keyed, so no
+	 * client can search for a name of its own whose ids include a
+	 * victim's.  A ring made under another key fails here too.
 	 */
-	if (id - rcd_topic_hash(t->name, t->len) >= ID_PROBES) {
-		rcd_warn(reg->log, "not adopting %s: its header names topic '%s', whose ids do "
-			 "not include %016" PRIx64 " (rewritten by a client?)", t->file, esc, id);
+	if (id - rcd_topic_hash(&reg->key, t->name, t->len) >= ID_PROBES) {
+		if (reg->key.created)
+			rcd_warn(reg->log, "not adopting %s (topic '%s'): it was made under another "
+				 "topic key, and %s was created at this start", t->file, esc,
+				 RCD_TOPIC_KEY_FILE);
+		else
+			rcd_warn(reg->log, "not adopting %s: its header names topic '%s', whose ids "
+				 "do not include %016" PRIx64 " (rewritten by a client, or made under "
+				 "another topic key?)", t->file, esc, id);
+		goto skip;
+	}
+	/*
+	 * A page that faulted above and could not be restored has a private
+	 * stand-in (on_sigbus()): what we checked was partly ours, not the
+	 * file's, and clients would fault there too.
+	 */
+	if (reg->start_lost) {
+		rcd_err(reg->log, "not adopting %s (topic '%s'): a page of its files is gone and "
+			"%s has no room to restore it", t->file, esc, reg->cfg->runtime_dir);
 		goto skip;
 	}
 	other = rcd_registry_find(reg, t->name, t->len);
@@ -506,20 +520,39 @@ static bool in_map(uintptr_t a, const void *base, size_t len)
 }
 
 /*
- * A fault on a page past the end of a shared file: a client truncated it.
- * Grow it back (fallocate extends the size and reserves the space, so the
- * retried access finds a page) and return; the faulting instruction runs
- * again and reads zeros.  Everything here is async-signal-safe: we only
- * read our own lists (never changed while shared memory is being touched)
- * and make two system calls.
+ * Cover the page holding address a with a private anonymous page, so the
+ * faulting access completes (reads zeros, writes stay ours).  mmap is a
+ * plain system call here (glibc's wrapper keeps no state), so it is as
+ * safe in a handler as fallocate.  true if mapped.
+ */
+static bool stand_in(uintptr_t a, size_t page_size)
+{
+	void *page = (void *)(a & ~(uintptr_t)(page_size - 1));
+
+	return mmap(page, page_size, PROT_READ | PROT_WRITE,
+		    MAP_FIXED | MAP_PRIVATE | MAP_ANONYMOUS, -1, 0) != MAP_FAILED;
+}
+
+/*
+ * A fault on a page of a shared file that has none: a client truncated
+ * the file or punched a hole in it, and tmpfs has no page to give (a
+ * hole alone is filled on access; a full tmpfs cannot).  Restore the
+ * file (fallocate reserves every page up to its size) and return; the
+ * faulting instruction runs again and reads zeros.  When the file cannot
+ * be restored (the runtime directory is full, perhaps filled by a client
+ * on purpose), a private page stands in for the lost one in our mapping
+ * and the topic (or the bells page) is flagged for the tick; dying here
+ * would only fault again at the next start, on the same page.
+ * Everything here is async-signal-safe: we only read our own lists
+ * (never changed while shared memory is being touched) and make system
+ * calls.
  */
 static void on_sigbus(int sig, siginfo_t *si, void *uctx)
 {
-	static const char msg[] = "ringcastd: error: SIGBUS outside the topic files, "
-				  "or cannot restore a truncated one\n";
+	static const char msg[] = "ringcastd: error: SIGBUS outside the topic files\n";
 	struct rcd_registry *reg = sigbus_reg;
 	uintptr_t a = (uintptr_t)si->si_addr;
-	volatile sig_atomic_t *flag = NULL;
+	volatile sig_atomic_t *flag = NULL, *lost = NULL;
 	struct rcd_topic *t;
 	int fd = -1, saved = errno;
 	off_t size = 0;
@@ -533,14 +566,31 @@ static void on_sigbus(int sig, siginfo_t *si, void *uctx)
 			size = (off_t)RC_CTL_SIZE;
 		}
 		flag = &t->truncated;
+		lost = &t->lost_page;
 	}
 	if (fd < 0 && reg && in_map(a, reg->bells, RC_BELLS_SIZE)) {
 		fd = reg->bells_fd;
 		size = (off_t)RC_BELLS_SIZE;
 		flag = &reg->bells_truncated;
+		lost = &reg->bells_lost[(a - (uintptr_t)reg->bells) / reg->page_size];
 	}
+	if (fd < 0)
+		lost = NULL;
 	if (fd >= 0 && fallocate(fd, 0, 0, size) == 0) {
 		*flag = 1;
+		errno = saved;
+		return;
+	}
+	/*
+	 * While the registry opens, the file being adopted is mapped by
+	 * library code that does not tell us where; a fault on a missing
+	 * page of a file (BUS_ADRERR) is that file's.  Its adoption sees
+	 * start_lost and refuses it.
+	 */
+	if (!lost && reg && reg->starting && si->si_code == BUS_ADRERR)
+		lost = &reg->start_lost;
+	if (lost && stand_in(a, reg->page_size)) {
+		*lost = 1;
 		errno = saved;
 		return;
 	}
@@ -560,8 +610,60 @@ static int sigbus_install(struct rcd_registry *reg)
 	sa.sa_sigaction = on_sigbus;
 	sa.sa_flags = SA_SIGINFO;
 	sigemptyset(&sa.sa_mask);
+	reg->page_size = (size_t)sysconf(_SC_PAGESIZE);
 	sigbus_reg = reg;
 	return sigaction(SIGBUS, &sa, NULL) < 0 ? -errno : 0;
+}
+
+/*
+ * A topic whose mapping holds a stand-in page: our view of it is no
+ * longer the clients', and new clients would fault on the page.  Stop
+ * serving it (SUBSCRIBE, PUB_OPEN and STAT check retired), and unlink its
+ * files so that no later daemon adopts the damaged ring: after a restart
+ * the name gets a new one.  The mapping stays, so every pointer into it
+ * (clients' slots, orphans) stays valid; what the daemon still does with
+ * it (release slots, untether, repair) touches only its own copy of the
+ * lost page, and helps the clients still on the other pages.
+ */
+static void retire(struct rcd_registry *reg, struct rcd_topic *t)
+{
+	char esc[RCD_ESCAPED_TOPIC_MAX];
+
+	t->retired = true;
+	unlink_files(reg, t->file);
+	rcd_err(reg->log, "retired topic '%s' (%s): a page of its files is gone (truncated or "
+		"punched out by a client) and %s has no room to restore it. New clients are "
+		"refused, stat no longer shows it, and its files are removed: after a restart the "
+		"topic gets a new ring", rcd_escape(t->name, t->len, esc, sizeof(esc)), t->file,
+		reg->cfg->runtime_dir);
+}
+
+/* Bells of lost bells pages: the clients that hold them are not woken by us, and no one else gets them. */
+static void bells_check_lost(struct rcd_registry *reg)
+{
+	const size_t first = offsetof(struct rc_bells_hdr, bells), each = sizeof(struct rc_bell);
+	size_t i, ps = reg->page_size;
+
+	for (i = 0; i < RCD_BELLS_PAGES_MAX; i++) {
+		size_t lo, hi, b;
+
+		if (!reg->bells_lost[i])
+			continue;
+		reg->bells_lost[i] = 0; /* a stand-in never faults again */
+		lo = i * ps <= first ? 0 : (i * ps - first + each - 1) / each;
+		hi = ((i + 1) * ps - first) / each; /* first bell of the next page */
+		if (hi > RC_BELLS)
+			hi = RC_BELLS;
+		for (b = lo; b < hi; b++)
+			reg->bell_dead[b / 8] |= (uint8_t)(1u << (b % 8));
+		if (i == 0)
+			reg->bells_hdr_lost = true;
+		rcd_err(reg->log, "a page of %s/bells is gone (truncated or punched out by a client) "
+			"and there is no room to restore it: doorbells %zu..%zu no longer reach their "
+			"clients and are not handed out again%s", reg->cfg->runtime_dir, lo, hi - 1,
+			i ? "" : "; its header is lost too, so no new client can connect until the "
+			"directory has room and the daemon restarts");
+	}
 }
 
 void rcd_registry_check_truncated(struct rcd_registry *reg)
@@ -575,7 +677,10 @@ void rcd_registry_check_truncated(struct rcd_registry *reg)
 			"its doorbells are lost", reg->cfg->runtime_dir);
 		bells_heal(reg);
 	}
+	bells_check_lost(reg);
 	for (t = reg->first; t; t = t->next) {
+		if (t->lost_page && !t->retired)
+			retire(reg, t);
 		if (!t->truncated)
 			continue;
 		t->truncated = 0;
@@ -594,6 +699,7 @@ int rcd_registry_open(struct rcd_registry *reg, const struct rcd_config *cfg,
 	memset(reg, 0, sizeof(*reg));
 	reg->cfg = cfg;
 	reg->log = log;
+	reg->starting = 1;
 	reg->dirfd = reg->lock_fd = reg->bells_fd = reg->node_fd = reg->lives_fd = -1;
 	reg->nbuckets = 64;
 	reg->buckets = calloc(reg->nbuckets, sizeof(*reg->buckets));
@@ -623,11 +729,19 @@ int rcd_registry_open(struct rcd_registry *reg, const struct rcd_config *cfg,
 	ret = open_bells(reg);
 	if (ret < 0)
 		goto fail;
+	ret = rcd_topic_key_load(reg->dirfd, dir, log, &reg->key);
+	if (ret < 0)
+		goto fail;
 	ret = scan(reg);
 	if (ret < 0) {
 		rcd_err(log, "cannot list runtime dir %s: %s", dir, strerror(-ret));
 		goto fail;
 	}
+	if (reg->key.created && reg->skipped)
+		rcd_warn(log, "%s/%s is new, so the %u rings not adopted above may be a previous "
+			 "key's: their clients' messages no longer reach new clients of those topics",
+			 dir, RCD_TOPIC_KEY_FILE, reg->skipped);
+	reg->starting = 0; /* every mapping from now on is one the handler knows */
 	return 0;
 fail:
 	rcd_registry_close(reg);
@@ -701,6 +815,9 @@ int rcd_registry_bells_fd(struct rcd_registry *reg)
 	int fd;
 
 	bells_heal(reg);
+	/* bells_heal() read the header: a lost first page is flagged by now. */
+	if (reg->bells_lost[0] || reg->bells_hdr_lost)
+		return -EIO;
 	fd = fcntl(reg->bells_fd, F_DUPFD_CLOEXEC, 0);
 
 	return fd < 0 ? -errno : fd;
@@ -738,11 +855,16 @@ bool rcd_bell_live(const struct rcd_registry *reg, uint32_t bell)
 	return bell < RC_BELLS && (reg->bell_live[bell / 8] & (1u << (bell % 8)));
 }
 
+static bool bell_dead(const struct rcd_registry *reg, uint32_t bell)
+{
+	return reg->bell_dead[bell / 8] & (1u << (bell % 8));
+}
+
 int rcd_bell_take(struct rcd_registry *reg, uint32_t bell)
 {
 	if (bell >= RC_BELLS)
 		return -EINVAL;
-	if (rcd_bell_live(reg, bell))
+	if (rcd_bell_live(reg, bell) || bell_dead(reg, bell))
 		return -EBUSY;
 	reg->bell_live[bell / 8] |= (uint8_t)(1u << (bell % 8));
 	return 0;
@@ -758,7 +880,7 @@ int rcd_bell_get(struct rcd_registry *reg)
 	for (i = 0; i < RC_BELLS; i++) {
 		uint32_t b = (reg->bell_cursor + i) % RC_BELLS;
 
-		if (!rcd_bell_live(reg, b) && !reg->bell_orphan_refs[b]) {
+		if (!rcd_bell_live(reg, b) && !reg->bell_orphan_refs[b] && !bell_dead(reg, b)) {
 			rcd_bell_take(reg, b);
 			reg->bell_cursor = b + 1;
 			return (int)b;

@@ -4,10 +4,11 @@
  * the node-wide bells file with its allocators (client ids, bell indexes).
  *
  * A topic is a pair of files in the runtime directory named after its
- * 64-bit id, "<%016x id>.ring" and ".ctl".  The id is the FNV-1a hash of
- * the topic bytes, probed upwards on the (rare) collision with another
- * topic; the topic name stored in the ring, not the file name, is the
- * truth, so ids never need to be recomputed.  At start the registry
+ * 64-bit id, "<%016x id>.ring" and ".ctl".  The id is the hash of the
+ * topic bytes keyed by the node's topic key (topic_key.h), probed upwards
+ * on the (rare) collision with another topic; the topic name stored in
+ * the ring, not the file name, is the truth, so ids never need to be
+ * recomputed.  At start the registry
  * re-adopts every ring a previous daemon left behind, so clients that kept
  * publishing and reading through a daemon restart lose nothing.
  *
@@ -24,21 +25,32 @@
 #include <sys/types.h>
 
 #include "ring.h"
+#include "topic_key.h"
 
 struct rcd_config;
 struct rcd_log;
 
 _Static_assert(RC_PUB_SLOTS <= 64, "pending repairs are a 64-bit mask per topic");
 
+/* Pages of the bells file, at the smallest page size (4 KiB). */
+#define RCD_BELLS_PAGES_MAX ((RC_BELLS_SIZE + 4095) / 4096)
+
 struct rcd_topic {
 	struct rcd_topic *hnext; /* hash chain */
 	struct rcd_topic *next;  /* every topic, in registration order */
-	uint64_t hash;           /* FNV-1a of name: the hash bucket */
+	uint64_t hash;           /* keyed hash of name (topic_key.h): the hash bucket */
 	uint64_t id;             /* names the files; hash unless probed */
 	char file[17];           /* "%016" PRIx64 of id */
 	int ring_fd, ctl_fd;     /* O_RDWR | O_CLOEXEC, ours */
 	struct rc_ring ring;     /* the daemon's writable mapping */
 	volatile sig_atomic_t truncated; /* SIGBUS handler: a client shrank a file */
+	/*
+	 * SIGBUS handler: a page of the files is gone and the runtime
+	 * directory has no room to restore it, so a private anonymous page
+	 * stands in for it in our mapping.  The tick then retires the topic.
+	 */
+	volatile sig_atomic_t lost_page;
+	bool retired;            /* not served, reported or adopted again; stays registered */
 	/* duties.c: pub slots of dead publishers whose repair is pending */
 	uint64_t repairs;        /* bit i: pub slot i (RC_PUB_SLOTS <= 64) */
 	uint64_t repairs_since_ns;
@@ -62,6 +74,18 @@ struct rcd_registry {
 	int lives_fd;              /* DIR/clients: our records of clients (lives.h) */
 	struct rc_node_hdr *node;  /* ours alone to write */
 	volatile sig_atomic_t bells_truncated;
+	/* SIGBUS handler: bells pages (offset / page_size) a stand-in replaced */
+	volatile sig_atomic_t bells_lost[RCD_BELLS_PAGES_MAX];
+	uint8_t bell_dead[RC_BELLS / 8]; /* in a lost page: never handed out again */
+	bool bells_hdr_lost;       /* its first page, header included: no new client */
+	/*
+	 * rcd_registry_open() runs: the files it checks are mapped by code
+	 * that does not tell the SIGBUS handler where, so a fault it cannot
+	 * place gets a stand-in page and counts here (the file is refused).
+	 */
+	volatile sig_atomic_t starting, start_lost;
+	size_t page_size;
+	struct rcd_topic_key key;  /* ids are hashes keyed by it; never leaves the daemon */
 	uint64_t gen;              /* this daemon's daemon_gen */
 	bool announced;            /* gen stored in the node file */
 	uint32_t next_id;          /* next client id; mirrored in the node file */
@@ -75,9 +99,6 @@ struct rcd_registry {
 	unsigned bell_cursor;
 };
 
-/* 64-bit FNV-1a: the topic id before probing. */
-uint64_t rcd_topic_hash(const char *name, size_t len);
-
 /*
  * mkdir -p: create path and its missing parents with mode.  0 (also when
  * it exists as a directory) or negative errno.
@@ -87,11 +108,13 @@ int rcd_mkdirs(const char *path, unsigned mode);
 /*
  * Open the runtime directory (created if missing), refusing one that is
  * not the daemon's alone (-EPERM), and lock it against a second daemon
- * (-EBUSY) (rundir.h); create or adopt the node and bells files (reg->gen
- * is the next daemon_gen, not yet stored), then map and register every
- * ring found there.  Rings that are not the daemon's own files or do not
- * validate are logged and skipped; node and bells files that are not its
- * own are replaced.  On error *reg is cleaned up and why is logged.
+ * (-EBUSY) (rundir.h); load or create the topic key (a key file that is
+ * not the daemon's alone: -EPERM); create or adopt the node and bells
+ * files (reg->gen is the next daemon_gen, not yet stored), then map and
+ * register every ring found there.  Rings that are not the daemon's own
+ * files or do not validate are logged and skipped; node and bells files
+ * that are not its own are replaced.  On error *reg is cleaned up and why
+ * is logged.
  */
 int rcd_registry_open(struct rcd_registry *reg, const struct rcd_config *cfg,
 		      struct rcd_log *log);
@@ -102,16 +125,31 @@ int rcd_registry_open(struct rcd_registry *reg, const struct rcd_config *cfg,
 void rcd_registry_announce(struct rcd_registry *reg);
 /*
  * Every client holding a read-write fd (ctl files, publishers' ring files,
- * the bells file) can ftruncate() it, and our next access to the lost
- * pages would be a SIGBUS: one client killing the daemon.  While the
- * registry is open, a SIGBUS handler grows such a file back to its size
- * (the access then reads zeros: the data was lost anyway) and flags it;
- * this reports the flags (called by the tick).  A SIGBUS anywhere else is
- * still fatal.
+ * the bells file) can ftruncate() it or punch a hole in it, and our next
+ * access to the lost pages would be a SIGBUS: one client killing the
+ * daemon.  While the registry is open, a SIGBUS handler restores such a
+ * file's pages (fallocate: the access then reads zeros; the data was lost
+ * anyway) and flags it.  When it cannot (the runtime directory is full,
+ * maybe filled by a client for the purpose), it maps a private anonymous
+ * page over the faulting one, so the access completes, and flags the
+ * topic, or the bells page.  This, called by the tick, reports the flags
+ * and acts on them: a topic with a stand-in page is retired (no longer
+ * served, reported or adopted; its files are unlinked), and the bells of
+ * a lost bells page are never handed out again.  A SIGBUS anywhere else
+ * is still fatal.
  */
 void rcd_registry_check_truncated(struct rcd_registry *reg);
 /* Unmap and close everything; ring files stay for the next daemon. */
 void rcd_registry_close(struct rcd_registry *reg);
+
+/*
+ * Is t retired, or about to be (a stand-in page is mapped and the tick has
+ * not seen it yet)?  Such a topic is not served or reported any more.
+ */
+static inline bool rcd_topic_retired(const struct rcd_topic *t)
+{
+	return t->retired || t->lost_page;
+}
 
 /* The topic named name[0..len), or NULL. */
 struct rcd_topic *rcd_registry_find(struct rcd_registry *reg, const char *name, size_t len);
@@ -133,6 +171,7 @@ int rcd_topic_ctl_fd(const struct rcd_topic *t);
 /*
  * A new read-write fd of the bells file, the caller's.  Rewrites the
  * file's header first if a client destroyed it, so new clients can map it.
+ * -EIO when its first page is lost (a new client would fault on it).
  */
 int rcd_registry_bells_fd(struct rcd_registry *reg);
 

@@ -239,6 +239,12 @@ static void do_open(struct rcd_client *c, const struct rc_msg *m, bool pub)
 	t = topic_get(c, m, esc);
 	if (!t)
 		return;
+	/* Its files lost a page: a new client would fault on it (registry.h). */
+	if (rcd_topic_retired(t)) {
+		rcd_reply_error(c, m->req, EIO, "topic '%s' is retired: a page of its ring is gone "
+				"and %s has no room to restore it", esc, srv->cfg->runtime_dir);
+		return;
+	}
 	ref = pub ? ref_find(c->pubs, c->npubs, t) : ref_find(c->subs, c->nsubs, t);
 	/*
 	 * Opened on this connection already: the client has the fds.  Fresh
@@ -366,12 +372,28 @@ static void stat_topic(struct rcd_client *c, uint32_t req, const struct rcd_topi
 	rcd_reply(c, &m);
 }
 
+/*
+ * May c see t in a STAT?  A STAT_TOPIC names the topic and gives its
+ * message count and each subscriber's pid and uid, so it shows only the
+ * topics c may subscribe to, which would show it the same and more.  Root
+ * and the daemon's own user see every topic, as they set the trace rate.
+ */
+static bool may_stat(const struct rcd_client *c, const struct rcd_topic *t)
+{
+	if (c->uid == 0 || c->uid == geteuid())
+		return true;
+	return rcd_acl_allows(c->srv->cfg, t->name, t->len, RCD_ACL_SUBSCRIBE, c->uid, c->gid,
+			      c->groups, c->ngroups);
+}
+
 /* Continue a STAT of every topic a few replies at a time. */
 void rcd_stat_pump(struct rcd_client *c)
 {
 	while (c->stat_active && c->qlen < STAT_BATCH) {
 		if (c->stat_next) {
-			stat_topic(c, c->stat_req, c->stat_next);
+			/* Skipping is bounded by the topics there are: no reply queued. */
+			if (may_stat(c, c->stat_next) && !rcd_topic_retired(c->stat_next))
+				stat_topic(c, c->stat_req, c->stat_next);
 			c->stat_next = c->stat_next->next;
 		} else {
 			c->stat_active = false;
@@ -395,9 +417,23 @@ static void do_stat(struct rcd_client *c, const struct rc_msg *m)
 		return;
 	}
 	t = rcd_registry_find(c->srv->reg, m->topic.topic, m->topic.topic_len);
-	if (!t) {
+	/*
+	 * A topic c may not see gets the very answer an unknown one gets, so
+	 * that asking does not tell whether it exists.  Logged at debug
+	 * level only: a `ringcast stat --watch` would repeat it every second.
+	 */
+	if (!t || !may_stat(c, t)) {
 		rcd_escape(m->topic.topic, m->topic.topic_len, esc, sizeof(esc));
+		if (t)
+			rcd_debug(c->srv->log, "stat: uid %u (pid %d) may not see '%s'; answered "
+				  "as for an unknown topic", (unsigned)c->uid, (int)c->pid, esc);
 		rcd_reply_error(c, m->req, ENOENT, "no topic '%s'", esc);
+		return;
+	}
+	/* What our mapping shows of it may be the stand-in page's zeros. */
+	if (rcd_topic_retired(t)) {
+		rcd_escape(m->topic.topic, m->topic.topic_len, esc, sizeof(esc));
+		rcd_reply_error(c, m->req, EIO, "topic '%s' is retired", esc);
 		return;
 	}
 	stat_topic(c, m->req, t);

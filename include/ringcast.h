@@ -88,7 +88,8 @@ RINGCAST_API uint64_t ringcast_now_ns(struct ringcast *rc);
  * Start receiving topic's messages published from now on.  -EINVAL: empty
  * topic; -ENAMETOOLONG: over RINGCAST_TOPIC_MAX bytes; -EACCES: the
  * daemon's ACL denies it; -ENOSPC: no room for the ring or no free
- * subscriber slot; -EALREADY: already subscribed.
+ * subscriber slot; -EALREADY: already subscribed; -EIO: the daemon
+ * retired the topic (a page of its ring was lost, docs/operations.md).
  */
 RINGCAST_API int ringcast_subscribe(struct ringcast *rc, const char *topic);
 /* Stop receiving topic.  -ENOENT: not subscribed. */
@@ -204,8 +205,10 @@ struct ringcast_topic_stat {
 };
 
 /*
- * Ask the daemon about every topic (topic NULL) or one.  On success *out is
- * an array of *n entries, yours to release with ringcast_stat_free().
+ * Ask the daemon about every topic you may subscribe to (topic NULL; root
+ * and the daemon's user see all) or one: a topic you may not subscribe to
+ * gives -ENOENT, as an unknown one does.  On success *out is an array of
+ * *n entries, yours to release with ringcast_stat_free().
  */
 RINGCAST_API int ringcast_stat(struct ringcast *rc, const char *topic, struct ringcast_topic_stat **out, size_t *n);
 RINGCAST_API void ringcast_stat_free(struct ringcast_topic_stat *stats, size_t n);

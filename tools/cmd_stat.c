@@ -40,7 +40,8 @@ static void usage(FILE *f)
 	fprintf(f,
 		"Usage: ringcast stat [OPTIONS] [TOPIC]\n"
 		"\n"
-		"Show every topic of the node (or only TOPIC): ring capacity, publishers,\n"
+		"Show the node's topics you may subscribe to (root and the daemon's user\n"
+		"see all), or only TOPIC: ring capacity, publishers,\n"
 		"subscribers, messages and ring bytes ever published, messages lost (LOST:\n"
 		"the sum of the current subscribers' LOST, so it drops when a subscriber\n"
 		"that lost messages leaves); then each subscriber: client id, pid, uid,\n"
@@ -66,8 +67,8 @@ static void usage(FILE *f)
 		"  -h, --help          this help\n"
 		"\n"
 		"Exit status: 0 on success (and when --watch is stopped by Ctrl-C or\n"
-		"SIGTERM); 1 on a runtime error, or when TOPIC does not exist; 2 on bad\n"
-		"usage.\n",
+		"SIGTERM); 1 on a runtime error, or when TOPIC does not exist or you may\n"
+		"not subscribe to it (the two look the same); 2 on bad usage.\n",
 		RINGCAST_DEFAULT_SOCKET);
 }
 

@@ -6,11 +6,14 @@
  * uid/gid 12345 (root only; the test skips with a reason otherwise).
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <grp.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "harness.h"
@@ -31,13 +34,8 @@ struct acl_cfg {
 	const char *sock;
 };
 
-static int acl_other_uid(void *p)
+static void become_other_user(void)
 {
-	struct acl_cfg *c = p;
-	struct ringcast_claim claim;
-	struct it_inbox box = { 0 };
-	struct ringcast *rc;
-
 	IT_CHECK(setgroups(0, NULL) == 0, "setgroups: %s", strerror(errno));
 	IT_CHECK(setresgid(OTHER_ID, OTHER_ID, OTHER_ID) == 0, "setresgid: %s", strerror(errno));
 	IT_CHECK(setresuid(OTHER_ID, OTHER_ID, OTHER_ID) == 0, "setresuid: %s", strerror(errno));
@@ -45,7 +43,27 @@ static int acl_other_uid(void *p)
 	prctl(PR_SET_PDEATHSIG, SIGKILL);
 	IT_CHECK(geteuid() == OTHER_ID && getegid() == OTHER_ID, "still uid %d gid %d",
 		 (int)geteuid(), (int)getegid());
+}
 
+static void write_conf(struct it_daemon *d, char *conf, size_t len)
+{
+	FILE *f;
+
+	snprintf(conf, len, "%s/acl.conf", d->dir);
+	f = fopen(conf, "w");
+	IT_ASSERT(f != NULL, "fopen %s: %s", conf, strerror(errno));
+	fputs(acl_conf, f);
+	fclose(f);
+}
+
+static int acl_other_uid(void *p)
+{
+	struct acl_cfg *c = p;
+	struct ringcast_claim claim;
+	struct it_inbox box = { 0 };
+	struct ringcast *rc;
+
+	become_other_user();
 	rc = it_child_open(c->sock);
 	IT_CHECK_ERR(ringcast_subscribe(rc, "secret.x"), -EACCES);
 	IT_CHECK_ERR(ringcast_broadcast(rc, "secret.x", "leak", 4), -EACCES);
@@ -75,14 +93,9 @@ static void test_acl_by_uid(void **state)
 	struct it_inbox box = { 0 };
 	struct ringcast *root, *pub;
 	char conf[160];
-	FILE *f;
 
 	it_require_root("switching a client to uid 12345");
-	snprintf(conf, sizeof(conf), "%s/acl.conf", d->dir);
-	f = fopen(conf, "w");
-	IT_ASSERT(f != NULL, "fopen %s: %s", conf, strerror(errno));
-	fputs(acl_conf, f);
-	fclose(f);
+	write_conf(d, conf, sizeof(conf));
 	/* 0666: uid 12345 must reach the daemon for its ACL to be what is tested. */
 	it_daemon_start(d, "--config", conf, "--socket-mode", "0666", NULL);
 
@@ -112,10 +125,148 @@ static void test_acl_by_uid(void **state)
 	IT_ASSERT(it_daemon_stop(d) == 0, "ringcastd did not exit 0 on SIGTERM");
 }
 
+/*
+ * What uid 12345 may learn from STAT: a STAT_TOPIC carries the topic's
+ * name, its message count, and each subscriber's pid and uid.  Before
+ * issue 17 a user denied every topic saw all of them.
+ */
+static int stat_other_uid(void *p)
+{
+	struct acl_cfg *c = p;
+	struct ringcast_topic_stat *st = NULL;
+	bool seen_open = false;
+	struct ringcast *rc;
+	size_t n = 0;
+
+	become_other_user();
+	rc = it_child_open(c->sock);
+	IT_CHECK_OK(ringcast_subscribe(rc, "open.x"));
+	IT_CHECK_OK(ringcast_stat(rc, NULL, &st, &n));
+	for (size_t i = 0; i < n; i++) {
+		IT_CHECK(!strncmp(st[i].topic, "open.", 5), "uid %d sees topic '%s' (%llu messages, "
+			 "%zu subscribers) that it may not subscribe to", OTHER_ID, st[i].topic,
+			 (unsigned long long)st[i].messages, st[i].n_subs);
+		seen_open |= !strcmp(st[i].topic, "open.x");
+		for (size_t j = 0; j < st[i].n_subs; j++)
+			IT_CHECK(st[i].subs[j].uid == OTHER_ID, "'%s' shows a subscriber of uid %u, "
+				 "pid %u", st[i].topic, st[i].subs[j].uid, st[i].subs[j].pid);
+	}
+	ringcast_stat_free(st, n);
+	IT_CHECK(seen_open, "uid %d does not see open.x, which it subscribes to", OTHER_ID);
+	/* Named: a hidden topic answers as one that does not exist. */
+	IT_CHECK_ERR(ringcast_stat(rc, "secret.none", &st, &n), -ENOENT);
+	IT_CHECK_ERR(ringcast_stat(rc, "secret.x", &st, &n), -ENOENT);
+	IT_CHECK_ERR(ringcast_stat(rc, "other.x", &st, &n), -ENOENT);
+	IT_CHECK_OK(ringcast_stat(rc, "open.x", &st, &n));
+	IT_CHECK(n == 1 && st[0].n_subs == 1 && st[0].subs[0].uid == OTHER_ID,
+		 "stat of open.x: %zu topics", n);
+	ringcast_stat_free(st, n);
+	ringcast_close(rc);
+	return 0;
+}
+
+struct cli_run {
+	char *const *argv;
+	int out, err; /* the child's ends */
+};
+
+/* exec argv as uid 12345, stdout and stderr to the pipes. */
+static int cli_other_uid(void *p)
+{
+	struct cli_run *r = p;
+
+	become_other_user();
+	IT_CHECK(dup2(r->out, 1) == 1 && dup2(r->err, 2) == 2, "dup2: %s", strerror(errno));
+	execv(r->argv[0], r->argv);
+	it_child_fail(__FILE__, __LINE__, "exec %s: %s", r->argv[0], strerror(errno));
+}
+
+/* `ringcast stat [topic]` as uid 12345: its exit code, stdout and stderr (freed by the caller). */
+static int stat_cli_other(struct it_daemon *d, const char *topic, char **out, char **err)
+{
+	char cli[320];
+	char *argv[] = { cli, "stat", "--socket", d->sock, (char *)topic, NULL };
+	int po[2], pe[2], st;
+	struct cli_run r;
+	pid_t pid;
+
+	snprintf(cli, sizeof(cli), "%s/ringcast", d->build);
+	IT_ASSERT(pipe2(po, O_CLOEXEC) == 0 && pipe2(pe, O_CLOEXEC) == 0, "pipe: %s",
+		  strerror(errno));
+	r = (struct cli_run){ argv, po[1], pe[1] };
+	pid = it_fork(cli_other_uid, &r);
+	close(po[1]);
+	close(pe[1]);
+	*out = it_read_all(po[0], 10000, NULL);
+	*err = it_read_all(pe[0], 1000, NULL);
+	close(po[0]);
+	close(pe[0]);
+	IT_ASSERT(it_wait(pid, 10000, &st) == 0, "ringcast stat as uid %d did not end", OTHER_ID);
+	IT_ASSERT(WIFEXITED(st) && WEXITSTATUS(st) != IT_CHILD_FAILED,
+		  "ringcast stat as uid %d: %s", OTHER_ID, *err);
+	return WEXITSTATUS(st);
+}
+
+static void test_stat_shows_allowed_topics_only(void **state)
+{
+	struct it_daemon *d = *state;
+	struct acl_cfg cfg = { d->sock };
+	char conf[160], *out, *err, *err_none;
+	struct ringcast *root;
+	int code, code_none;
+
+	it_require_root("switching a client to uid 12345");
+	write_conf(d, conf, sizeof(conf));
+	it_daemon_start(d, "--config", conf, "--socket-mode", "0666", NULL);
+	/* Root's topics, with a root subscriber and messages: all a user denied them must not see. */
+	root = it_open(d);
+	IT_ASSERT_OK(ringcast_subscribe(root, "secret.x"));
+	IT_ASSERT_OK(ringcast_broadcast(root, "secret.x", "s1", 2));
+	IT_ASSERT_OK(ringcast_broadcast(root, "other.x", "o1", 2)); /* the default ACL: root's */
+
+	it_expect_exit(it_fork(stat_other_uid, &cfg), 10000, 0, "stat as uid 12345");
+
+	/* The command line tool shows what the daemon sends: nothing of root's topics. */
+	code = stat_cli_other(d, NULL, &out, &err);
+	printf("  ringcast stat as uid %d:\n%s", OTHER_ID, out);
+	IT_ASSERT(code == 0, "ringcast stat as uid %d exited %d: %s", OTHER_ID, code, err);
+	IT_ASSERT(!strstr(out, "secret.x") && !strstr(out, "other.x"),
+		  "ringcast stat as uid %d shows root's topics:\n%s", OTHER_ID, out);
+	free(out);
+	free(err);
+	/* stat TOPIC: a hidden topic and a missing one look the same, name aside. */
+	code = stat_cli_other(d, "secret.x", &out, &err);
+	free(out);
+	code_none = stat_cli_other(d, "secret.y", &out, &err_none);
+	free(out);
+	printf("  ringcast stat secret.x: exit %d, %s  ringcast stat secret.y: exit %d, %s", code,
+	       err, code_none, err_none);
+	IT_ASSERT(code == code_none && code == 1, "exit %d for a hidden topic, %d for a missing one",
+		  code, code_none);
+	IT_ASSERT(strstr(err, "no topic 'secret.x'") && strstr(err_none, "no topic 'secret.y'") &&
+		  strlen(err) == strlen(err_none), "'%s' and '%s' differ", err, err_none);
+	free(err);
+	free(err_none);
+
+	/* Root still sees everything. */
+	{
+		struct ringcast_topic_stat *st = NULL;
+		size_t n = 0;
+
+		IT_ASSERT_OK(ringcast_stat(root, NULL, &st, &n));
+		IT_ASSERT(n == 3, "root sees %zu topics, expected secret.x, other.x and open.x", n);
+		ringcast_stat_free(st, n);
+	}
+	it_close(root);
+	IT_ASSERT(it_daemon_stop(d) == 0, "ringcastd did not exit 0 on SIGTERM");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_acl_by_uid, it_setup, it_teardown),
+		cmocka_unit_test_setup_teardown(test_stat_shows_allowed_topics_only, it_setup,
+						it_teardown),
 	};
 
 	it_init();

@@ -14,6 +14,7 @@
  *  - its lock: no other user can take it, so none can keep the daemon
  *    from starting again.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
@@ -368,38 +369,73 @@ static void test_rundir_must_be_the_daemons(void **state)
 	IT_ASSERT(it_daemon_stop(d) == 0, "ringcastd did not exit 0 on SIGTERM");
 }
 
-/* The topic's file id, as the daemon picks it (daemon/registry.c): anyone can work it out. */
-static uint64_t topic_id(const char *topic)
+/*
+ * The file of topic's ring: ids are keyed by the node's secret
+ * (daemon/topic_key.h), so look for the ring whose header names it.
+ * *id gets its id (may be NULL).
+ */
+static void ring_path_id(const struct it_daemon *d, const char *topic, char *out, size_t len,
+			 uint64_t *id)
 {
-	uint64_t h = 0xcbf29ce484222325ull;
+	struct rc_ring_meta m;
+	struct dirent *e;
+	DIR *dir = opendir(d->rundir);
 
-	for (; *topic; topic++) {
-		h ^= (unsigned char)*topic;
-		h *= 0x100000001b3ull;
+	IT_ASSERT(dir, "opendir %s: %s", d->rundir, strerror(errno));
+	while ((e = readdir(dir))) {
+		size_t n = strlen(e->d_name);
+		int fd;
+
+		if (n != 21 || strcmp(e->d_name + 16, ".ring"))
+			continue;
+		fd = openat(dirfd(dir), e->d_name, O_RDONLY | O_CLOEXEC);
+		if (fd < 0)
+			continue;
+		if (pread(fd, &m, sizeof(m), 0) == (ssize_t)sizeof(m) &&
+		    m.topic_len == strlen(topic) && !memcmp(m.topic, topic, m.topic_len)) {
+			close(fd);
+			snprintf(out, len, "%s/%s", d->rundir, e->d_name);
+			if (id)
+				*id = m.topic_id;
+			closedir(dir);
+			return;
+		}
+		close(fd);
 	}
-	return h;
+	closedir(dir);
+	IT_FAIL("no ring of '%s' in %s", topic, d->rundir);
 }
 
 static void ring_path(const struct it_daemon *d, const char *topic, char *out, size_t len)
 {
-	snprintf(out, len, "%s/%016" PRIx64 ".ring", d->rundir, topic_id(topic));
+	ring_path_id(d, topic, out, len, NULL);
 }
 
 #define PLANTED "planted"
 
+struct plant {
+	const char *rundir;
+	uint64_t id; /* the keyed id the daemon gave PLANTED (the test read it as root) */
+};
+
 static int plant_files(void *p)
 {
-	const char *rundir = p;
+	const struct plant *pl = p;
 	char name[32];
 	int dirfd, ring_fd, ctl_fd, fd;
 
 	become(STRANGER, NULL, 0);
-	dirfd = open(rundir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	IT_CHECK(dirfd >= 0, "open %s: %s", rundir, strerror(errno));
-	/* A ring with the name and id of a topic nobody made: the next daemon's, if adopted. */
-	snprintf(name, sizeof(name), "%016" PRIx64, topic_id(PLANTED));
+	dirfd = open(pl->rundir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	IT_CHECK(dirfd >= 0, "open %s: %s", pl->rundir, strerror(errno));
+	/*
+	 * A ring of its own making with the name and id of the topic, in
+	 * place of the daemon's: adopted, it would be the next daemon's.  (The
+	 * id is keyed and the stranger cannot work it out; the test hands it
+	 * over, so that what is tested is the ownership check alone.)
+	 */
+	snprintf(name, sizeof(name), "%016" PRIx64, pl->id);
 	IT_CHECK_OK(rc_ring_create(dirfd, name, PLANTED, strlen(PLANTED), RC_CAPACITY_MIN,
-				   topic_id(PLANTED), 5000, &ring_fd, &ctl_fd));
+				   pl->id, 5000, &ring_fd, &ctl_fd));
 	/* Node and bells files of its own making in place of the daemon's. */
 	IT_CHECK_OK(rc_node_create(dirfd, "node", false, &fd));
 	close(fd);
@@ -435,6 +471,7 @@ static void test_planted_files_not_adopted(void **state)
 	struct it_daemon *d = *state;
 	const char *const node_files[] = { "node", "bells" };
 	char path[300], stash[200];
+	struct plant pl = { d->rundir, 0 };
 	struct it_inbox box = { 0 };
 	struct ringcast *rc;
 	struct stat st;
@@ -445,12 +482,18 @@ static void test_planted_files_not_adopted(void **state)
 	IT_ASSERT_OK(ringcast_subscribe(rc, "victim.kept"));
 	IT_ASSERT_OK(ringcast_subscribe(rc, "victim.readable"));
 	IT_ASSERT_OK(ringcast_subscribe(rc, "victim.linked"));
+	IT_ASSERT_OK(ringcast_subscribe(rc, PLANTED));
 	it_close(rc);
 	IT_ASSERT(it_daemon_stop(d) == 0, "ringcastd did not exit 0 on SIGTERM");
+	/* The daemon's files of PLANTED go; the stranger's take their name. */
+	ring_path_id(d, PLANTED, path, sizeof(path), &pl.id);
+	IT_ASSERT(unlink(path) == 0, "unlink %s: %s", path, strerror(errno));
+	strcpy(path + strlen(path) - strlen("ring"), "ctl");
+	IT_ASSERT(unlink(path) == 0, "unlink %s: %s", path, strerror(errno));
 
 	/* While the directory is open to all, the other user plants its files. */
 	IT_ASSERT(chmod(d->rundir, 0777) == 0, "chmod %s: %s", d->rundir, strerror(errno));
-	it_expect_exit(it_fork(plant_files, d->rundir), 10000, 0, "uid 12345 planting files");
+	it_expect_exit(it_fork(plant_files, &pl), 10000, 0, "uid 12345 planting files");
 	IT_ASSERT(chmod(d->rundir, 0755) == 0, "chmod %s: %s", d->rundir, strerror(errno));
 	ring_path(d, "victim.readable", path, sizeof(path));
 	IT_ASSERT(chmod(path, 0644) == 0, "chmod %s: %s", path, strerror(errno));

@@ -55,6 +55,13 @@ struct rcd_config {
 	uint32_t tether_timeout_ms; /* default 5000 */
 	uint32_t reap_grace_ms;    /* cursors of clients gone with the old daemon; default 5000 */
 	uint32_t max_topics;       /* no topic is made past this many (adopted ones count); 4096 */
+	/*
+	 * What one uid (not root, not the daemon's) may make: topics, and
+	 * bytes of ring and ctl files.  0: a quarter of max_topics, and a
+	 * quarter of the runtime directory's file system.
+	 */
+	uint32_t max_topics_per_uid;
+	uint64_t max_bytes_per_uid;
 	int log_level;             /* 0 quiet .. 2 debug; default 1 */
 	struct rcd_acl publish, subscribe; /* defaults for every topic */
 	struct rcd_topic_rule *rules;      /* owned */

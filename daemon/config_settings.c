@@ -245,6 +245,28 @@ static int apply_max_topics(struct target *t, const char *val, struct why *w)
 	return 0;
 }
 
+static int apply_max_topics_per_uid(struct target *t, const char *val, struct why *w)
+{
+	uint64_t v;
+
+	if (rcd_parse_uint(val, 10, 1000000, &v))
+		return rcd_refuse(w, "'%s' is not a number of topics in 0..1000000 (0: a quarter "
+				  "of max-topics)", val);
+	t->cfg->max_topics_per_uid = (uint32_t)v;
+	return 0;
+}
+
+static int apply_max_bytes_per_uid(struct target *t, const char *val, struct why *w)
+{
+	uint64_t v;
+
+	if (rcd_parse_size(val, &v))
+		return rcd_refuse(w, "'%s' is not a size (digits, then optionally k, M or G; 0: a "
+				  "quarter of the runtime directory's file system)", val);
+	t->cfg->max_bytes_per_uid = v;
+	return 0;
+}
+
 static int apply_log_level(struct target *t, const char *val, struct why *w)
 {
 	uint64_t v;
@@ -300,6 +322,8 @@ const struct setting rcd_settings[] = {
 	{ "iface", "iface", false, apply_iface },
 	{ "secret-file", "secret-file", false, apply_secret_file },
 	{ "max-topics", "max-topics", false, apply_max_topics },
+	{ "max-topics-per-uid", "max-topics-per-uid", false, apply_max_topics_per_uid },
+	{ "max-bytes-per-uid", "max-bytes-per-uid", false, apply_max_bytes_per_uid },
 };
 
 _Static_assert(sizeof(rcd_settings) / sizeof(rcd_settings[0]) == RCD_N_SETTINGS,

@@ -20,6 +20,7 @@
 #include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include "barrier.h"
@@ -147,6 +148,7 @@ static struct rcd_topic *topic_alloc(uint64_t id)
 	if (!t)
 		return NULL;
 	t->ring_fd = t->ctl_fd = -1;
+	t->owner = (uid_t)-1;
 	t->id = id;
 	snprintf(t->file, sizeof(t->file), "%016" PRIx64, id);
 	return t;
@@ -160,6 +162,47 @@ static void unlink_files(struct rcd_registry *reg, const char *file)
 	unlinkat(reg->dirfd, name, 0);
 	snprintf(name, sizeof(name), "%s.ctl", file);
 	unlinkat(reg->dirfd, name, 0);
+}
+
+/* What a topic of capacity cap costs the runtime directory. */
+static uint64_t topic_bytes(uint64_t cap)
+{
+	return RC_RING_HDR_SIZE + cap + RC_CTL_SIZE;
+}
+
+int rcd_registry_uid_room(const struct rcd_registry *reg, uid_t uid, const char *name,
+			  size_t len, uint32_t *topics, uint64_t *bytes, uint32_t *max_topics,
+			  uint64_t *max_bytes)
+{
+	const struct rcd_topic *t;
+	uint64_t cap;
+	uint32_t tether_ms;
+
+	*topics = 0;
+	*bytes = 0;
+	*max_topics = reg->cfg->max_topics_per_uid ? reg->cfg->max_topics_per_uid
+						   : reg->cfg->max_topics / 4;
+	*max_bytes = reg->cfg->max_bytes_per_uid ? reg->cfg->max_bytes_per_uid
+						 : reg->fs_bytes / 4;
+	if (uid == 0 || uid == geteuid())
+		return 0;
+	/* A walk of every topic: only when one is made, which is rare. */
+	for (t = reg->first; t; t = t->next) {
+		if (t->owner != uid)
+			continue;
+		(*topics)++;
+		*bytes += topic_bytes(t->ring.cap);
+	}
+	rcd_config_topic(reg->cfg, name, len, &cap, &tether_ms);
+	if (*topics + 1 > *max_topics || (*max_bytes && *bytes + topic_bytes(cap) > *max_bytes))
+		return -EDQUOT;
+	return 0;
+}
+
+void rcd_registry_charge(struct rcd_topic *t, uid_t uid)
+{
+	if (uid != 0 && uid != geteuid())
+		t->owner = uid;
 }
 
 int rcd_registry_get(struct rcd_registry *reg, const char *name, size_t len,
@@ -729,6 +772,13 @@ int rcd_registry_open(struct rcd_registry *reg, const struct rcd_config *cfg,
 	ret = open_bells(reg);
 	if (ret < 0)
 		goto fail;
+	{
+		struct statvfs vfs;
+
+		/* For the default share of one uid (rcd_registry_uid_room). */
+		if (fstatvfs(reg->dirfd, &vfs) == 0)
+			reg->fs_bytes = (uint64_t)vfs.f_blocks * vfs.f_frsize;
+	}
 	ret = rcd_topic_key_load(reg->dirfd, dir, log, &reg->key);
 	if (ret < 0)
 		goto fail;

@@ -42,6 +42,7 @@ struct rcd_topic {
 	uint64_t id;             /* names the files; hash unless probed */
 	char file[17];           /* "%016" PRIx64 of id */
 	int ring_fd, ctl_fd;     /* O_RDWR | O_CLOEXEC, ours */
+	uid_t owner;             /* who made it, charged for it; (uid_t)-1: adopted, nobody */
 	struct rc_ring ring;     /* the daemon's writable mapping */
 	volatile sig_atomic_t truncated; /* SIGBUS handler: a client shrank a file */
 	/*
@@ -89,6 +90,7 @@ struct rcd_registry {
 	uint64_t gen;              /* this daemon's daemon_gen */
 	bool announced;            /* gen stored in the node file */
 	uint32_t next_id;          /* next client id; mirrored in the node file */
+	uint64_t fs_bytes;         /* size of the runtime dir's file system (fstatvfs) */
 	struct rcd_topic **buckets;
 	size_t nbuckets, ntopics;
 	struct rcd_topic *first, *last;
@@ -160,6 +162,17 @@ struct rcd_topic *rcd_registry_find(struct rcd_registry *reg, const char *name, 
  */
 int rcd_registry_get(struct rcd_registry *reg, const char *name, size_t len,
 		     struct rcd_topic **out);
+
+/*
+ * May uid make one more topic, name[0..len)?  0, or -EDQUOT with
+ * *topics and *bytes what it holds and *max_topics, *max_bytes its share.
+ * Root and the daemon's own uid are not counted.  Call before
+ * rcd_registry_get() creates the topic, and rcd_registry_charge() after.
+ */
+int rcd_registry_uid_room(const struct rcd_registry *reg, uid_t uid, const char *name,
+			  size_t len, uint32_t *topics, uint64_t *bytes, uint32_t *max_topics,
+			  uint64_t *max_bytes);
+void rcd_registry_charge(struct rcd_topic *t, uid_t uid);
 
 /*
  * A new fd for a client: the ring file read-only (O_RDONLY, for

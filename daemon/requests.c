@@ -154,14 +154,37 @@ static bool allowed(struct rcd_client *c, const struct rc_msg *m, enum rcd_acl_o
 	return false;
 }
 
-/* Find or create the topic, replying with the error if that fails. */
+/*
+ * Find or create the topic, replying with the error if that fails.  A
+ * topic made here is charged to the client's uid, whose share is checked
+ * first: one user must not take all of the node's topics or tmpfs.
+ */
 static struct rcd_topic *topic_get(struct rcd_client *c, const struct rc_msg *m, const char *esc)
 {
-	struct rcd_topic *t;
-	int ret = rcd_registry_get(c->srv->reg, m->topic.topic, m->topic.topic_len, &t);
+	struct rcd_registry *reg = c->srv->reg;
+	uint32_t topics, max_topics;
+	uint64_t bytes, max_bytes;
+	struct rcd_topic *t = rcd_registry_find(reg, m->topic.topic, m->topic.topic_len);
+	int ret;
 
-	if (ret == 0)
+	if (!t && rcd_registry_uid_room(reg, c->uid, m->topic.topic, m->topic.topic_len, &topics,
+					&bytes, &max_topics, &max_bytes) < 0) {
+		rcd_info(c->srv->log, "denied: uid %u (pid %d) made %" PRIu32 " topics of %" PRIu64
+			 " bytes, its share is %" PRIu32 " and %" PRIu64 "; '%s' is not made",
+			 (unsigned)c->uid, (int)c->pid, topics, bytes, max_topics, max_bytes, esc);
+		rcd_reply_error(c, m->req, EDQUOT, "uid %u has made %" PRIu32 " topics (%" PRIu64
+				" bytes), its share is %" PRIu32 " topics and %" PRIu64 " bytes; "
+				"'%s' is not made", (unsigned)c->uid, topics, bytes, max_topics,
+				max_bytes, esc);
+		return NULL;
+	}
+	if (t)
 		return t;
+	ret = rcd_registry_get(reg, m->topic.topic, m->topic.topic_len, &t);
+	if (ret == 0) {
+		rcd_registry_charge(t, c->uid); /* made just now, by this client */
+		return t;
+	}
 	if (ret == -ENOSPC)
 		rcd_reply_error(c, m->req, ENOSPC, "no space in %s for the ring of '%s'",
 			    c->srv->cfg->runtime_dir, esc);

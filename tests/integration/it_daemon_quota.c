@@ -497,6 +497,118 @@ static int pile_fds(void *p)
 	return 0;
 }
 
+/* ---- topics and bytes one user may make ---- */
+
+struct share_cfg {
+	const char *sock;
+	int made_topics, made_bytes; /* how many its subscribes made before EDQUOT */
+};
+
+/* Subscribe to new topics until the daemon says no; how many it made. */
+static int fill_share(struct ringcast *rc, const char *prefix)
+{
+	char topic[64];
+	int i, ret = 0;
+
+	for (i = 0; i < 64; i++) {
+		snprintf(topic, sizeof(topic), "%s.%d", prefix, i);
+		ret = ringcast_subscribe(rc, topic);
+		if (ret < 0)
+			break;
+	}
+	IT_CHECK(ret == -EDQUOT, "subscribe %d ended with %d (%s), expected EDQUOT", i, ret,
+		 ringcast_strerror(ret));
+	return i;
+}
+
+static int take_share(void *p)
+{
+	struct share_cfg *c = p;
+	struct ringcast *rc;
+
+	become_attacker(1024);
+	rc = it_child_open(c->sock);
+	c->made_topics = fill_share(rc, "quota.t");
+	ringcast_close(rc);
+	return 0;
+}
+
+/*
+ * SUBSCRIBE alone makes a topic, and its ring stays: one user making as
+ * many as it can once filled the runtime directory, and root could no
+ * longer publish.  Each uid now has a share of topics and of bytes; root
+ * and the daemon's user are not counted.
+ */
+static void test_topics_and_bytes_per_uid(void **state)
+{
+	struct it_daemon *d = *state;
+	struct share_cfg *cfg = it_shared(sizeof(*cfg));
+	struct ringcast *root;
+	char conf[160];
+	FILE *f;
+	int n;
+
+	it_require_root("switching a client to uid 12345");
+	snprintf(conf, sizeof(conf), "%s/quota.conf", d->dir);
+	f = fopen(conf, "w");
+	IT_ASSERT(f != NULL, "fopen %s: %s", conf, strerror(errno));
+	fputs(quota_conf, f);
+	fclose(f);
+	cfg->sock = d->sock;
+	it_daemon_start(d, "--config", conf, "--socket-mode", "0666", "--max-topics-per-uid", "3",
+			NULL);
+	it_expect_exit(it_fork(take_share, cfg), 20000, 0, "uid 12345 taking topics");
+	IT_ASSERT(cfg->made_topics == 3, "uid 12345 made %d topics, its share is 3",
+		  cfg->made_topics);
+	/* Its share is its own: root goes on making topics. */
+	root = it_open(d);
+	n = 0;
+	for (int i = 0; i < 8; i++) {
+		char topic[32];
+
+		snprintf(topic, sizeof(topic), "quota.root.%d", i);
+		n += ringcast_subscribe(root, topic) == 0;
+	}
+	IT_ASSERT(n == 8, "root made %d of 8 topics after uid 12345 took its share", n);
+	it_close(root);
+	IT_ASSERT(it_daemon_stop(d) == 0, "ringcastd did not exit 0 on SIGTERM");
+}
+
+static int take_bytes(void *p)
+{
+	struct share_cfg *c = p;
+	struct ringcast *rc;
+
+	become_attacker(1024);
+	rc = it_child_open(c->sock);
+	c->made_bytes = fill_share(rc, "quota.big");
+	ringcast_close(rc);
+	return 0;
+}
+
+static void test_bytes_per_uid(void **state)
+{
+	struct it_daemon *d = *state;
+	struct share_cfg *cfg = it_shared(sizeof(*cfg));
+	char conf[160];
+	FILE *f;
+
+	it_require_root("switching a client to uid 12345");
+	snprintf(conf, sizeof(conf), "%s/quota.conf", d->dir);
+	f = fopen(conf, "w");
+	IT_ASSERT(f != NULL, "fopen %s: %s", conf, strerror(errno));
+	fputs(quota_conf, f);
+	fclose(f);
+	cfg->sock = d->sock;
+	it_daemon_start(d, "--config", conf, "--socket-mode", "0666", "--max-bytes-per-uid", "2M",
+			NULL);
+	it_expect_exit(it_fork(take_bytes, cfg), 20000, 0, "uid 12345 taking bytes");
+	/* A 1 MiB ring costs 1 MiB + 8 KiB + its ctl file: two do not fit in 2 MiB. */
+	IT_ASSERT(cfg->made_bytes == 1, "uid 12345 made %d rings of 1 MiB with a 2 MiB share",
+		  cfg->made_bytes);
+	IT_ASSERT(it_daemon_stop(d) == 0, "ringcastd did not exit 0 on SIGTERM");
+}
+
 static void test_unread_fds_bounded(void **state)
 {
 	struct it_daemon *d = *state;
@@ -543,6 +655,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_silent_flood, it_setup, it_teardown),
 		cmocka_unit_test_setup_teardown(test_silent_cap_and_deadline, it_setup, it_teardown),
 		cmocka_unit_test_setup_teardown(test_unread_fds_bounded, it_setup, it_teardown),
+		cmocka_unit_test_setup_teardown(test_topics_and_bytes_per_uid, it_setup, it_teardown),
+		cmocka_unit_test_setup_teardown(test_bytes_per_uid, it_setup, it_teardown),
 	};
 
 	it_init();

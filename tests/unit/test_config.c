@@ -77,6 +77,8 @@ static void test_defaults(void **state)
 	assert_int_equal(cfg.tether_timeout_ms, 5000);
 	assert_int_equal(cfg.reap_grace_ms, 5000);
 	assert_int_equal(cfg.max_topics, 4096);
+	assert_int_equal(cfg.max_topics_per_uid, 0);
+	assert_int_equal(cfg.max_bytes_per_uid, 0);
 	assert_int_equal(cfg.log_level, 1);
 	assert_false(cfg.publish.set);
 	assert_false(cfg.subscribe.set);
@@ -131,6 +133,8 @@ static const char every_key[] =
 	"tether-timeout-ms = 250\n"
 	"reap-grace-ms = 0\n"
 	"max-topics = 7\n"
+	"max-topics-per-uid = 3\n"
+	"max-bytes-per-uid = 96M\n"
 	"log-level = 2\n"
 	"publish = uid:1000, gid:27 user:root\n"
 	"subscribe = *\n"
@@ -160,6 +164,8 @@ static void test_parse_every_key(void **state)
 	assert_int_equal(cfg.tether_timeout_ms, 250);
 	assert_int_equal(cfg.reap_grace_ms, 0);
 	assert_int_equal(cfg.max_topics, 7);
+	assert_int_equal(cfg.max_topics_per_uid, 3);
+	assert_int_equal(cfg.max_bytes_per_uid, 96u << 20);
 	assert_int_equal(cfg.log_level, 2);
 	assert_true(cfg.publish.set);
 	assert_int_equal(cfg.publish.n, 3);

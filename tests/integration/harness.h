@@ -108,6 +108,12 @@ bool it_daemon_alive(struct it_daemon *d);
  * directory and the runtime directory.
  */
 bool it_daemon_user(uid_t *uid, gid_t *gid);
+/*
+ * A test that needs the daemon to be root: returns when it is, else prints
+ * "SKIP: needs a root daemon ...: reason" and skips, even with
+ * RINGCAST_REQUIRE_ROOT_TESTS=1 (the suite's root run covers the test).
+ */
+void it_require_root_daemon(const char *reason);
 /* Assert the daemon is running; say how it ended if not. */
 void it_assert_daemon_alive(struct it_daemon *d);
 /* ringcast_open() on d's socket, failing the test with the reason if it fails. */

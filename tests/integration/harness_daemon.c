@@ -68,6 +68,23 @@ bool it_daemon_user(uid_t *uid, gid_t *gid)
 	return ret > 0;
 }
 
+void it_require_root_daemon(const char *reason)
+{
+	uid_t uid;
+	gid_t gid;
+
+	if (!it_daemon_user(&uid, &gid) || uid == 0)
+		return;
+	/*
+	 * Not it_skip(): RINGCAST_REQUIRE_ROOT_TESTS=1 would make that a
+	 * failure, and the suite's root run covers this test.  The SKIP line
+	 * says what this run leaves out.
+	 */
+	printf("SKIP: needs a root daemon (this one runs as %s): %s\n",
+	       getenv("RINGCAST_IT_DAEMON_USER"), reason);
+	skip();
+}
+
 pid_t it_daemon_spawn(struct it_daemon *d)
 {
 	char path[300], wrap[512];

@@ -647,12 +647,23 @@ static void test_help_and_usage_errors(void **state)
 }
 
 /*
- * Mount a tmpfs of size at d->rundir, or skip when we may not.  Mode 0755:
- * a tmpfs's root is 1777 by default, a runtime dir the daemon refuses.
+ * Mount a tmpfs at d->rundir with size_mode ("size=...,mode=0755": a
+ * tmpfs's root is 1777 by default, a runtime dir the daemon refuses), or
+ * skip when we may not.
  */
-static void mount_tiny(struct it_daemon *d, const char *opts)
+static void mount_tiny(struct it_daemon *d, const char *size_mode)
 {
+	char opts[128];
+	uid_t uid;
+	gid_t gid;
+
 	it_require_root("mounting a tmpfs");
+	/* A daemon of another user (it_daemon_user) must own the tmpfs's root too. */
+	if (it_daemon_user(&uid, &gid))
+		snprintf(opts, sizeof(opts), "%s,uid=%u,gid=%u", size_mode, (unsigned)uid,
+			 (unsigned)gid);
+	else
+		snprintf(opts, sizeof(opts), "%s", size_mode);
 	if (mount("tmpfs", d->rundir, "tmpfs", MS_NOSUID | MS_NODEV, opts) < 0) {
 		if (errno == EPERM)
 			it_skip("mount -t tmpfs: %s (no CAP_SYS_ADMIN here)", strerror(errno));

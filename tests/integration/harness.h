@@ -109,6 +109,12 @@ bool it_daemon_alive(struct it_daemon *d);
  */
 bool it_daemon_user(uid_t *uid, gid_t *gid);
 /*
+ * Mount options for a tmpfs the daemon is to use as its runtime dir: opts,
+ * plus uid= and gid= of it_daemon_user() when the daemon runs as another
+ * user (it refuses a runtime dir not its own).  opts, or buf filled.
+ */
+const char *it_tmpfs_opts(const char *opts, char *buf, size_t len);
+/*
  * A test that needs the daemon to be root: returns when it is, else prints
  * "SKIP: needs a root daemon ...: reason" and skips, even with
  * RINGCAST_REQUIRE_ROOT_TESTS=1 (the suite's root run covers the test).

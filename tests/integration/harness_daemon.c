@@ -68,6 +68,17 @@ bool it_daemon_user(uid_t *uid, gid_t *gid)
 	return ret > 0;
 }
 
+const char *it_tmpfs_opts(const char *opts, char *buf, size_t len)
+{
+	uid_t uid;
+	gid_t gid;
+
+	if (!it_daemon_user(&uid, &gid))
+		return opts;
+	snprintf(buf, len, "%s,uid=%u,gid=%u", opts, (unsigned)uid, (unsigned)gid);
+	return buf;
+}
+
 void it_require_root_daemon(const char *reason)
 {
 	uid_t uid;

@@ -653,17 +653,10 @@ static void test_help_and_usage_errors(void **state)
  */
 static void mount_tiny(struct it_daemon *d, const char *size_mode)
 {
-	char opts[128];
-	uid_t uid;
-	gid_t gid;
+	char buf[128];
+	const char *opts = it_tmpfs_opts(size_mode, buf, sizeof(buf));
 
 	it_require_root("mounting a tmpfs");
-	/* A daemon of another user (it_daemon_user) must own the tmpfs's root too. */
-	if (it_daemon_user(&uid, &gid))
-		snprintf(opts, sizeof(opts), "%s,uid=%u,gid=%u", size_mode, (unsigned)uid,
-			 (unsigned)gid);
-	else
-		snprintf(opts, sizeof(opts), "%s", size_mode);
 	if (mount("tmpfs", d->rundir, "tmpfs", MS_NOSUID | MS_NODEV, opts) < 0) {
 		if (errno == EPERM)
 			it_skip("mount -t tmpfs: %s (no CAP_SYS_ADMIN here)", strerror(errno));

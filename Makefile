@@ -75,7 +75,7 @@ ITEST_BINS  := $(ITEST_SRCS:tests/integration/%.c=$(BUILD)/itests/%)
 
 .DELETE_ON_ERROR:
 .PHONY: all check demo bench bench-peers fuzz install clean deps test-unit test-integration \
-	test-asan test-tsan test-header test-fuzz test-packaging FORCE
+	test-unprivileged test-asan test-tsan test-header test-fuzz test-packaging FORCE
 
 all: $(BUILD)/libringcast.so $(BUILD)/libringcast.a $(BUILD)/ringcastd $(BUILD)/ringcast \
 	$(BUILD)/ringcast.pc $(UNIT_BINS) $(ITEST_BINS)
@@ -199,6 +199,12 @@ test-unit: all
 test-integration: all
 	$(Q)RINGCAST_BUILD=$(BUILD) tests/integration/run.sh
 
+# The integration tests again, against a ringcastd confined as its systemd
+# unit confines it: user ringcast, no capability, the unit's system call
+# filter (tests/integration/run-unprivileged.sh; root only, creates the user).
+test-unprivileged: all
+	$(Q)tests/integration/run-unprivileged.sh $(BUILD)
+
 test-header:
 	@mkdir -p $(BUILD)/tests
 	$(Q)echo '#include <ringcast.h>' | $(CC) -std=c11 -Wall -Wextra -Werror -pedantic -Iinclude -x c -c - -o $(BUILD)/tests/header-c.o
@@ -245,7 +251,7 @@ test-fuzz: fuzz
 check: deps
 	$(Q)$(MAKE) --no-print-directory all test-header
 	$(Q)$(MAKE) --no-print-directory test-packaging
-	$(Q)$(MAKE) --no-print-directory test-unit test-integration
+	$(Q)$(MAKE) --no-print-directory test-unit test-integration test-unprivileged
 	$(Q)$(MAKE) --no-print-directory test-asan
 	$(Q)$(MAKE) --no-print-directory test-tsan
 	$(Q)$(MAKE) --no-print-directory test-fuzz

@@ -2,6 +2,12 @@
 # ringcast demo: a private ringcastd, four subscribers receiving hand-published
 # messages, a fan-out benchmark, and the daemon's statistics.
 # Usage: tools/demo.sh BUILD_DIR      (what `make demo` runs)
+# RINGCAST_DEMO_DAEMON_WRAP, if set, is a command put in front of ringcastd
+# (split at blanks), and RINGCAST_DEMO_DAEMON_USER the user it runs the
+# daemon as, who is given the demo's directory.  As root, to run the daemon
+# as its systemd unit would (docs/testing.md):
+#   RINGCAST_DEMO_DAEMON_WRAP=tests/integration/as-service.sh \
+#   RINGCAST_DEMO_DAEMON_USER=ringcast make demo
 # Everything lives in a temporary directory under /dev/shm, removed at exit;
 # the daemon and every client are stopped on any exit.  Exit status is
 # non-zero if any step fails.
@@ -14,6 +20,7 @@ for b in "$rc" "$rcd"; do
 	[ -x "$b" ] || { echo "demo: $b is missing; run make first" >&2; exit 1; }
 done
 
+read -r -a wrap <<<"${RINGCAST_DEMO_DAEMON_WRAP:-}"
 dir=$(mktemp -d /dev/shm/ringcast-demo.XXXXXX)
 daemon_pid=""
 sub_pids=()
@@ -50,7 +57,12 @@ heading() { printf '\n== %s ==\n' "$*"; }
 export RINGCAST_SOCKET="$dir/sock"
 
 heading "start ringcastd (node 'demo', private socket and runtime dir)"
-"$rcd" --socket "$dir/sock" --runtime-dir "$dir/run" --node demo >"$dir/daemon.log" 2>&1 &
+if [ -n "${RINGCAST_DEMO_DAEMON_USER:-}" ]; then
+	# The daemon creates its socket and runtime dir in here.
+	chown "$RINGCAST_DEMO_DAEMON_USER:" "$dir" || fail "cannot give $dir to $RINGCAST_DEMO_DAEMON_USER"
+	chmod 0755 "$dir"
+fi
+"${wrap[@]}" "$rcd" --socket "$dir/sock" --runtime-dir "$dir/run" --node demo >"$dir/daemon.log" 2>&1 &
 daemon_pid=$!
 for _ in $(seq 50); do
 	[ -S "$dir/sock" ] && break
@@ -58,7 +70,7 @@ for _ in $(seq 50); do
 	sleep 0.1
 done
 [ -S "$dir/sock" ] || fail "ringcastd did not create $dir/sock within 5 s"
-echo "ringcastd pid $daemon_pid, socket $dir/sock"
+echo "ringcastd pid $daemon_pid, socket $dir/sock, user $(ps -o user= -p "$daemon_pid")"
 
 heading "4 subscribers on 'demo.chat', 4 messages from 'ringcast pub'"
 for i in 1 2 3 4; do

@@ -7,7 +7,7 @@ set -euo pipefail
 
 build_pkgs=(build-essential liburing-dev libbpf-dev libelf-dev zlib1g-dev clang llvm
 	libclang-rt-14-dev bpftool libcmocka-dev systemtap-sdt-dev libsodium-dev
-	pkg-config iproute2 util-linux strace python3 bpftrace)
+	pkg-config iproute2 util-linux strace python3 bpftrace python3-seccomp systemd passwd)
 bench_pkgs=(libzmq3-dev libnng-dev redis-server libhiredis-dev gnuplot-nox)
 
 case "${1:-build}" in

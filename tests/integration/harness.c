@@ -198,6 +198,32 @@ void it_require_root(const char *reason)
 
 /* ---- fixtures ---- */
 
+/*
+ * A daemon running as another user (it_daemon_user) must create its
+ * socket in the test directory and its files in the runtime directory,
+ * which the harness made as the test's user.  -1 after saying why.
+ */
+static int give_to_daemon_user(struct it_daemon *d)
+{
+	uid_t uid;
+	gid_t gid;
+	int ret = harness_daemon_user(&uid, &gid);
+
+	if (ret == 0)
+		return 0;
+	if (ret < 0) {
+		print_error("RINGCAST_IT_DAEMON_USER=%s: no such user\n",
+			    getenv("RINGCAST_IT_DAEMON_USER"));
+		return -1;
+	}
+	if (chown(d->dir, uid, gid) < 0 || chown(d->rundir, uid, gid) < 0) {
+		print_error("chown %s and %s to %u:%u for the daemon: %s\n", d->dir, d->rundir,
+			    (unsigned)uid, (unsigned)gid, strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
 int it_setup(void **state)
 {
 	struct it_daemon *d = calloc(1, sizeof(*d));
@@ -220,6 +246,14 @@ int it_setup(void **state)
 	snprintf(d->rundir, sizeof(d->rundir), "%s/run", d->dir);
 	mkdir(d->rundir, 0755);
 	snprintf(d->build, sizeof(d->build), "%s", build && *build ? build : "build");
+	if (give_to_daemon_user(d) < 0) {
+		/* cmocka runs no teardown after a failed setup */
+		harness_rm_tree(test_dir);
+		have_dir = 0;
+		harness_janitor_say('d', test_dir);
+		free(d);
+		return -1;
+	}
 	*state = d;
 	return 0;
 }

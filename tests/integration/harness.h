@@ -78,7 +78,15 @@ int it_teardown(void **state);
 void it_daemon_start(struct it_daemon *d, ...) __attribute__((sentinel));
 /* Start again with the flags of the last it_daemon_start() (same dir). */
 void it_daemon_restart(struct it_daemon *d);
-/* Fork+exec ringcastd with d's flags and return at once (no wait); pid or fails the test. */
+/*
+ * Fork+exec ringcastd with d's flags and return at once (no wait); pid or
+ * fails the test.  With $RINGCAST_IT_DAEMON_WRAP set, the words of that
+ * command come first (e.g. setpriv dropping to another user: see
+ * docs/testing.md); the pid is then the wrapper's, which must exec the
+ * daemon in its place, keep its parent-death signal (setpriv
+ * --pdeathsig=keep: a change of uid clears it, and a daemon that outlives
+ * a killed test is left behind) and pass signals on.
+ */
 pid_t it_daemon_spawn(struct it_daemon *d);
 /*
  * Wait until ringcast_open() on d's socket succeeds (a HELLO answered, not
@@ -93,6 +101,25 @@ int it_daemon_stop(struct it_daemon *d);
 void it_daemon_kill(struct it_daemon *d);
 /* Is the daemon still running (not exited, not a zombie)? */
 bool it_daemon_alive(struct it_daemon *d);
+/*
+ * Does the daemon run as another user ($RINGCAST_IT_DAEMON_USER, through
+ * the wrapper)?  true and that user's uid and primary gid; fails the test
+ * if there is no such user.  it_setup() gives that user the test
+ * directory and the runtime directory.
+ */
+bool it_daemon_user(uid_t *uid, gid_t *gid);
+/*
+ * Mount options for a tmpfs the daemon is to use as its runtime dir: opts,
+ * plus uid= and gid= of it_daemon_user() when the daemon runs as another
+ * user (it refuses a runtime dir not its own).  opts, or buf filled.
+ */
+const char *it_tmpfs_opts(const char *opts, char *buf, size_t len);
+/*
+ * A test that needs the daemon to be root: returns when it is, else prints
+ * "SKIP: needs a root daemon ...: reason" and skips, even with
+ * RINGCAST_REQUIRE_ROOT_TESTS=1 (the suite's root run covers the test).
+ */
+void it_require_root_daemon(const char *reason);
 /* Assert the daemon is running; say how it ended if not. */
 void it_assert_daemon_alive(struct it_daemon *d);
 /* ringcast_open() on d's socket, failing the test with the reason if it fails. */
@@ -135,9 +162,10 @@ void *it_waiter_main(void *arg);
  */
 pid_t it_fork(int (*fn)(void *arg), void *arg);
 /*
- * Fork+exec argv[0] (a path) with stdin/stdout/stderr connected to new
- * pipes when the matching pointer is non-NULL (the parent's ends are
- * returned, O_CLOEXEC), else inherited.  Tracked like it_fork().
+ * Fork+exec argv[0] (a path, or a name looked up in $PATH) with
+ * stdin/stdout/stderr connected to new pipes when the matching pointer is
+ * non-NULL (the parent's ends are returned, O_CLOEXEC), else inherited.
+ * Tracked like it_fork().
  */
 pid_t it_spawn(char *const argv[], int *in_fd, int *out_fd, int *err_fd);
 /*

@@ -4,25 +4,109 @@
  * runtime dir, wait until it answers, stop or kill it, and say how it
  * ended.  The daemon is a child like any other (harness_proc.c), so
  * teardown kills it if a test fails with it running.
+ *
+ * $RINGCAST_IT_DAEMON_WRAP, when set, is a command put in front of
+ * ringcastd (split at blanks, no quoting), so that the suite can run a
+ * daemon that is not root and holds no capability, as its systemd unit
+ * does (make test-unprivileged).  $RINGCAST_IT_DAEMON_USER names the user
+ * the wrapper runs it as: it_setup() gives that user the test directory
+ * and the runtime directory, which the harness creates as the test's user.
  */
 #include "harness_internal.h"
 
 #include <errno.h>
+#include <pwd.h>
 #include <signal.h>
 #include <string.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#define WRAP_MAX 32 /* words of $RINGCAST_IT_DAEMON_WRAP */
+
+/* Split $RINGCAST_IT_DAEMON_WRAP into argv[0..]; the number of words. */
+static int wrap_words(char **argv, char *buf, size_t len)
+{
+	const char *env = getenv("RINGCAST_IT_DAEMON_WRAP");
+	int n = 0;
+
+	if (!env || !*env)
+		return 0;
+	if (strlen(env) >= len)
+		IT_FAIL("RINGCAST_IT_DAEMON_WRAP is longer than %zu bytes", len - 1);
+	snprintf(buf, len, "%s", env);
+	for (char *save, *w = strtok_r(buf, " \t", &save); w; w = strtok_r(NULL, " \t", &save)) {
+		if (n >= WRAP_MAX)
+			IT_FAIL("RINGCAST_IT_DAEMON_WRAP has more than %d words", WRAP_MAX);
+		argv[n++] = w;
+	}
+	return n;
+}
+
+/* 1 and the user's ids when the daemon runs as $RINGCAST_IT_DAEMON_USER, 0 when not, -ENOENT. */
+int harness_daemon_user(uid_t *uid, gid_t *gid)
+{
+	const char *name = getenv("RINGCAST_IT_DAEMON_USER");
+	struct passwd *pw;
+
+	if (!name || !*name)
+		return 0;
+	/* getpwnam() is fine here: the test process asks before it starts threads. */
+	pw = getpwnam(name);
+	if (!pw)
+		return -ENOENT;
+	*uid = pw->pw_uid;
+	*gid = pw->pw_gid;
+	return 1;
+}
+
+bool it_daemon_user(uid_t *uid, gid_t *gid)
+{
+	int ret = harness_daemon_user(uid, gid);
+
+	if (ret < 0)
+		IT_FAIL("RINGCAST_IT_DAEMON_USER=%s: no such user", getenv("RINGCAST_IT_DAEMON_USER"));
+	return ret > 0;
+}
+
+const char *it_tmpfs_opts(const char *opts, char *buf, size_t len)
+{
+	uid_t uid;
+	gid_t gid;
+
+	if (!it_daemon_user(&uid, &gid))
+		return opts;
+	snprintf(buf, len, "%s,uid=%u,gid=%u", opts, (unsigned)uid, (unsigned)gid);
+	return buf;
+}
+
+void it_require_root_daemon(const char *reason)
+{
+	uid_t uid;
+	gid_t gid;
+
+	if (!it_daemon_user(&uid, &gid) || uid == 0)
+		return;
+	/*
+	 * Not it_skip(): RINGCAST_REQUIRE_ROOT_TESTS=1 would make that a
+	 * failure, and the suite's root run covers this test.  The SKIP line
+	 * says what this run leaves out.
+	 */
+	printf("SKIP: needs a root daemon (this one runs as %s): %s\n",
+	       getenv("RINGCAST_IT_DAEMON_USER"), reason);
+	skip();
+}
+
 pid_t it_daemon_spawn(struct it_daemon *d)
 {
-	char path[300];
-	char *argv[IT_DAEMON_ARGS_MAX + 12];
+	char path[300], wrap[512];
+	char *argv[WRAP_MAX + IT_DAEMON_ARGS_MAX + 12];
 	const char *verbose = getenv("IT_VERBOSE");
 	int n = 0;
 
 	snprintf(path, sizeof(path), "%s/ringcastd", d->build);
 	if (access(path, X_OK) < 0)
 		IT_FAIL("%s: %s (build it first: make)", path, strerror(errno));
+	n = wrap_words(argv, wrap, sizeof(wrap));
 	argv[n++] = path;
 	argv[n++] = "--socket";
 	argv[n++] = d->sock;

@@ -35,6 +35,11 @@ void harness_keep_client(struct ringcast *rc);
 /* Forget a client (the caller closes it). */
 void harness_forget_client(struct ringcast *rc);
 
+/* ---- the daemon (harness_daemon.c) ---- */
+
+/* 1 and the ids of $RINGCAST_IT_DAEMON_USER, 0 when it is not set, -ENOENT: no such user. */
+int harness_daemon_user(uid_t *uid, gid_t *gid);
+
 /* ---- the janitor (harness_janitor.c) ---- */
 
 /* Start the janitor; without one (pipe or fork failed) nothing else changes. */

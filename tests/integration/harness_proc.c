@@ -82,7 +82,7 @@ pid_t it_spawn(char *const argv[], int *in_fd, int *out_fd, int *err_fd)
 		if ((in_fd && dup2(pin[0], 0) < 0) || (out_fd && dup2(pout[1], 1) < 0) ||
 		    (err_fd && dup2(perr[1], 2) < 0))
 			_exit(127);
-		execv(argv[0], argv);
+		execvp(argv[0], argv);
 		fprintf(stderr, "exec %s: %s\n", argv[0], strerror(errno));
 		_exit(127);
 	}

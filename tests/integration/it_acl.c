@@ -4,10 +4,16 @@
  * SO_PEERCRED tells the daemon who connects, so the only honest test is a
  * real process running as that uid: a helper forked by root drops to
  * uid/gid 12345 (root only; the test skips with a reason otherwise).
+ *
+ * Also who the daemon itself is: under make test-unprivileged it runs as
+ * user ringcast with no capability (docs/testing.md), and its default ACL,
+ * which names its own uid, root and group ringcast, must still let the
+ * test's root clients in and keep others out.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <inttypes.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -261,12 +267,152 @@ static void test_stat_shows_allowed_topics_only(void **state)
 	IT_ASSERT(it_daemon_stop(d) == 0, "ringcastd did not exit 0 on SIGTERM");
 }
 
+/* A client of the default-ACL test: who it becomes and what it must get. */
+struct who {
+	const char *sock;
+	uid_t uid;
+	gid_t gid;
+	gid_t group; /* its one supplementary group, or (gid_t)-1 for none */
+	int want;    /* 0, or what its HELLO must fail with */
+};
+
+/* In a helper: become c's uid and gid, with c->group as the only supplementary group. */
+static void become(const struct who *c)
+{
+	IT_CHECK(setgroups(c->group == (gid_t)-1 ? 0 : 1, &c->group) == 0, "setgroups: %s",
+		 strerror(errno));
+	IT_CHECK(setresgid(c->gid, c->gid, c->gid) == 0, "setresgid: %s", strerror(errno));
+	IT_CHECK(setresuid(c->uid, c->uid, c->uid) == 0, "setresuid: %s", strerror(errno));
+	/* A credential change clears the parent-death signal: set it again. */
+	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	IT_CHECK(geteuid() == c->uid && getegid() == c->gid, "still uid %d gid %d",
+		 (int)geteuid(), (int)getegid());
+}
+
+/* The line "Name:\tv1\tv2..." of /proc/PID/status: its first value, parsed in base. */
+static bool status_field(pid_t pid, const char *name, int base, uint64_t *val)
+{
+	char path[64], line[256];
+	size_t n = strlen(name);
+	bool found = false;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+	f = fopen(path, "re");
+	IT_ASSERT(f != NULL, "%s: %s", path, strerror(errno));
+	while (!found && fgets(line, sizeof(line), f))
+		if (!strncmp(line, name, n) && line[n] == ':') {
+			*val = strtoull(line + n + 1, NULL, base);
+			found = true;
+		}
+	fclose(f);
+	return found;
+}
+
+/*
+ * Who the daemon runs as, printed for the log; when the suite runs it as
+ * another user (it_daemon_user), that user with no capability at all:
+ * the wrapped run must not pass with a daemon that is still root.
+ */
+static void test_daemon_identity(void **state)
+{
+	struct it_daemon *d = *state;
+	uint64_t uid = 0, gid = 0, prm = 0, eff = 0, amb = 0, bnd = 0, nnp = 0;
+	uid_t want_uid;
+	gid_t want_gid;
+
+	it_daemon_start(d, NULL);
+	IT_ASSERT(status_field(d->pid, "Uid", 10, &uid) && status_field(d->pid, "Gid", 10, &gid) &&
+		  status_field(d->pid, "CapPrm", 16, &prm) &&
+		  status_field(d->pid, "CapEff", 16, &eff) &&
+		  status_field(d->pid, "CapBnd", 16, &bnd) &&
+		  status_field(d->pid, "CapAmb", 16, &amb) &&
+		  status_field(d->pid, "NoNewPrivs", 10, &nnp),
+		  "/proc/%d/status lacks a Uid, Gid, Cap* or NoNewPrivs line", (int)d->pid);
+	printf("  ringcastd runs as uid %" PRIu64 " gid %" PRIu64 ", capabilities permitted %#" PRIx64
+	       " effective %#" PRIx64 " ambient %#" PRIx64 " bounding %#" PRIx64
+	       ", no_new_privs %" PRIu64 "\n", uid, gid, prm, eff, amb, bnd, nnp);
+	if (it_daemon_user(&want_uid, &want_gid)) {
+		IT_ASSERT(uid == want_uid && gid == want_gid, "the daemon runs as %" PRIu64 ":%" PRIu64
+			  ", not as $RINGCAST_IT_DAEMON_USER (%u:%u)", uid, gid,
+			  (unsigned)want_uid, (unsigned)want_gid);
+		IT_ASSERT(prm == 0 && eff == 0 && amb == 0,
+			  "the daemon as uid %" PRIu64 " still holds capabilities", uid);
+	}
+	IT_ASSERT(it_daemon_stop(d) == 0, "ringcastd did not exit 0 on SIGTERM");
+}
+
+static int acl_default_client(void *p)
+{
+	struct who *c = p;
+	struct ringcast *rc = NULL;
+
+	become(c);
+	if (c->want) {
+		/* No list names it: refused at HELLO. */
+		IT_CHECK_ERR(ringcast_open(&rc, c->sock), c->want);
+		return 0;
+	}
+	rc = it_child_open(c->sock);
+	IT_CHECK_OK(ringcast_subscribe(rc, "default.x"));
+	IT_CHECK_OK(ringcast_broadcast(rc, "default.x", "x", 1));
+	ringcast_close(rc);
+	return 0;
+}
+
+/*
+ * The default ACL (no list set anywhere) of the daemon as it runs here:
+ * its own uid, root and members of group ringcast may publish and
+ * subscribe, uid 12345 may not even say HELLO.  A daemon that is not root still lets
+ * root in: the suite's clients are root, and need no "publish = *".
+ */
+static void test_default_acl(void **state)
+{
+	struct it_daemon *d = *state;
+	struct who cfg = { d->sock, OTHER_ID, OTHER_ID, (gid_t)-1, -EACCES };
+	struct ringcast *root;
+	uint64_t daemon_uid = 0;
+	struct group *gr;
+
+	it_require_root("switching clients to other uids");
+	/* 0666: uid 12345 must reach the daemon for its ACL to be what is tested. */
+	it_daemon_start(d, "--socket-mode", "0666", NULL);
+	IT_ASSERT(status_field(d->pid, "Uid", 10, &daemon_uid), "no Uid line for the daemon");
+
+	root = it_open(d);
+	IT_ASSERT_OK(ringcast_subscribe(root, "default.x"));
+	IT_ASSERT_OK(ringcast_broadcast(root, "default.x", "root", 4));
+	it_close(root);
+
+	it_expect_exit(it_fork(acl_default_client, &cfg), 10000, 0, "uid 12345, no group");
+
+	cfg.uid = (uid_t)daemon_uid;
+	cfg.gid = (gid_t)daemon_uid == 0 ? 0 : OTHER_ID;
+	cfg.want = 0;
+	it_expect_exit(it_fork(acl_default_client, &cfg), 10000, 0, "the daemon's own uid");
+
+	gr = getgrnam("ringcast");
+	if (gr) {
+		cfg.uid = OTHER_ID;
+		cfg.gid = OTHER_ID;
+		cfg.group = gr->gr_gid;
+		it_expect_exit(it_fork(acl_default_client, &cfg), 10000, 0,
+			       "uid 12345 in group ringcast");
+	} else {
+		printf("  no group ringcast on this host: its members' access not tried\n");
+	}
+	it_assert_daemon_alive(d);
+	IT_ASSERT(it_daemon_stop(d) == 0, "ringcastd did not exit 0 on SIGTERM");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_acl_by_uid, it_setup, it_teardown),
 		cmocka_unit_test_setup_teardown(test_stat_shows_allowed_topics_only, it_setup,
 						it_teardown),
+		cmocka_unit_test_setup_teardown(test_daemon_identity, it_setup, it_teardown),
+		cmocka_unit_test_setup_teardown(test_default_acl, it_setup, it_teardown),
 	};
 
 	it_init();

@@ -647,11 +647,15 @@ static void test_help_and_usage_errors(void **state)
 }
 
 /*
- * Mount a tmpfs of size at d->rundir, or skip when we may not.  Mode 0755:
- * a tmpfs's root is 1777 by default, a runtime dir the daemon refuses.
+ * Mount a tmpfs at d->rundir with size_mode ("size=...,mode=0755": a
+ * tmpfs's root is 1777 by default, a runtime dir the daemon refuses), or
+ * skip when we may not.
  */
-static void mount_tiny(struct it_daemon *d, const char *opts)
+static void mount_tiny(struct it_daemon *d, const char *size_mode)
 {
+	char buf[128];
+	const char *opts = it_tmpfs_opts(size_mode, buf, sizeof(buf));
+
 	it_require_root("mounting a tmpfs");
 	if (mount("tmpfs", d->rundir, "tmpfs", MS_NOSUID | MS_NODEV, opts) < 0) {
 		if (errno == EPERM)

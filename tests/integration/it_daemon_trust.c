@@ -328,6 +328,7 @@ static void test_rundir_must_be_the_daemons(void **state)
 	mode_t old;
 
 	it_require_root("creating directories as uid 12345");
+	it_require_root_daemon("its refused daemons run as the test's root, and it expects uid 0 to own what the daemon makes");
 	snprintf(dirs.shared, sizeof(dirs.shared), "%s/shared", d->dir);
 	snprintf(dirs.own, sizeof(dirs.own), "%s/run-of-12345", dirs.shared);
 	snprintf(dirs.link, sizeof(dirs.link), "%s/run-link", dirs.shared);
@@ -477,6 +478,7 @@ static void test_planted_files_not_adopted(void **state)
 	struct stat st;
 
 	it_require_root("planting files as uid 12345");
+	it_require_root_daemon("node and bells files that uid 12345 planted (0600) cannot be opened by a daemon that is not root, which then refuses to start instead of replacing them");
 	it_daemon_start(d, "--capacity", "64k", NULL);
 	rc = it_open(d);
 	IT_ASSERT_OK(ringcast_subscribe(rc, "victim.kept"));
@@ -581,6 +583,7 @@ static void test_lock_is_the_daemons(void **state)
 	pid_t helper, second;
 
 	it_require_root("locking as uid 12345");
+	it_require_root_daemon("its second daemon runs as the test's root, which refuses a runtime dir of another user before it tries the lock");
 	c->rundir = d->rundir;
 	helper = it_fork(hold_locks, c);
 	wait_stage(&c->stage, 1);
@@ -647,6 +650,7 @@ static void test_foreign_lock_file_refused(void **state)
 	char lock[300];
 
 	it_require_root("planting a lock file as uid 12345");
+	it_require_root_daemon("its refused daemon runs as the test's root, which refuses a runtime dir of another user before it looks at the lock file");
 	it_daemon_start(d, NULL);
 	IT_ASSERT(it_daemon_stop(d) == 0, "ringcastd did not exit 0 on SIGTERM");
 	IT_ASSERT(chmod(d->rundir, 0777) == 0, "chmod %s: %s", d->rundir, strerror(errno));

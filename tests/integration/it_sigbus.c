@@ -243,8 +243,11 @@ static int punch_bells(void *p)
 }
 
 /* Mount a tmpfs of size at d->rundir, or skip when we may not. */
-static void mount_tiny(struct it_daemon *d, const char *opts)
+static void mount_tiny(struct it_daemon *d, const char *size_mode)
 {
+	char buf[128];
+	const char *opts = it_tmpfs_opts(size_mode, buf, sizeof(buf));
+
 	it_require_root("mounting a tmpfs and switching a client to uid 12345");
 	if (mount("tmpfs", d->rundir, "tmpfs", MS_NOSUID | MS_NODEV, opts) < 0) {
 		if (errno == EPERM)

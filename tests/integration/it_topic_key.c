@@ -310,6 +310,8 @@ static void test_key_file_is_private(void **state)
 	struct stat st;
 
 	it_require_root("switching a client to uid 12345 and owning files as it");
+	it_require_root_daemon("its refused daemons run as the test's root, which refuses a "
+			       "runtime dir of another user before it looks at the key");
 	snprintf(path, sizeof(path), "%s/" KEY_FILE, d->rundir);
 	snprintf(other, sizeof(other), "%s/elsewhere", d->dir);
 	it_daemon_start(d, NULL);

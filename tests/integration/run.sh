@@ -9,9 +9,13 @@
 #
 #   RINGCAST_BUILD        build directory (default: build; build-asan works too)
 #   RINGCAST_IT_TIMEOUT   seconds per binary (default 150)
+#   RINGCAST_IT_LOGS      where the outputs go (default $RINGCAST_BUILD/itests/logs)
 #   IT_VERBOSE=1          run the daemons with -v
+#   RINGCAST_IT_DAEMON_WRAP, RINGCAST_IT_DAEMON_USER: a command in front of
+#                         every daemon, and the user it runs the daemon as
+#                         (tests/integration/harness.h; make test-unprivileged)
 # A failing binary's output is printed; every output is kept in
-# $RINGCAST_BUILD/itests/logs/NAME.log.
+# $RINGCAST_IT_LOGS/NAME.log.
 set -u
 build=${RINGCAST_BUILD:-build}
 limit=${RINGCAST_IT_TIMEOUT:-150}
@@ -22,7 +26,7 @@ export RINGCAST_BUILD=$build
 # their own options, which win.)
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-halt_on_error=1:print_stacktrace=1}
 
-logs="$build/itests/logs"
+logs=${RINGCAST_IT_LOGS:-$build/itests/logs}
 mkdir -p "$logs" || exit 1
 pass=0 fail=0 found=0
 for t in "$build"/itests/it_*; do

@@ -103,7 +103,11 @@ pid_t it_daemon_spawn(struct it_daemon *d)
 	const char *verbose = getenv("IT_VERBOSE");
 	int n = 0;
 
-	snprintf(path, sizeof(path), "%s/ringcastd", d->build);
+	/* RINGCAST_IT_DAEMON_BIN: a copy another user can reach (run-unprivileged.sh). */
+	if (getenv("RINGCAST_IT_DAEMON_BIN"))
+		snprintf(path, sizeof(path), "%s", getenv("RINGCAST_IT_DAEMON_BIN"));
+	else
+		snprintf(path, sizeof(path), "%s/ringcastd", d->build);
 	if (access(path, X_OK) < 0)
 		IT_FAIL("%s: %s (build it first: make)", path, strerror(errno));
 	n = wrap_words(argv, wrap, sizeof(wrap));

@@ -54,13 +54,22 @@ if [ $rc -ne 0 ]; then
 fi
 echo "  unit    ringcastd.service exposure $score (systemd-analyze security --offline=yes)"
 
-# The daemon runs from the build tree: user ringcast must be able to reach it.
-if ! setpriv --reuid="$user" --regid="$user" --clear-groups test -x "$build/ringcastd"; then
-	echo "  FAIL    user $user cannot run $build/ringcastd from $(pwd): every directory" \
-		"above it must be searchable by others (o+x)"
+# The confined daemon runs as user ringcast, which may not be able to reach
+# the checkout (CI's clone may sit under a 0700 home): stage what it runs
+# (the daemon, the wrapper, the filter and the unit it reads) where it can.
+stage=$(mktemp -d /tmp/ringcast-unpriv.XXXXXX) || exit 1
+trap 'rm -rf "$stage"' EXIT
+mkdir -p "$stage/tests/integration" "$stage/daemon"
+cp "$build/ringcastd" "$stage/ringcastd"
+cp "$here/as-service.sh" "$here/syscall-filter.py" "$stage/tests/integration/"
+cp "$unit" "$stage/daemon/"
+chmod -R a+rX "$stage"
+if ! setpriv --reuid="$user" --regid="$user" --clear-groups test -x "$stage/ringcastd"; then
+	echo "  FAIL    user $user cannot run $stage/ringcastd"
 	exit 1
 fi
 
-RINGCAST_IT_DAEMON_WRAP="$here/as-service.sh" RINGCAST_IT_DAEMON_USER=$user \
+RINGCAST_IT_DAEMON_WRAP="$stage/tests/integration/as-service.sh" RINGCAST_IT_DAEMON_USER=$user \
+	RINGCAST_IT_DAEMON_BIN="$stage/ringcastd" \
 	RINGCAST_IT_LOGS="$build/itests/logs-unprivileged" RINGCAST_BUILD="$build" \
-	exec "$here/run.sh"
+	"$here/run.sh"

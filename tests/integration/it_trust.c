@@ -242,6 +242,92 @@ static void test_subscriber_starts_where_the_daemon_says(void **state)
 	IT_ASSERT(it_daemon_stop(d) == 0, "ringcastd did not exit 0 on SIGTERM");
 }
 
+struct forger_cfg {
+	const char *sock;
+	uint32_t victim_id;
+	_Atomic int stage; /* 1: forged, 2: the daemon is back, 3: done */
+	uint32_t got_id;
+};
+
+/*
+ * As another user that may read the topic: write a slot in the ctl file
+ * naming the victim's client id with our own pid, then, once a new
+ * daemon runs, ask to resume the victim's identity.  A daemon that took
+ * orphans from the slots let us (issue 17, item 9).
+ */
+static int forge_identity(void *p)
+{
+	struct forger_cfg *c = p;
+	struct rc_sub_slot *s;
+	struct ringcast *rc;
+	struct rc_topic *t;
+	unsigned i;
+
+	become_other_user();
+	rc = it_child_open(c->sock);
+	IT_CHECK_OK(ringcast_subscribe(rc, TOPIC));
+	t = rc_topic_get(rc, TOPIC, strlen(TOPIC), false);
+	IT_CHECK(t && t->sub.ctl, "no ctl mapping");
+	for (i = 0; i < RC_SUB_SLOTS; i++)
+		if (rc_load_relaxed(&t->sub.ctl->subs[i].state) == RC_SUB_FREE)
+			break;
+	IT_CHECK(i < RC_SUB_SLOTS, "no free slot to forge");
+	s = &t->sub.ctl->subs[i];
+	rc_store_relaxed(&s->client_id, c->victim_id);
+	rc_store_relaxed(&s->pid, (uint32_t)getpid());
+	rc_store_relaxed(&s->uid, OTHER_ID);
+	rc_store_relaxed(&s->bell, 4000); /* a doorbell nobody has */
+	rc_store_relaxed(&s->state, RC_SUB_TETHERED);
+	atomic_store(&c->stage, 1);
+	while (atomic_load(&c->stage) < 2)
+		it_sleep_ms(2);
+	/* HELLO with RESUME as the victim, on the forged slot's doorbell. */
+	rc->client_id = c->victim_id;
+	rc->bell = 4000;
+	rc_client_reconnect(rc);
+	c->got_id = rc->client_id;
+	atomic_store(&c->stage, 3);
+	ringcast_close(rc);
+	return 0;
+}
+
+static void test_identity_is_resumed_only_by_its_owner(void **state)
+{
+	struct it_daemon *d = *state;
+	struct forger_cfg *cfg = it_shared(sizeof(*cfg));
+	struct it_inbox box = { 0 };
+	struct ringcast *victim, *pub;
+	pid_t pid;
+
+	it_require_root("running the forger as uid 12345");
+	start_open_daemon(d, "--reap-grace", "10000");
+	victim = it_open(d);
+	IT_ASSERT_OK(ringcast_subscribe(victim, TOPIC));
+	cfg->sock = d->sock;
+	cfg->victim_id = ringcast_client_id(victim);
+	pid = it_fork(forge_identity, cfg);
+	while (atomic_load(&cfg->stage) < 1)
+		it_sleep_ms(2);
+	it_daemon_kill(d);
+	it_daemon_restart(d);
+	/* The victim makes no call yet: its identity is an orphan now. */
+	atomic_store(&cfg->stage, 2);
+	it_expect_exit(pid, 10000, 0, "the forger");
+	IT_ASSERT(cfg->got_id != cfg->victim_id,
+		  "uid 12345 resumed client %u, the victim's identity, by forging a slot",
+		  cfg->victim_id);
+	/* The victim still comes back as itself, and loses nothing. */
+	pub = it_open(d);
+	IT_ASSERT_OK(ringcast_broadcast(pub, TOPIC, "still me", 8));
+	IT_ASSERT(it_inbox_fill(victim, &box, 1, 5000) == 1 && box.m[0].lost == 0,
+		  "the victim got %d messages", box.n);
+	IT_ASSERT(ringcast_client_id(victim) == cfg->victim_id, "the victim is client %u, was %u",
+		  ringcast_client_id(victim), cfg->victim_id);
+	it_close(pub);
+	it_close(victim);
+	IT_ASSERT(it_daemon_stop(d) == 0, "ringcastd did not exit 0 on SIGTERM");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -249,6 +335,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_reconnect_without_resume_reports_lost, it_setup,
 						it_teardown),
 		cmocka_unit_test_setup_teardown(test_subscriber_starts_where_the_daemon_says, it_setup,
+						it_teardown),
+		cmocka_unit_test_setup_teardown(test_identity_is_resumed_only_by_its_owner, it_setup,
 						it_teardown),
 	};
 

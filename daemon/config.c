@@ -52,6 +52,7 @@ int rcd_config_defaults(struct rcd_config *cfg)
 	cfg->capacity = RC_CAPACITY_DEFAULT;
 	cfg->tether_timeout_ms = 5000;
 	cfg->reap_grace_ms = 5000;
+	cfg->topic_idle_ms = 3600000;
 	cfg->max_topics = 4096;
 	cfg->log_level = 1;
 	ret = rcd_set_str(&cfg->socket_path, RINGCAST_DEFAULT_SOCKET);

@@ -61,6 +61,8 @@ struct rcd_config {
 	 * quarter of the runtime directory's file system.
 	 */
 	uint32_t max_topics_per_uid;
+	/* A topic nobody has had open this long is removed; 0: never.  3600000 */
+	uint32_t topic_idle_ms;
 	uint64_t max_bytes_per_uid;
 	int log_level;             /* 0 quiet .. 2 debug; default 1 */
 	struct rcd_acl publish, subscribe; /* defaults for every topic */

@@ -54,7 +54,7 @@ struct setting {
 };
 
 /* The definition must have exactly this many entries (the compiler checks). */
-#define RCD_N_SETTINGS 16
+#define RCD_N_SETTINGS 17
 
 extern const struct setting rcd_settings[RCD_N_SETTINGS];
 

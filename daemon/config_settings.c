@@ -245,6 +245,11 @@ static int apply_max_topics(struct target *t, const char *val, struct why *w)
 	return 0;
 }
 
+static int apply_topic_idle(struct target *t, const char *val, struct why *w)
+{
+	return parse_ms(val, 0, &t->cfg->topic_idle_ms, w);
+}
+
 static int apply_max_topics_per_uid(struct target *t, const char *val, struct why *w)
 {
 	uint64_t v;
@@ -324,6 +329,7 @@ const struct setting rcd_settings[] = {
 	{ "max-topics", "max-topics", false, apply_max_topics },
 	{ "max-topics-per-uid", "max-topics-per-uid", false, apply_max_topics_per_uid },
 	{ "max-bytes-per-uid", "max-bytes-per-uid", false, apply_max_bytes_per_uid },
+	{ "topic-idle-ms", "topic-idle", false, apply_topic_idle },
 };
 
 _Static_assert(sizeof(rcd_settings) / sizeof(rcd_settings[0]) == RCD_N_SETTINGS,

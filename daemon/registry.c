@@ -164,6 +164,30 @@ static void unlink_files(struct rcd_registry *reg, const char *file)
 	unlinkat(reg->dirfd, name, 0);
 }
 
+void rcd_registry_remove(struct rcd_registry *reg, struct rcd_topic *t)
+{
+	struct rcd_topic **pp, *prev = NULL, *e;
+
+	for (pp = bucket(reg, t->hash); *pp; pp = &(*pp)->hnext)
+		if (*pp == t) {
+			*pp = t->hnext;
+			break;
+		}
+	for (e = reg->first; e && e != t; e = e->next)
+		prev = e;
+	if (!e)
+		return;
+	if (prev)
+		prev->next = t->next;
+	else
+		reg->first = t->next;
+	if (reg->last == t)
+		reg->last = prev;
+	reg->ntopics--;
+	unlink_files(reg, t->file);
+	topic_free(t);
+}
+
 /* What a topic of capacity cap costs the runtime directory. */
 static uint64_t topic_bytes(uint64_t cap)
 {

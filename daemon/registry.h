@@ -43,6 +43,8 @@ struct rcd_topic {
 	char file[17];           /* "%016" PRIx64 of id */
 	int ring_fd, ctl_fd;     /* O_RDWR | O_CLOEXEC, ours */
 	uid_t owner;             /* who made it, charged for it; (uid_t)-1: adopted, nobody */
+	uint64_t idle_since_ns;  /* reclaim.c: since when nobody has it open (0: in use) */
+	bool used;               /* reclaim.c: scratch, within one look */
 	struct rc_ring ring;     /* the daemon's writable mapping */
 	volatile sig_atomic_t truncated; /* SIGBUS handler: a client shrank a file */
 	/*
@@ -162,6 +164,12 @@ struct rcd_topic *rcd_registry_find(struct rcd_registry *reg, const char *name, 
  */
 int rcd_registry_get(struct rcd_registry *reg, const char *name, size_t len,
 		     struct rcd_topic **out);
+
+/*
+ * Forget t and remove its files: the caller made sure that no client,
+ * orphan or pending repair refers to it.  t is freed.
+ */
+void rcd_registry_remove(struct rcd_registry *reg, struct rcd_topic *t);
 
 /*
  * May uid make one more topic, name[0..len)?  0, or -EDQUOT with

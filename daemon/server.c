@@ -19,6 +19,7 @@
 #include "config.h"
 #include "log.h"
 #include "registry.h"
+#include "reclaim.h"
 #include "server.h"
 
 static void accept_cb(struct rcd_loop *loop, struct rcd_op *op, int res, unsigned flags);
@@ -53,8 +54,12 @@ static void tick_cb(struct rcd_loop *loop, struct rcd_op *op, int res, unsigned 
 	}
 	if (srv->stopping)
 		return;
-	if (res == -ETIME)
-		rcd_clients_tick(srv, rcd_now_ns());
+	if (res == -ETIME) {
+		uint64_t now = rcd_now_ns();
+
+		rcd_clients_tick(srv, now);
+		rcd_reclaim_tick(srv, now);
+	}
 	if (!(flags & RCD_OP_MORE) && tick_arm(srv) < 0)
 		rcd_err(srv->log, "cannot re-arm the connection timer: silent connections stay");
 }

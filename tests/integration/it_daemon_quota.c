@@ -609,6 +609,82 @@ static void test_bytes_per_uid(void **state)
 	IT_ASSERT(it_daemon_stop(d) == 0, "ringcastd did not exit 0 on SIGTERM");
 }
 
+/* How many ring files the runtime directory holds. */
+static int count_rings(const struct it_daemon *d)
+{
+	DIR *dir = opendir(d->rundir);
+	struct dirent *e;
+	int n = 0;
+
+	IT_ASSERT(dir, "opendir %s: %s", d->rundir, strerror(errno));
+	while ((e = readdir(dir)))
+		n += strlen(e->d_name) > 5 && !strcmp(e->d_name + strlen(e->d_name) - 5, ".ring");
+	closedir(dir);
+	return n;
+}
+
+static bool topic_known(struct it_daemon *d, const char *topic)
+{
+	struct ringcast_topic_stat *st = NULL;
+	struct ringcast *rc = it_open(d);
+	size_t n = 0;
+	int ret = ringcast_stat(rc, topic, &st, &n);
+
+	it_close(rc);
+	if (ret == -ENOENT)
+		return false;
+	IT_ASSERT_OK(ret);
+	ringcast_stat_free(st, n);
+	return true;
+}
+
+/*
+ * A topic nobody has open goes after topic-idle-ms, its files with it, so
+ * that topics made once do not hold the runtime directory for good; one a
+ * client has open stays however long that is.
+ */
+static void test_idle_topics_reclaimed(void **state)
+{
+	struct it_daemon *d = *state;
+	struct it_inbox box = { 0 };
+	struct ringcast *rc, *keeper;
+	uint64_t deadline;
+	int rings;
+
+	it_daemon_start(d, "--topic-idle", "200", NULL);
+	keeper = it_open(d);
+	IT_ASSERT_OK(ringcast_subscribe(keeper, "quota.kept"));
+	rc = it_open(d);
+	IT_ASSERT_OK(ringcast_subscribe(rc, "quota.idle"));
+	IT_ASSERT_OK(ringcast_broadcast(rc, "quota.idle", "once", 4));
+	IT_ASSERT(it_inbox_fill(rc, &box, 1, 2000) == 1, "no message on quota.idle");
+	it_close(rc);
+	rings = count_rings(d);
+	IT_ASSERT(rings == 2, "%d rings before", rings);
+
+	/* Generous: the daemon looks every 100 ms and removes it after 200 ms. */
+	deadline = it_now_ns() + 10000000000ull;
+	while (topic_known(d, "quota.idle") && it_now_ns() < deadline)
+		it_sleep_ms(20);
+	IT_ASSERT(!topic_known(d, "quota.idle"), "quota.idle is still there 10 s after its last "
+		  "client left (topic-idle 200 ms)");
+	IT_ASSERT(count_rings(d) == 1, "%d rings after the idle topic went", count_rings(d));
+	/* The one with a subscriber stays, however long past the idle time. */
+	IT_ASSERT(topic_known(d, "quota.kept"), "a topic with a subscriber was removed");
+
+	/* The name is free: asked again, it is a new, working topic. */
+	rc = it_open(d);
+	IT_ASSERT_OK(ringcast_subscribe(rc, "quota.idle"));
+	IT_ASSERT_OK(ringcast_broadcast(rc, "quota.idle", "again", 5));
+	box.n = 0;
+	IT_ASSERT(it_inbox_fill(rc, &box, 1, 2000) == 1 && box.m[0].seq == 1,
+		  "the new quota.idle: %d messages, seq %llu", box.n,
+		  box.n ? (unsigned long long)box.m[0].seq : 0ull);
+	it_close(rc);
+	it_close(keeper);
+	IT_ASSERT(it_daemon_stop(d) == 0, "ringcastd did not exit 0 on SIGTERM");
+}
+
 static void test_unread_fds_bounded(void **state)
 {
 	struct it_daemon *d = *state;
@@ -657,6 +733,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_unread_fds_bounded, it_setup, it_teardown),
 		cmocka_unit_test_setup_teardown(test_topics_and_bytes_per_uid, it_setup, it_teardown),
 		cmocka_unit_test_setup_teardown(test_bytes_per_uid, it_setup, it_teardown),
+		cmocka_unit_test_setup_teardown(test_idle_topics_reclaimed, it_setup, it_teardown),
 	};
 
 	it_init();

@@ -79,6 +79,7 @@ static void test_defaults(void **state)
 	assert_int_equal(cfg.max_topics, 4096);
 	assert_int_equal(cfg.max_topics_per_uid, 0);
 	assert_int_equal(cfg.max_bytes_per_uid, 0);
+	assert_int_equal(cfg.topic_idle_ms, 3600000);
 	assert_int_equal(cfg.log_level, 1);
 	assert_false(cfg.publish.set);
 	assert_false(cfg.subscribe.set);
@@ -135,6 +136,7 @@ static const char every_key[] =
 	"max-topics = 7\n"
 	"max-topics-per-uid = 3\n"
 	"max-bytes-per-uid = 96M\n"
+	"topic-idle-ms = 0\n"
 	"log-level = 2\n"
 	"publish = uid:1000, gid:27 user:root\n"
 	"subscribe = *\n"
@@ -166,6 +168,7 @@ static void test_parse_every_key(void **state)
 	assert_int_equal(cfg.max_topics, 7);
 	assert_int_equal(cfg.max_topics_per_uid, 3);
 	assert_int_equal(cfg.max_bytes_per_uid, 96u << 20);
+	assert_int_equal(cfg.topic_idle_ms, 0);
 	assert_int_equal(cfg.log_level, 2);
 	assert_true(cfg.publish.set);
 	assert_int_equal(cfg.publish.n, 3);

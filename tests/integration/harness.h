@@ -140,6 +140,13 @@ bool it_bell_armed(struct ringcast *rc);
 struct ringcast *it_child_open(const char *sock);
 
 /*
+ * In a helper process (fails with IT_CHECK): become uid and gid, with
+ * exactly groups[0..ngroups) as supplementary groups, keeping the
+ * parent-death signal the credential change clears.
+ */
+void it_become(uid_t uid, gid_t gid, const gid_t *groups, size_t ngroups);
+
+/*
  * A thread that calls ringcast_wait(rc, timeout_ms) once: run it with
  * pthread_create(..., it_waiter_main, w); w->tid says which thread it is
  * (for /proc: tests/in_futex.h), w->ret what the wait returned.

@@ -7,6 +7,8 @@
 #include "harness_internal.h"
 
 #include <errno.h>
+#include <sys/prctl.h>
+#include <grp.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
@@ -180,4 +182,14 @@ void it_expect_exit(pid_t pid, int timeout_ms, int code, const char *what)
 			 it_status_str(st, why, sizeof(why)), code,
 			 WIFEXITED(st) && WEXITSTATUS(st) == IT_CHILD_FAILED ?
 			 " (a check failed: see its message above)" : "");
+}
+
+void it_become(uid_t uid, gid_t gid, const gid_t *groups, size_t ngroups)
+{
+	IT_CHECK(setgroups(ngroups, groups) == 0, "setgroups: %s", strerror(errno));
+	IT_CHECK(setresgid(gid, gid, gid) == 0, "setresgid: %s", strerror(errno));
+	IT_CHECK(setresuid(uid, uid, uid) == 0, "setresuid: %s", strerror(errno));
+	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	IT_CHECK(geteuid() == uid && getegid() == gid, "still uid %d gid %d", (int)geteuid(),
+		 (int)getegid());
 }

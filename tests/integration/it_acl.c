@@ -42,13 +42,7 @@ struct acl_cfg {
 
 static void become_other_user(void)
 {
-	IT_CHECK(setgroups(0, NULL) == 0, "setgroups: %s", strerror(errno));
-	IT_CHECK(setresgid(OTHER_ID, OTHER_ID, OTHER_ID) == 0, "setresgid: %s", strerror(errno));
-	IT_CHECK(setresuid(OTHER_ID, OTHER_ID, OTHER_ID) == 0, "setresuid: %s", strerror(errno));
-	/* A credential change clears the parent-death signal: set it again. */
-	prctl(PR_SET_PDEATHSIG, SIGKILL);
-	IT_CHECK(geteuid() == OTHER_ID && getegid() == OTHER_ID, "still uid %d gid %d",
-		 (int)geteuid(), (int)getegid());
+	it_become(OTHER_ID, OTHER_ID, NULL, 0);
 }
 
 static void write_conf(struct it_daemon *d, char *conf, size_t len)
@@ -279,14 +273,7 @@ struct who {
 /* In a helper: become c's uid and gid, with c->group as the only supplementary group. */
 static void become(const struct who *c)
 {
-	IT_CHECK(setgroups(c->group == (gid_t)-1 ? 0 : 1, &c->group) == 0, "setgroups: %s",
-		 strerror(errno));
-	IT_CHECK(setresgid(c->gid, c->gid, c->gid) == 0, "setresgid: %s", strerror(errno));
-	IT_CHECK(setresuid(c->uid, c->uid, c->uid) == 0, "setresuid: %s", strerror(errno));
-	/* A credential change clears the parent-death signal: set it again. */
-	prctl(PR_SET_PDEATHSIG, SIGKILL);
-	IT_CHECK(geteuid() == c->uid && getegid() == c->gid, "still uid %d gid %d",
-		 (int)geteuid(), (int)getegid());
+	it_become(c->uid, c->gid, &c->group, c->group == (gid_t)-1 ? 0 : 1);
 }
 
 /* The line "Name:\tv1\tv2..." of /proc/PID/status: its first value, parsed in base. */

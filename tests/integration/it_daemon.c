@@ -444,10 +444,7 @@ static int pu_other_uid(void *p)
 	int type, err = 0;
 
 	IT_CHECK(setrlimit(RLIMIT_NOFILE, &rl) == 0, "setrlimit: %s", strerror(errno));
-	IT_CHECK(setgroups(0, NULL) == 0, "setgroups: %s", strerror(errno));
-	IT_CHECK(setresgid(PU_UID, PU_UID, PU_UID) == 0, "setresgid: %s", strerror(errno));
-	IT_CHECK(setresuid(PU_UID, PU_UID, PU_UID) == 0, "setresuid: %s", strerror(errno));
-	prctl(PR_SET_PDEATHSIG, SIGKILL); /* cleared by the credential change */
+	it_become(PU_UID, PU_UID, NULL, 0);
 	for (int i = 0; i < PU_MAX; i++) {
 		type = pu_hello(c->sock, &fds[i], &err);
 		IT_CHECK(type == RC_MSG_HELLO_OK, "connection %d of uid %d: reply %d, err %d", i + 1,

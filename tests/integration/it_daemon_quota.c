@@ -60,12 +60,7 @@ static void become_attacker(rlim_t nofile)
 	struct rlimit rl = { nofile, nofile };
 
 	IT_CHECK(setrlimit(RLIMIT_NOFILE, &rl) == 0, "setrlimit: %s", strerror(errno));
-	IT_CHECK(setgroups(0, NULL) == 0, "setgroups: %s", strerror(errno));
-	IT_CHECK(setresgid(ATTACKER, ATTACKER, ATTACKER) == 0, "setresgid: %s", strerror(errno));
-	IT_CHECK(setresuid(ATTACKER, ATTACKER, ATTACKER) == 0, "setresuid: %s", strerror(errno));
-	/* A credential change clears the parent-death signal: set it again. */
-	prctl(PR_SET_PDEATHSIG, SIGKILL);
-	IT_CHECK(geteuid() == ATTACKER, "still uid %d", (int)geteuid());
+	it_become(ATTACKER, ATTACKER, NULL, 0);
 }
 
 static void wait_stage(struct q_shared *sh, int stage)

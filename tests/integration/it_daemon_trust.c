@@ -42,13 +42,7 @@
 /* Become uid/gid STRANGER (or uid), with exactly the supplementary groups given. */
 static void become(uid_t uid, const gid_t *groups, size_t ngroups)
 {
-	IT_CHECK(setgroups(ngroups, groups) == 0, "setgroups: %s", strerror(errno));
-	IT_CHECK(setresgid(STRANGER, STRANGER, STRANGER) == 0, "setresgid: %s", strerror(errno));
-	IT_CHECK(setresuid(uid, uid, uid) == 0, "setresuid: %s", strerror(errno));
-	/* A credential change clears the parent-death signal: set it again. */
-	prctl(PR_SET_PDEATHSIG, SIGKILL);
-	IT_CHECK(geteuid() == uid && getegid() == STRANGER, "still uid %d gid %d", (int)geteuid(),
-		 (int)getegid());
+	it_become(uid, STRANGER, groups, ngroups);
 }
 
 static void write_file(const char *path, const char *text)

@@ -64,11 +64,7 @@ struct attack {
 
 static void become_other_user(void)
 {
-	IT_CHECK(setgroups(0, NULL) == 0, "setgroups: %s", strerror(errno));
-	IT_CHECK(setresgid(OTHER_ID, OTHER_ID, OTHER_ID) == 0, "setresgid: %s", strerror(errno));
-	IT_CHECK(setresuid(OTHER_ID, OTHER_ID, OTHER_ID) == 0, "setresuid: %s", strerror(errno));
-	/* A credential change clears the parent-death signal: set it again. */
-	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	it_become(OTHER_ID, OTHER_ID, NULL, 0);
 }
 
 /*

@@ -72,11 +72,7 @@ static uint64_t fnv1a(const char *s)
 
 static void become_other_user(void)
 {
-	IT_CHECK(setgroups(0, NULL) == 0, "setgroups: %s", strerror(errno));
-	IT_CHECK(setresgid(OTHER_ID, OTHER_ID, OTHER_ID) == 0, "setresgid: %s", strerror(errno));
-	IT_CHECK(setresuid(OTHER_ID, OTHER_ID, OTHER_ID) == 0, "setresuid: %s", strerror(errno));
-	/* A credential change clears the parent-death signal: set it again. */
-	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	it_become(OTHER_ID, OTHER_ID, NULL, 0);
 }
 
 /* Is there a topic named name, per a fresh client's stat of every topic (as root)? */

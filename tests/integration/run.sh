@@ -5,7 +5,7 @@
 # failed (or none was found).
 #
 # One at a time on purpose: the tests start their own daemons and busy-poll
-# on a machine that may have two cores, and it_kill holds a timing bound.
+# on a machine that may have two cores, and it_kill and it_kill_storm measure stalls.
 #
 #   RINGCAST_BUILD        build directory (default: build; build-asan works too)
 #   RINGCAST_IT_TIMEOUT   seconds per binary (default 150)

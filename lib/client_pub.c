@@ -500,33 +500,6 @@ static bool claim_expired(const struct rc_ring *r, uint64_t pos)
 	       (c & ~(RC_CLAIM_BUSY | RC_CLAIM_DEAD)) > pos || rc_load_relaxed(&ps->end) <= pos;
 }
 
-/*
- * Store word (a record's commit word, or padding) at the claim at pos,
- * unless the daemon's repair got there first, then end the claim and ring
- * sleepers as rc_ring_commit() does.  false: expired, nothing written,
- * and the slot (maybe another publisher's now) left alone.
- *
- * A CAS from the word that was there, because the repair pads by CAS from
- * that same word (pad_claim in ring_daemon.c): of a repair racing a late
- * commit exactly one lands, and a subscriber never reads padding where we
- * then report a message published.  It costs a locked instruction where
- * rc_ring_commit() has a release store; the CAS is seq_cst, so it is that
- * release store too and pairs with the reader's acquire load of commit.
- */
-static bool settle_claim(struct rc_topic *t, uint64_t pos, uint64_t word)
-{
-	struct rc_rec *rec = rc_ring_rec(&t->pub, pos);
-	uint64_t old = rc_load_relaxed(&rec->commit);
-
-	/* This lap's stamp already there: only the daemon's padding can be. */
-	if ((uint32_t)old == rc_stamp(t->pub.salt, pos))
-		return false;
-	if (!atomic_compare_exchange_strong(&rec->commit, &old, word))
-		return false;
-	rc_ring_commit_done(&t->pub, t->rc->bells);
-	return true;
-}
-
 static void claim_close(struct rc_topic *t, struct ringcast_claim *c)
 {
 	t->claim_open = false;
@@ -548,7 +521,6 @@ static int claim_stale(struct rc_topic *t, struct ringcast_claim *c)
 int ringcast_commit(struct ringcast_claim *c)
 {
 	struct rc_topic *t = claim_topic(c);
-	struct rc_rec *rec;
 	uint64_t word;
 
 	if (!t)
@@ -559,14 +531,9 @@ int ringcast_commit(struct ringcast_claim *c)
 	 */
 	if (claim_expired(&t->pub, c->_pos))
 		return claim_stale(t, c);
-	/* rc_ring_write_commit(), with settle_claim()'s CAS for its store. */
-	rec = rc_ring_rec(&t->pub, c->_pos);
-	rec->publish_ns = rc_clock_ns(t->rc->node_hdr);
-	rec->client_id = t->rc->client_id;
-	rec->origin_node = 0;
-	rec->flags = (uint16_t)c->_flags;
-	word = ((uint64_t)(sizeof(*rec) + c->len) << 32) | rc_stamp(t->pub.salt, c->_pos);
-	if (!settle_claim(t, c->_pos, word))
+	word = rc_ring_write_header(&t->pub, c->_pos, c->len, t->rc->client_id,
+				    (uint16_t)c->_flags, rc_clock_ns(t->rc->node_hdr));
+	if (!rc_ring_settle(&t->pub, c->_pos, word, t->rc->bells))
 		return claim_stale(t, c);
 	RC_TRACE_PUBLISH(t->rc, t, c->_pos, c->len);
 	claim_close(t, c);
@@ -576,18 +543,11 @@ int ringcast_commit(struct ringcast_claim *c)
 int ringcast_abort(struct ringcast_claim *c)
 {
 	struct rc_topic *t = claim_topic(c);
-	uint64_t need, word;
 
 	if (!t)
 		return -EINVAL;
-	/*
-	 * rc_ring_abort() takes the padding's end from our slot, which the
-	 * daemon may have freed; the record's own length is the same end
-	 * (any wrap padding of the claim comes before pos).
-	 */
-	need = rc_align(sizeof(struct rc_rec) + c->len);
-	word = ((uint64_t)(RC_REC_PAD | (uint32_t)need) << 32) | rc_stamp(t->pub.salt, c->_pos);
-	if (claim_expired(&t->pub, c->_pos) || !settle_claim(t, c->_pos, word))
+	if (claim_expired(&t->pub, c->_pos) ||
+	    !rc_ring_abort(&t->pub, c->_pos, c->len, t->rc->bells))
 		return claim_stale(t, c);
 	claim_close(t, c);
 	return 0;

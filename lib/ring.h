@@ -93,8 +93,16 @@ static inline struct rc_rec *rc_ring_rec(struct rc_ring *r, uint64_t pos)
 {
 	return (struct rc_rec *)(r->data + (pos & r->mask));
 }
-/* Turn the claim at pos into padding that readers skip. */
-void rc_ring_abort(struct rc_ring *r, uint64_t pos, struct rc_bells_hdr *bells);
+/*
+ * Store word (a commit word, or padding) at the claim at pos, unless the
+ * daemon's repair padded it first; then end the claim and ring sleepers,
+ * as rc_ring_commit() does.  false: the repair won, nothing was written.
+ * For zero-copy claims, which a repair may overtake; the inline publish
+ * paths own their claim for a few instructions and store plainly.
+ */
+bool rc_ring_settle(struct rc_ring *r, uint64_t pos, uint64_t word, struct rc_bells_hdr *bells);
+/* Turn the claim of len bytes of payload at pos into padding that readers skip (rc_ring_settle). */
+bool rc_ring_abort(struct rc_ring *r, uint64_t pos, size_t len, struct rc_bells_hdr *bells);
 
 /* Wake every sleeping subscriber of r (cheap when none sleeps). */
 void rc_ring_wake(struct rc_ring *r, struct rc_bells_hdr *bells);

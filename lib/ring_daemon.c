@@ -192,7 +192,7 @@ static int pad_claim(struct rc_ring *r, uint64_t start, uint64_t end, uint32_t o
 			 * then we look at what is there.
 			 */
 			if (atomic_compare_exchange_strong(&rec->commit, &word,
-				((uint64_t)(RC_REC_PAD | (uint32_t)seg) << 32) | rc_stamp(r->salt, pos))) {
+				rc_commit_word(r->salt, pos, RC_REC_PAD | (uint32_t)seg))) {
 				*repaired = true;
 				pos += seg;
 			}

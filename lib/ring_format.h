@@ -229,6 +229,12 @@ static inline uint32_t rc_stamp(uint32_t salt, uint64_t pos)
 	return (uint32_t)(pos / RC_REC_ALIGN) ^ salt;
 }
 
+/* The commit word of the record (or padding: RC_REC_PAD | n) at pos. */
+static inline uint64_t rc_commit_word(uint32_t salt, uint64_t pos, uint32_t len_flags)
+{
+	return ((uint64_t)len_flags << 32) | rc_stamp(salt, pos);
+}
+
 static inline uint64_t rc_align(uint64_t n)
 {
 	return (n + RC_REC_ALIGN - 1) & ~(uint64_t)(RC_REC_ALIGN - 1);

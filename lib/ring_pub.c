@@ -209,15 +209,39 @@ int rc_ring_claim_slow(struct rc_ring *r, uint64_t need, uint64_t *pos_out)
 	return ret;
 }
 
-void rc_ring_abort(struct rc_ring *r, uint64_t pos, struct rc_bells_hdr *bells)
+bool rc_ring_settle(struct rc_ring *r, uint64_t pos, uint64_t word, struct rc_bells_hdr *bells)
 {
 	struct rc_rec *rec = rc_ring_rec(r, pos);
-	uint64_t end = rc_load_relaxed(&r->hdr->pubs[r->pub_slot].end);
-	uint64_t word = ((uint64_t)(RC_REC_PAD | (uint32_t)(end - pos)) << 32) | rc_stamp(r->salt, pos);
+	uint64_t old = rc_load_relaxed(&rec->commit);
 
-	/* As in commit: readers skip it (pairs with their acquire load), sleepers must hear about it. */
-	rc_store_release(&rec->commit, word);
+	/*
+	 * A CAS from the word that was there, because the daemon's repair
+	 * pads by CAS from that same word (pad_claim in ring_daemon.c): of a
+	 * repair racing a late commit exactly one lands, and a subscriber
+	 * never reads padding where the publisher then reports a message
+	 * published.  This lap's stamp already there: only the repair's
+	 * padding can be.  The CAS is seq_cst, so it is also the release
+	 * store that pairs with the reader's acquire load of commit.
+	 */
+	if ((uint32_t)old == rc_stamp(r->salt, pos))
+		return false;
+	if (!atomic_compare_exchange_strong(&rec->commit, &old, word))
+		return false;
 	rc_ring_commit_done(r, bells);
+	return true;
+}
+
+bool rc_ring_abort(struct rc_ring *r, uint64_t pos, size_t len, struct rc_bells_hdr *bells)
+{
+	/*
+	 * The end comes from the record's own length, not from our pub slot,
+	 * which the daemon may have freed (any wrap padding of the claim
+	 * comes before pos).
+	 */
+	uint64_t need = rc_align(sizeof(struct rc_rec) + len);
+
+	return rc_ring_settle(r, pos, rc_commit_word(r->salt, pos, RC_REC_PAD | (uint32_t)need),
+			      bells);
 }
 
 void rc_bell_ring(struct rc_bells_hdr *b, uint32_t bell)

@@ -111,7 +111,7 @@ static RC_HOT_INLINE uint64_t rc_claim_place(struct rc_ring *r, uint64_t pos, ui
 
 		/* Pairs with the reader's acquire load of the commit word. */
 		rc_store_release(&p->commit,
-				 ((uint64_t)(RC_REC_PAD | pad) << 32) | rc_stamp(r->salt, pos));
+				 rc_commit_word(r->salt, pos, RC_REC_PAD | pad));
 	}
 	rc_ring_rec(r, pos + pad)->seq = seq;
 	return pos + pad;
@@ -187,22 +187,33 @@ static RC_HOT_INLINE int rc_ring_claim(struct rc_ring *r, size_t len, uint64_t *
 
 /*
  * Write the header fields of the record at pos other than seq (written at
- * the claim), then its commit word.  The release store of commit pairs
- * with the reader's acquire load of the word; rc_ring_commit_done() must
- * follow.
+ * the claim) and commit; returns its commit word, still to be stored.
  */
-static RC_HOT_INLINE void rc_ring_write_commit(struct rc_ring *r, uint64_t pos, size_t len,
-					       uint32_t client_id, uint16_t flags,
-					       uint64_t publish_ns)
+static RC_HOT_INLINE uint64_t rc_ring_write_header(struct rc_ring *r, uint64_t pos, size_t len,
+						   uint32_t client_id, uint16_t flags,
+						   uint64_t publish_ns)
 {
 	struct rc_rec *rec = rc_ring_rec(r, pos);
-	uint64_t word = ((uint64_t)(sizeof(*rec) + len) << 32) | rc_stamp(r->salt, pos);
 
 	rec->publish_ns = publish_ns;
 	rec->client_id = client_id;
 	rec->origin_node = 0;
 	rec->flags = flags;
-	rc_store_release(&rec->commit, word);
+	return rc_commit_word(r->salt, pos, (uint32_t)(sizeof(*rec) + len));
+}
+
+/*
+ * Write the header of the record at pos, then its commit word.  The
+ * release store of commit pairs with the reader's acquire load of the
+ * word; rc_ring_commit_done() must follow.
+ */
+static RC_HOT_INLINE void rc_ring_write_commit(struct rc_ring *r, uint64_t pos, size_t len,
+					       uint32_t client_id, uint16_t flags,
+					       uint64_t publish_ns)
+{
+	uint64_t word = rc_ring_write_header(r, pos, len, client_id, flags, publish_ns);
+
+	rc_store_release(&rc_ring_rec(r, pos)->commit, word);
 }
 
 /*

@@ -157,7 +157,7 @@ static void test_abort_is_skipped(void **state)
 	CHECK(rc_ring_claim(&e->pub, 100, &pos));
 	/* Uncommitted: the reader waits at it. */
 	assert_int_equal(consume(&e->sub, &e->pos, buf, &len, &seq), 0);
-	rc_ring_abort(&e->pub, pos, NULL);
+	rc_ring_abort(&e->pub, pos, 100, NULL);
 	CHECK(publish(&e->pub, "after", 5));
 	assert_int_equal(consume(&e->sub, &e->pos, buf, &len, &seq), 1);
 	assert_memory_equal(buf, "after", 5);

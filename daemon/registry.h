@@ -143,6 +143,12 @@ void rcd_registry_announce(struct rcd_registry *reg);
  * is still fatal.
  */
 void rcd_registry_check_truncated(struct rcd_registry *reg);
+/*
+ * For sigbus.c: remove a topic's files (by its file name), and rewrite the
+ * bells header if a client destroyed it.
+ */
+void rcd_registry_unlink_files(struct rcd_registry *reg, const char *file);
+void rcd_registry_bells_heal(struct rcd_registry *reg);
 /* Unmap and close everything; ring files stay for the next daemon. */
 void rcd_registry_close(struct rcd_registry *reg);
 

@@ -115,6 +115,11 @@ bool it_daemon_user(uid_t *uid, gid_t *gid);
  */
 const char *it_tmpfs_opts(const char *opts, char *buf, size_t len);
 /*
+ * Mount a tmpfs with opts (it_tmpfs_opts) on d->rundir, unmounted at the
+ * test's end; skips when mounting is not allowed here (root only).
+ */
+void it_mount_rundir(struct it_daemon *d, const char *opts);
+/*
  * A test that needs the daemon to be root: returns when it is, else prints
  * "SKIP: needs a root daemon ...: reason" and skips, even with
  * RINGCAST_REQUIRE_ROOT_TESTS=1 (the suite's root run covers the test).
@@ -194,6 +199,14 @@ uint64_t it_now_ns(void);
 void it_sleep_ms(unsigned ms);
 /* Zeroed MAP_SHARED anonymous memory that children inherit; never freed (tiny). */
 void *it_shared(size_t size);
+/*
+ * Write text to DIR/name, the test's private directory, and put that path
+ * in path[0..len): a config file for --config (path must outlive the
+ * daemon's restarts: the harness keeps the arguments).  Fails the test
+ * when it cannot.
+ */
+void it_write_conf(const struct it_daemon *d, const char *name, const char *text, char *path,
+		   size_t len);
 /* Read fd until EOF or timeout_ms; returns a NUL-terminated malloc'd buffer (caller frees). */
 char *it_read_all(int fd, int timeout_ms, size_t *len);
 /* Write all of buf; false on error. */
@@ -207,6 +220,8 @@ bool it_wait_stat(struct it_daemon *d, const char *topic,
 		  bool (*pred)(const struct ringcast_topic_stat *st, const void *arg), const void *arg,
 		  int timeout_ms);
 /* it_wait_stat() until topic has at least min_subs subscribers (and, when pid != 0, pid's). */
+/* Does the daemon know topic name, per a fresh client's STAT of every topic? */
+bool it_has_topic(struct it_daemon *d, const char *name);
 bool it_wait_subscribers(struct it_daemon *d, const char *topic, size_t min_subs, pid_t pid,
 			 int timeout_ms);
 

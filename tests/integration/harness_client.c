@@ -178,3 +178,18 @@ void *it_waiter_main(void *arg)
 	w->ret = ringcast_wait(w->rc, w->timeout_ms);
 	return NULL;
 }
+
+bool it_has_topic(struct it_daemon *d, const char *name)
+{
+	struct ringcast_topic_stat *st = NULL;
+	struct ringcast *rc = it_open(d);
+	bool found = false;
+	size_t n = 0;
+
+	IT_ASSERT_OK(ringcast_stat(rc, NULL, &st, &n));
+	for (size_t i = 0; i < n; i++)
+		found |= !strcmp(st[i].topic, name);
+	ringcast_stat_free(st, n);
+	it_close(rc);
+	return found;
+}

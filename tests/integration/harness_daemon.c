@@ -18,6 +18,7 @@
 #include <pwd.h>
 #include <signal.h>
 #include <string.h>
+#include <sys/mount.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -239,4 +240,18 @@ void it_daemon_kill(struct it_daemon *d)
 	it_kill(d->pid);
 	d->pid = 0;
 	d->last_status = SIGKILL; /* as a wait status: killed by SIGKILL */
+}
+
+void it_mount_rundir(struct it_daemon *d, const char *opts)
+{
+	char buf[128];
+	const char *o = it_tmpfs_opts(opts, buf, sizeof(buf));
+
+	it_require_root("mounting a tmpfs");
+	if (mount("tmpfs", d->rundir, "tmpfs", MS_NOSUID | MS_NODEV, o) < 0) {
+		if (errno == EPERM)
+			it_skip("mount -t tmpfs: %s (no CAP_SYS_ADMIN here)", strerror(errno));
+		IT_FAIL("mount -t tmpfs -o %s %s: %s", o, d->rundir, strerror(errno));
+	}
+	it_track_mount(d->rundir);
 }

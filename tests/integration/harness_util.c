@@ -100,3 +100,15 @@ char *it_read_all(int fd, int timeout_ms, size_t *lenp)
 		*lenp = len;
 	return buf;
 }
+
+void it_write_conf(const struct it_daemon *d, const char *name, const char *text, char *path,
+		   size_t len)
+{
+	FILE *f;
+
+	snprintf(path, len, "%s/%s", d->dir, name);
+	f = fopen(path, "w");
+	IT_ASSERT(f != NULL, "fopen %s: %s", path, strerror(errno));
+	fputs(text, f);
+	IT_ASSERT(fclose(f) == 0, "writing %s: %s", path, strerror(errno));
+}

@@ -45,16 +45,6 @@ static void become_other_user(void)
 	it_become(OTHER_ID, OTHER_ID, NULL, 0);
 }
 
-static void write_conf(struct it_daemon *d, char *conf, size_t len)
-{
-	FILE *f;
-
-	snprintf(conf, len, "%s/acl.conf", d->dir);
-	f = fopen(conf, "w");
-	IT_ASSERT(f != NULL, "fopen %s: %s", conf, strerror(errno));
-	fputs(acl_conf, f);
-	fclose(f);
-}
 
 static int acl_other_uid(void *p)
 {
@@ -95,7 +85,7 @@ static void test_acl_by_uid(void **state)
 	char conf[160];
 
 	it_require_root("switching a client to uid 12345");
-	write_conf(d, conf, sizeof(conf));
+	it_write_conf(d, "acl.conf", acl_conf, conf, sizeof(conf));
 	/* 0666: uid 12345 must reach the daemon for its ACL to be what is tested. */
 	it_daemon_start(d, "--config", conf, "--socket-mode", "0666", NULL);
 
@@ -216,7 +206,7 @@ static void test_stat_shows_allowed_topics_only(void **state)
 	int code, code_none;
 
 	it_require_root("switching a client to uid 12345");
-	write_conf(d, conf, sizeof(conf));
+	it_write_conf(d, "acl.conf", acl_conf, conf, sizeof(conf));
 	it_daemon_start(d, "--config", conf, "--socket-mode", "0666", NULL);
 	/* Root's topics, with a root subscriber and messages: all a user denied them must not see. */
 	root = it_open(d);

@@ -643,25 +643,6 @@ static void test_help_and_usage_errors(void **state)
 	}
 }
 
-/*
- * Mount a tmpfs at d->rundir with size_mode ("size=...,mode=0755": a
- * tmpfs's root is 1777 by default, a runtime dir the daemon refuses), or
- * skip when we may not.
- */
-static void mount_tiny(struct it_daemon *d, const char *size_mode)
-{
-	char buf[128];
-	const char *opts = it_tmpfs_opts(size_mode, buf, sizeof(buf));
-
-	it_require_root("mounting a tmpfs");
-	if (mount("tmpfs", d->rundir, "tmpfs", MS_NOSUID | MS_NODEV, opts) < 0) {
-		if (errno == EPERM)
-			it_skip("mount -t tmpfs: %s (no CAP_SYS_ADMIN here)", strerror(errno));
-		IT_FAIL("mount -t tmpfs -o %s %s: %s", opts, d->rundir, strerror(errno));
-	}
-	it_track_mount(d->rundir);
-}
-
 static void unmount_tiny(struct it_daemon *d)
 {
 	IT_ASSERT(umount2(d->rundir, 0) == 0, "umount %s: %s", d->rundir, strerror(errno));
@@ -681,7 +662,7 @@ static void test_full_tmpfs(void **state)
 	 * Either is fine if it is clean: an exit with a message (no signal),
 	 * or running with -ENOSPC at subscribe.
 	 */
-	mount_tiny(d, "size=256k,mode=0755");
+	it_mount_rundir(d, "size=256k,mode=0755");
 	it_daemon_spawn(d);
 	if (!it_daemon_wait_ready(d, IT_START_TIMEOUT_MS)) {
 		if (d->pid > 0)
@@ -701,7 +682,7 @@ static void test_full_tmpfs(void **state)
 	unmount_tiny(d);
 
 	/* 512 KiB: room for the bells and ctl files, none for a 1 MiB ring. */
-	mount_tiny(d, "size=512k,mode=0755");
+	it_mount_rundir(d, "size=512k,mode=0755");
 	it_daemon_start(d, "--capacity", "1M", NULL);
 	rc = it_open(d);
 	IT_ASSERT_ERR(ringcast_subscribe(rc, "full.x"), -ENOSPC);
@@ -717,22 +698,6 @@ static void test_full_tmpfs(void **state)
 	status = it_daemon_stop(d);
 	IT_ASSERT(status == 0, "ringcastd %s on SIGTERM", it_status_str(status, why, sizeof(why)));
 	unmount_tiny(d);
-}
-
-/* Is there a topic named name, per a fresh client's stat of every topic? */
-static bool has_topic(struct it_daemon *d, const char *name)
-{
-	struct ringcast_topic_stat *st = NULL;
-	struct ringcast *rc = it_open(d);
-	bool found = false;
-	size_t n = 0;
-
-	IT_ASSERT_OK(ringcast_stat(rc, NULL, &st, &n));
-	for (size_t i = 0; i < n; i++)
-		found |= !strcmp(st[i].topic, name);
-	ringcast_stat_free(st, n);
-	it_close(rc);
-	return found;
 }
 
 /*
@@ -774,13 +739,13 @@ static void test_renamed_ring_not_adopted(void **state)
 	close(fd);
 
 	it_daemon_restart(d);
-	IT_ASSERT(!has_topic(d, forged), "the restarted daemon adopted a ring renamed to '%s' "
+	IT_ASSERT(!it_has_topic(d, forged), "the restarted daemon adopted a ring renamed to '%s' "
 		  "by a client", forged);
 	/* The real topic goes on, in a new ring. */
 	rc = it_open(d);
 	IT_ASSERT_OK(ringcast_broadcast(rc, "public.x", "again", 5));
 	it_close(rc);
-	IT_ASSERT(has_topic(d, "public.x"), "public.x cannot be used after the restart");
+	IT_ASSERT(it_has_topic(d, "public.x"), "public.x cannot be used after the restart");
 	IT_ASSERT(it_daemon_stop(d) == 0, "ringcastd did not exit 0 on SIGTERM");
 }
 

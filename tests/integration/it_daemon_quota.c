@@ -496,7 +496,8 @@ static int pile_fds(void *p)
 
 struct share_cfg {
 	const char *sock;
-	int made_topics, made_bytes; /* how many its subscribes made before EDQUOT */
+	const char *prefix; /* of the topics it makes */
+	int made;           /* how many its subscribes made before EDQUOT */
 };
 
 /* Subscribe to new topics until the daemon says no; how many it made. */
@@ -516,6 +517,7 @@ static int fill_share(struct ringcast *rc, const char *prefix)
 	return i;
 }
 
+/* As uid 12345: make topics PREFIX.0, PREFIX.1, ... until the daemon says no. */
 static int take_share(void *p)
 {
 	struct share_cfg *c = p;
@@ -523,7 +525,7 @@ static int take_share(void *p)
 
 	become_attacker(1024);
 	rc = it_child_open(c->sock);
-	c->made_topics = fill_share(rc, "quota.t");
+	c->made = fill_share(rc, c->prefix);
 	ringcast_close(rc);
 	return 0;
 }
@@ -540,21 +542,16 @@ static void test_topics_and_bytes_per_uid(void **state)
 	struct share_cfg *cfg = it_shared(sizeof(*cfg));
 	struct ringcast *root;
 	char conf[160];
-	FILE *f;
 	int n;
 
 	it_require_root("switching a client to uid 12345");
-	snprintf(conf, sizeof(conf), "%s/quota.conf", d->dir);
-	f = fopen(conf, "w");
-	IT_ASSERT(f != NULL, "fopen %s: %s", conf, strerror(errno));
-	fputs(quota_conf, f);
-	fclose(f);
+	it_write_conf(d, "quota.conf", quota_conf, conf, sizeof(conf));
 	cfg->sock = d->sock;
 	it_daemon_start(d, "--config", conf, "--socket-mode", "0666", "--max-topics-per-uid", "3",
 			NULL);
+	cfg->prefix = "quota.t";
 	it_expect_exit(it_fork(take_share, cfg), 20000, 0, "uid 12345 taking topics");
-	IT_ASSERT(cfg->made_topics == 3, "uid 12345 made %d topics, its share is 3",
-		  cfg->made_topics);
+	IT_ASSERT(cfg->made == 3, "uid 12345 made %d topics, its share is 3", cfg->made);
 	/* Its share is its own: root goes on making topics. */
 	root = it_open(d);
 	n = 0;
@@ -569,38 +566,22 @@ static void test_topics_and_bytes_per_uid(void **state)
 	IT_ASSERT(it_daemon_stop(d) == 0, "ringcastd did not exit 0 on SIGTERM");
 }
 
-static int take_bytes(void *p)
-{
-	struct share_cfg *c = p;
-	struct ringcast *rc;
-
-	become_attacker(1024);
-	rc = it_child_open(c->sock);
-	c->made_bytes = fill_share(rc, "quota.big");
-	ringcast_close(rc);
-	return 0;
-}
-
 static void test_bytes_per_uid(void **state)
 {
 	struct it_daemon *d = *state;
 	struct share_cfg *cfg = it_shared(sizeof(*cfg));
 	char conf[160];
-	FILE *f;
 
 	it_require_root("switching a client to uid 12345");
-	snprintf(conf, sizeof(conf), "%s/quota.conf", d->dir);
-	f = fopen(conf, "w");
-	IT_ASSERT(f != NULL, "fopen %s: %s", conf, strerror(errno));
-	fputs(quota_conf, f);
-	fclose(f);
+	it_write_conf(d, "quota.conf", quota_conf, conf, sizeof(conf));
 	cfg->sock = d->sock;
 	it_daemon_start(d, "--config", conf, "--socket-mode", "0666", "--max-bytes-per-uid", "2M",
 			NULL);
-	it_expect_exit(it_fork(take_bytes, cfg), 20000, 0, "uid 12345 taking bytes");
+	cfg->prefix = "quota.big";
+	it_expect_exit(it_fork(take_share, cfg), 20000, 0, "uid 12345 taking bytes");
 	/* A 1 MiB ring costs 1 MiB + 8 KiB + its ctl file: two do not fit in 2 MiB. */
-	IT_ASSERT(cfg->made_bytes == 1, "uid 12345 made %d rings of 1 MiB with a 2 MiB share",
-		  cfg->made_bytes);
+	IT_ASSERT(cfg->made == 1, "uid 12345 made %d rings of 1 MiB with a 2 MiB share",
+		  cfg->made);
 	IT_ASSERT(it_daemon_stop(d) == 0, "ringcastd did not exit 0 on SIGTERM");
 }
 
@@ -616,21 +597,6 @@ static int count_rings(const struct it_daemon *d)
 		n += strlen(e->d_name) > 5 && !strcmp(e->d_name + strlen(e->d_name) - 5, ".ring");
 	closedir(dir);
 	return n;
-}
-
-static bool topic_known(struct it_daemon *d, const char *topic)
-{
-	struct ringcast_topic_stat *st = NULL;
-	struct ringcast *rc = it_open(d);
-	size_t n = 0;
-	int ret = ringcast_stat(rc, topic, &st, &n);
-
-	it_close(rc);
-	if (ret == -ENOENT)
-		return false;
-	IT_ASSERT_OK(ret);
-	ringcast_stat_free(st, n);
-	return true;
 }
 
 /*
@@ -659,13 +625,13 @@ static void test_idle_topics_reclaimed(void **state)
 
 	/* Generous: the daemon looks every 100 ms and removes it after 200 ms. */
 	deadline = it_now_ns() + 10000000000ull;
-	while (topic_known(d, "quota.idle") && it_now_ns() < deadline)
+	while (it_has_topic(d, "quota.idle") && it_now_ns() < deadline)
 		it_sleep_ms(20);
-	IT_ASSERT(!topic_known(d, "quota.idle"), "quota.idle is still there 10 s after its last "
+	IT_ASSERT(!it_has_topic(d, "quota.idle"), "quota.idle is still there 10 s after its last "
 		  "client left (topic-idle 200 ms)");
 	IT_ASSERT(count_rings(d) == 1, "%d rings after the idle topic went", count_rings(d));
 	/* The one with a subscriber stays, however long past the idle time. */
-	IT_ASSERT(topic_known(d, "quota.kept"), "a topic with a subscriber was removed");
+	IT_ASSERT(it_has_topic(d, "quota.kept"), "a topic with a subscriber was removed");
 
 	/* The name is free: asked again, it is a new, working topic. */
 	rc = it_open(d);
@@ -689,14 +655,9 @@ static void test_unread_fds_bounded(void **state)
 	int before, during;
 	char conf[160];
 	pid_t attacker;
-	FILE *f;
 
 	it_require_root("switching a client to uid 12345");
-	snprintf(conf, sizeof(conf), "%s/quota.conf", d->dir);
-	f = fopen(conf, "w");
-	IT_ASSERT(f != NULL, "fopen %s: %s", conf, strerror(errno));
-	fputs(quota_conf, f);
-	fclose(f);
+	it_write_conf(d, "quota.conf", quota_conf, conf, sizeof(conf));
 	it_daemon_start(d, "--config", conf, "--socket-mode", "0666", NULL);
 	/* The topics first: each holds two daemon fds for good.  rc stays
 	 * open, so that its socket is in both counts. */

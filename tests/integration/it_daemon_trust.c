@@ -45,15 +45,6 @@ static void become(uid_t uid, const gid_t *groups, size_t ngroups)
 	it_become(uid, STRANGER, groups, ngroups);
 }
 
-static void write_file(const char *path, const char *text)
-{
-	FILE *f = fopen(path, "w");
-
-	IT_ASSERT(f != NULL, "fopen %s: %s", path, strerror(errno));
-	fputs(text, f);
-	IT_ASSERT(fclose(f) == 0, "writing %s: %s", path, strerror(errno));
-}
-
 /* connect() to sock: 0 or -errno.  *fd_out is the socket either way (or -1). */
 static int raw_connect(const char *sock, int *fd_out)
 {
@@ -190,8 +181,7 @@ static void test_stranger_gets_nothing(void **state)
 	struct ringcast *rc;
 
 	it_require_root("switching a client to uid 12345");
-	snprintf(conf, sizeof(conf), "%s/rules.conf", d->dir);
-	write_file(conf, rules_conf);
+	it_write_conf(d, "rules.conf", rules_conf, conf, sizeof(conf));
 	it_daemon_start(d, "--config", conf, "--socket-mode", "0666", NULL);
 
 	it_expect_exit(it_fork(hello_as, &stranger), 10000, 0, "HELLO as a user no list names");

@@ -238,30 +238,9 @@ static int punch_bells(void *p)
 		pause();
 }
 
-/* Mount a tmpfs of size at d->rundir, or skip when we may not. */
-static void mount_tiny(struct it_daemon *d, const char *size_mode)
-{
-	char buf[128];
-	const char *opts = it_tmpfs_opts(size_mode, buf, sizeof(buf));
-
-	it_require_root("mounting a tmpfs and switching a client to uid 12345");
-	if (mount("tmpfs", d->rundir, "tmpfs", MS_NOSUID | MS_NODEV, opts) < 0) {
-		if (errno == EPERM)
-			it_skip("mount -t tmpfs: %s (no CAP_SYS_ADMIN here)", strerror(errno));
-		IT_FAIL("mount -t tmpfs -o %s %s: %s", opts, d->rundir, strerror(errno));
-	}
-	it_track_mount(d->rundir);
-}
-
 static void set_flags(struct it_daemon *d, char *conf, size_t len)
 {
-	FILE *f;
-
-	snprintf(conf, len, "%s/open.conf", d->dir);
-	f = fopen(conf, "w");
-	IT_ASSERT(f != NULL, "fopen %s: %s", conf, strerror(errno));
-	fputs(open_conf, f);
-	fclose(f);
+	it_write_conf(d, "open.conf", open_conf, conf, len);
 	d->nargs = 0;
 	d->args[d->nargs++] = "--config";
 	d->args[d->nargs++] = conf;
@@ -369,7 +348,7 @@ static void test_lost_page_under_repair(void **state)
 	size_t n;
 
 	/* Bells, node, key and two topics of 64 KiB fit; the attacker takes the rest. */
-	mount_tiny(d, "size=1m,mode=0755");
+	it_mount_rundir(d, "size=1m,mode=0755");
 	set_flags(d, conf, sizeof(conf));
 	start_logged(d, log, sizeof(log));
 	/* Connected before the directory is full: a HELLO writes a record there. */
@@ -420,7 +399,7 @@ static void test_lost_header_at_start(void **state)
 	struct ringcast *root;
 	pid_t attacker;
 
-	mount_tiny(d, "size=1m,mode=0755");
+	it_mount_rundir(d, "size=1m,mode=0755");
 	set_flags(d, conf, sizeof(conf));
 	start_logged(d, log, sizeof(log));
 	root = it_open(d);
@@ -468,7 +447,7 @@ static void test_lost_bells_page(void **state)
 	pid_t attacker;
 	int st;
 
-	mount_tiny(d, "size=1m,mode=0755");
+	it_mount_rundir(d, "size=1m,mode=0755");
 	set_flags(d, conf, sizeof(conf));
 	start_logged(d, log, sizeof(log));
 	*a = (struct attack){ .sock = d->sock, .topic = "victim.z" };

@@ -75,22 +75,6 @@ static void become_other_user(void)
 	it_become(OTHER_ID, OTHER_ID, NULL, 0);
 }
 
-/* Is there a topic named name, per a fresh client's stat of every topic (as root)? */
-static bool has_topic(struct it_daemon *d, const char *name)
-{
-	struct ringcast_topic_stat *st = NULL;
-	struct ringcast *rc = it_open(d);
-	bool found = false;
-	size_t n = 0;
-
-	IT_ASSERT_OK(ringcast_stat(rc, NULL, &st, &n));
-	for (size_t i = 0; i < n; i++)
-		found |= !strcmp(st[i].topic, name);
-	ringcast_stat_free(st, n);
-	it_close(rc);
-	return found;
-}
-
 static void publish(struct it_daemon *d, const char *topic)
 {
 	struct ringcast *rc = it_open(d);
@@ -215,8 +199,8 @@ static void test_ids_are_keyed(void **state)
 	ring_id(d->rundir, "key.only1", idx);
 	place_ring(d->rundir, idx, run2, idx);
 	it_daemon_restart(d);
-	IT_ASSERT(!has_topic(d, "key.only1"), "a ring made under another key was adopted");
-	IT_ASSERT(has_topic(d, "key.same"), "the second daemon lost its own ring");
+	IT_ASSERT(!it_has_topic(d, "key.only1"), "a ring made under another key was adopted");
+	IT_ASSERT(it_has_topic(d, "key.same"), "the second daemon lost its own ring");
 	IT_ASSERT(it_daemon_stop(d) == 0, "ringcastd did not exit 0 on SIGTERM");
 
 	/* key.x's ring under key.y's id (the ids in its headers set to match). */
@@ -224,8 +208,8 @@ static void test_ids_are_keyed(void **state)
 	ring_id(d->rundir, "key.y", idy);
 	place_ring(d->rundir, idx, d->rundir, idy);
 	it_daemon_start(d, NULL);
-	IT_ASSERT(!has_topic(d, "key.y"), "key.y was adopted from a ring of key.x");
-	IT_ASSERT(has_topic(d, "key.x") && has_topic(d, "key.same"),
+	IT_ASSERT(!it_has_topic(d, "key.y"), "key.y was adopted from a ring of key.x");
+	IT_ASSERT(it_has_topic(d, "key.x") && it_has_topic(d, "key.same"),
 		  "the daemon's own rings were not adopted again");
 	IT_ASSERT(it_daemon_stop(d) == 0, "ringcastd did not exit 0 on SIGTERM");
 }
@@ -346,7 +330,7 @@ static void test_key_file_is_private(void **state)
 	it_daemon_restart(d);
 	read_key(d->rundir, now);
 	IT_ASSERT(!memcmp(key, now, KEY_BYTES), "the key changed");
-	IT_ASSERT(has_topic(d, "key.kept"), "the ring made under the key was not adopted");
+	IT_ASSERT(it_has_topic(d, "key.kept"), "the ring made under the key was not adopted");
 	IT_ASSERT(it_daemon_stop(d) == 0, "ringcastd did not exit 0 on SIGTERM");
 }
 
@@ -382,24 +366,19 @@ static void test_near_collision_of_public_hash(void **state)
 	struct it_daemon *d = *state;
 	struct attack_cfg cfg = { d->sock };
 	static char conf[160];
-	FILE *f;
 
 	it_require_root("switching a client to uid 12345");
 	/* What makes the names an attack on the public hash. */
 	IT_ASSERT(fnv1a(ATTACKER) - fnv1a(VICTIM) < 64, "the names are %llu apart under FNV-1a",
 		  (unsigned long long)(fnv1a(ATTACKER) - fnv1a(VICTIM)));
-	snprintf(conf, sizeof(conf), "%s/attack.conf", d->dir);
-	f = fopen(conf, "w");
-	IT_ASSERT(f != NULL, "fopen %s: %s", conf, strerror(errno));
-	fputs(attack_conf, f);
-	fclose(f);
+	it_write_conf(d, "attack.conf", attack_conf, conf, sizeof(conf));
 	/* 0666: uid 12345 must reach the daemon (its ACL lets it publish). */
 	it_daemon_start(d, "--config", conf, "--socket-mode", "0666", NULL);
 	it_expect_exit(it_fork(rename_own_ring, &cfg), 10000, 0, "uid 12345 renaming its ring");
 	IT_ASSERT(it_daemon_stop(d) == 0, "ringcastd did not exit 0 on SIGTERM");
 
 	it_daemon_restart(d);
-	IT_ASSERT(!has_topic(d, VICTIM), "the restarted daemon adopted uid %d's ring as '%s'",
+	IT_ASSERT(!it_has_topic(d, VICTIM), "the restarted daemon adopted uid %d's ring as '%s'",
 		  OTHER_ID, VICTIM);
 	/* The victim's topic is made afresh for root, empty. */
 	{

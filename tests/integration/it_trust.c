@@ -31,13 +31,8 @@ static const char open_conf[] =
 static void start_open_daemon(struct it_daemon *d, const char *extra, const char *val)
 {
 	static char conf[160]; /* the harness keeps the arguments for restarts */
-	FILE *f;
 
-	snprintf(conf, sizeof(conf), "%s/open.conf", d->dir);
-	f = fopen(conf, "w");
-	IT_ASSERT(f != NULL, "fopen %s: %s", conf, strerror(errno));
-	fputs(open_conf, f);
-	fclose(f);
+	it_write_conf(d, "open.conf", open_conf, conf, sizeof(conf));
 	/* 0666: the hostile uid must reach the daemon, as on a node open to all. */
 	if (extra)
 		it_daemon_start(d, "--config", conf, "--socket-mode", "0666", extra, val, NULL);

@@ -27,6 +27,7 @@
 #define REPAIR_LATE_NS 100000000ull  /* the design's bound on a dead publisher's stall */
 /* Every 50 ms, look whether orphans' clients died: a few syscalls each. */
 #define ORPHAN_CHECK_TICKS 5
+#define KEEPER_CHECK_TICKS 100 /* 1 s: a dead keeper is replaced within it */
 
 static void tick_cb(struct rcd_loop *loop, struct rcd_op *op, int res, unsigned flags);
 
@@ -375,7 +376,8 @@ void rcd_duties_tick(struct rcd_duties *d, uint64_t now)
 	struct rcd_topic *t;
 
 	d->ticks++;
-	rcd_registry_check_truncated(d->reg);
+	if (d->ticks % KEEPER_CHECK_TICKS == 0)
+		rcd_registry_check_keeper(d->reg);
 	rc_clock_fit_tick(&d->clock, d->reg->node);
 	for (t = d->reg->first; t; t = t->next) {
 		struct untether_ctx c = { d, t, now };

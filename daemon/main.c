@@ -20,6 +20,7 @@
 
 #include "config.h"
 #include "duties.h"
+#include "keeper.h"
 #include "log.h"
 #include "loop.h"
 #include "registry.h"
@@ -123,6 +124,8 @@ int main(int argc, char **argv)
 	size_t node_len;
 	int ret;
 
+	if (argc > 1 && !strcmp(argv[1], RCD_KEEPER_ARG))
+		return rcd_keeper_main(argc, argv);
 	d->sigfd = -1;
 	ret = rcd_config_defaults(&d->cfg);
 	if (ret < 0) {

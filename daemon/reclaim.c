@@ -25,8 +25,7 @@ static void mark_used(struct rcd_server *srv)
 	size_t k;
 
 	for (t = srv->reg->first; t; t = t->next)
-		/* A retired topic keeps its mapping on purpose (registry.c). */
-		t->used = t->repairs || rcd_topic_retired(t);
+		t->used = t->repairs;
 	for (c = srv->clients; c; c = c->next) {
 		for (i = 0; i < c->nsubs; i++)
 			c->subs[i].t->used = true;

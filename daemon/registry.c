@@ -6,8 +6,9 @@
  *
  * The runtime directory is locked for the daemon's lifetime (rundir.c):
  * two daemons adopting the same rings would hand out the same slots twice.
- * The lock dies with the process, so a crash never leaves it stale.  Only
- * files rundir.c says are the daemon's own are adopted.
+ * The lock dies with the process, so a crash never leaves it stale.  The
+ * files themselves are sealed memfds that the keeper (keeper.h) holds
+ * across restarts; nothing is adopted from the directory.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -27,9 +28,9 @@
 #include "config.h"
 #include "log.h"
 #include "registry.h"
+#include "keeper.h"
 #include "lives.h"
 #include "rundir.h"
-#include "sigbus.h"
 
 #define ID_PROBES 64 /* ids tried past the hash before giving up */
 
@@ -155,14 +156,35 @@ static struct rcd_topic *topic_alloc(uint64_t id)
 	return t;
 }
 
-void rcd_registry_unlink_files(struct rcd_registry *reg, const char *file)
+/* Have the keeper forget a topic's files: no later daemon adopts them. */
+static void forget_files(struct rcd_registry *reg, const char *file)
 {
-	char name[32];
+	char name[RCD_KEEPER_NAME_MAX];
 
 	snprintf(name, sizeof(name), "%s.ring", file);
-	unlinkat(reg->dirfd, name, 0);
+	rcd_keeper_drop(&reg->keeper, name);
 	snprintf(name, sizeof(name), "%s.ctl", file);
-	unlinkat(reg->dirfd, name, 0);
+	rcd_keeper_drop(&reg->keeper, name);
+}
+
+/*
+ * Hand a topic's files to the keeper, the ring last: a ring is a topic,
+ * a ctl file without one is dropped at the next start.  Logged on error:
+ * the topic works, but a restarted daemon would not find it.
+ */
+static void keep_files(struct rcd_registry *reg, const struct rcd_topic *t)
+{
+	char name[RCD_KEEPER_NAME_MAX];
+	int ret;
+
+	snprintf(name, sizeof(name), "%s.ctl", t->file);
+	ret = rcd_keeper_put(&reg->keeper, name, t->ctl_fd);
+	snprintf(name, sizeof(name), "%s.ring", t->file);
+	if (ret == 0)
+		ret = rcd_keeper_put(&reg->keeper, name, t->ring_fd);
+	if (ret < 0)
+		rcd_warn(reg->log, "the keeper did not take the files of %s: %s", t->file,
+			 strerror(-ret));
 }
 
 void rcd_registry_remove(struct rcd_registry *reg, struct rcd_topic *t)
@@ -185,7 +207,7 @@ void rcd_registry_remove(struct rcd_registry *reg, struct rcd_topic *t)
 	if (reg->last == t)
 		reg->last = prev;
 	reg->ntopics--;
-	rcd_registry_unlink_files(reg, t->file);
+	forget_files(reg, t->file);
 	topic_free(t);
 }
 
@@ -193,6 +215,17 @@ void rcd_registry_remove(struct rcd_registry *reg, struct rcd_topic *t)
 static uint64_t topic_bytes(uint64_t cap)
 {
 	return RC_RING_HDR_SIZE + cap + RC_CTL_SIZE;
+}
+
+/* What every topic costs: a walk, only when one is made. */
+static uint64_t total_bytes(const struct rcd_registry *reg)
+{
+	const struct rcd_topic *t;
+	uint64_t n = 0;
+
+	for (t = reg->first; t; t = t->next)
+		n += topic_bytes(t->ring.cap);
+	return n;
 }
 
 int rcd_registry_uid_room(const struct rcd_registry *reg, uid_t uid, const char *name,
@@ -251,27 +284,33 @@ int rcd_registry_get(struct rcd_registry *reg, const char *name, size_t len,
 		return -EDQUOT;
 	rcd_escape(name, len, esc, sizeof(esc));
 	rcd_config_topic(reg->cfg, name, len, &capacity, &tether_ms);
+	/*
+	 * The rings are memfds, not files in the runtime directory, but its
+	 * file system's size still bounds them all, as it did when they were
+	 * files there: an admin sizes one tmpfs for the node's topics.
+	 */
+	if (reg->fs_bytes && total_bytes(reg) + topic_bytes(capacity) > reg->fs_bytes) {
+		rcd_warn(reg->log, "no room for topic '%s': its ring would take the node's topics "
+			 "past %" PRIu64 " bytes, the size of %s", esc, reg->fs_bytes,
+			 reg->cfg->runtime_dir);
+		return -ENOSPC;
+	}
 	h = rcd_topic_hash(&reg->key, name, len);
 	for (i = 0; i < ID_PROBES; i++) {
-		/* An id of a registered topic, or files we did not adopt
-		 * (-EEXIST): another topic's, probe the next id. */
+		/* An id of a registered topic: another topic's, probe the next id. */
 		if (id_in_use(reg, h + i))
 			continue;
 		t = topic_alloc(h + i);
 		if (!t)
 			return -ENOMEM;
-		ret = rc_ring_create(reg->dirfd, t->file, name, len, capacity, t->id, tether_ms,
+		ret = rc_ring_create(t->file, name, len, capacity, t->id, tether_ms,
 				     &t->ring_fd, &t->ctl_fd);
-		if (ret == 0)
-			break;
-		if (ret != -EEXIST)
-			rcd_registry_unlink_files(reg, t->file); /* nothing else can own this name */
-		topic_free(t);
-		t = NULL;
-		if (ret != -EEXIST) {
+		if (ret < 0) {
+			topic_free(t);
 			rcd_warn(reg->log, "cannot create the ring of '%s': %s", esc, strerror(-ret));
 			return ret;
 		}
+		break;
 	}
 	if (!t) {
 		rcd_err(reg->log, "no free topic id for '%s' after %u probes", esc, ID_PROBES);
@@ -287,12 +326,13 @@ int rcd_registry_get(struct rcd_registry *reg, const char *name, size_t len,
 	ret = insert(reg, t);
 	if (ret < 0)
 		goto fail;
+	/* Before any client gets them: a client must never map a ring the next daemon cannot find. */
+	keep_files(reg, t);
 	rcd_info(reg->log, "created topic '%s' (%s, capacity %" PRIu64 ")", esc, t->file,
 		 t->ring.cap);
 	*out = t;
 	return 0;
 fail:
-	rcd_registry_unlink_files(reg, t->file);
 	topic_free(t);
 	return ret;
 }
@@ -319,21 +359,14 @@ static bool ring_file_id(const char *name, uint64_t *id)
 	return true;
 }
 
-/* Is fd, the file's .ext, ours to adopt (rundir.h)?  Logs why not. */
-static bool adoptable(struct rcd_registry *reg, const char *file, int fd, const char *ext)
+/*
+ * Map and register one ring a previous daemon left with the keeper (the
+ * fds are t's from here on).  Skips bad ones, and has the keeper forget
+ * them.
+ */
+static void adopt_one(struct rcd_registry *reg, uint64_t id, int ring_fd, int ctl_fd)
 {
-	char why[96];
-
-	if (rcd_file_ours(fd, why, sizeof(why)) == 0)
-		return true;
-	rcd_warn(reg->log, "not adopting %s: %s.%s is %s", file, file, ext, why);
-	return false;
-}
-
-/* Map and register one ring a previous daemon left.  Skips bad ones. */
-static void adopt_one(struct rcd_registry *reg, uint64_t id)
-{
-	char esc[RCD_ESCAPED_TOPIC_MAX], path[32];
+	char esc[RCD_ESCAPED_TOPIC_MAX];
 	struct rcd_topic *t = topic_alloc(id), *other;
 	const struct rc_ring_meta *meta;
 	int ret;
@@ -341,28 +374,23 @@ static void adopt_one(struct rcd_registry *reg, uint64_t id)
 	if (!t) {
 		reg->skipped++;
 		rcd_err(reg->log, "out of memory adopting %016" PRIx64, id);
+		close(ring_fd);
+		if (ctl_fd >= 0)
+			close(ctl_fd);
 		return;
 	}
-	reg->start_lost = 0;
-	snprintf(path, sizeof(path), "%s.ring", t->file);
-	t->ring_fd = openat(reg->dirfd, path, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
-	snprintf(path, sizeof(path), "%s.ctl", t->file);
-	t->ctl_fd = openat(reg->dirfd, path, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
-	if (t->ring_fd < 0 || t->ctl_fd < 0) {
-		rcd_warn(reg->log, "not adopting %s: cannot open %s: %m", t->file,
-			 t->ring_fd < 0 ? "the .ring file" : "the .ctl file");
+	t->ring_fd = ring_fd;
+	t->ctl_fd = ctl_fd;
+	if (t->ctl_fd < 0) {
+		rcd_warn(reg->log, "not adopting %s: the keeper has no .ctl file for it", t->file);
 		goto skip;
 	}
-	/* Before a byte of them is read: files we did not make are no ring of ours. */
-	if (!adoptable(reg, t->file, t->ring_fd, "ring") ||
-	    !adoptable(reg, t->file, t->ctl_fd, "ctl"))
-		goto skip;
+	/*
+	 * The keeper holds only what a daemon of ours gave it, and talks to
+	 * our uid alone; the map checks the seals and every header field all
+	 * the same.
+	 */
 	ret = rc_ring_map(&t->ring, t->ring_fd, t->ctl_fd, true);
-	if (ret < 0 && reg->start_lost) { /* the header checked was a stand-in's zeros */
-		rcd_err(reg->log, "not adopting %s: a page of its files is gone and %s has no room "
-			"to restore it", t->file, reg->cfg->runtime_dir);
-		goto skip;
-	}
 	if (ret < 0) {
 		rcd_warn(reg->log, "not adopting %s: %s", t->file, strerror(-ret));
 		goto skip;
@@ -403,16 +431,6 @@ static void adopt_one(struct rcd_registry *reg, uint64_t id)
 				 "another topic key?)", t->file, esc, id);
 		goto skip;
 	}
-	/*
-	 * A page that faulted above and could not be restored has a private
-	 * stand-in (on_sigbus()): what we checked was partly ours, not the
-	 * file's, and clients would fault there too.
-	 */
-	if (reg->start_lost) {
-		rcd_err(reg->log, "not adopting %s (topic '%s'): a page of its files is gone and "
-			"%s has no room to restore it", t->file, esc, reg->cfg->runtime_dir);
-		goto skip;
-	}
 	other = rcd_registry_find(reg, t->name, t->len);
 	if (other) {
 		rcd_warn(reg->log, "not adopting %s: topic '%s' is already adopted from %s",
@@ -428,96 +446,130 @@ static void adopt_one(struct rcd_registry *reg, uint64_t id)
 	return;
 skip:
 	reg->skipped++;
+	forget_files(reg, t->file);
 	topic_free(t);
 }
 
-static int scan(struct rcd_registry *reg)
+/* Adopt every ring the keeper holds; forget what is no ring's. */
+static void scan(struct rcd_registry *reg)
 {
-	int fd = fcntl(reg->dirfd, F_DUPFD_CLOEXEC, 0);
-	struct dirent *de;
-	DIR *dir;
+	struct rcd_keeper *k = &reg->keeper;
+	size_t i;
 
-	if (fd < 0)
-		return -errno;
-	dir = fdopendir(fd);
-	if (!dir) {
-		close(fd);
-		return -errno;
-	}
-	while ((de = readdir(dir))) {
+	for (i = 0; i < k->nkept; i++) {
+		char ctl[RCD_KEEPER_NAME_MAX];
 		uint64_t id;
+		int fd = k->kept[i].fd;
 
-		if (ring_file_id(de->d_name, &id))
-			adopt_one(reg, id);
+		if (fd < 0 || !ring_file_id(k->kept[i].name, &id))
+			continue;
+		k->kept[i].fd = -1;
+		snprintf(ctl, sizeof(ctl), "%016" PRIx64 ".ctl", id);
+		adopt_one(reg, id, fd, rcd_keeper_take(k, ctl));
 	}
-	closedir(dir);
-	return 0;
+	for (i = 0; i < k->nkept; i++) {
+		if (k->kept[i].fd < 0 || !strcmp(k->kept[i].name, "node") ||
+		    !strcmp(k->kept[i].name, "bells"))
+			continue;
+		rcd_warn(reg->log, "the keeper held '%s', which is no topic's: forgetting it",
+			 k->kept[i].name);
+		rcd_keeper_drop(k, k->kept[i].name);
+		close(k->kept[i].fd);
+		k->kept[i].fd = -1;
+	}
 }
 
 /*
- * Create or adopt one of the node's files (bells, node); a corrupt one is
- * replaced.  create: rc_bells_create or rc_node_create.
+ * Files of the format before sealed memfds (rings, ctl, bells and node
+ * files in the directory): no daemon maps them any more, and they hold
+ * memory.  Only names of ours, in a directory that is ours alone.
  */
-static int open_node_file(struct rcd_registry *reg, const char *name,
-			  int (*create)(int dirfd, const char *name, bool adopt, int *fd), int *fd)
+static void remove_old_files(struct rcd_registry *reg)
 {
-	const char *dir = reg->cfg->runtime_dir;
-	char why[96];
+	int fd = fcntl(reg->dirfd, F_DUPFD_CLOEXEC, 0);
+	struct dirent *de;
+	unsigned n = 0;
+	DIR *dir;
+
+	if (fd < 0 || !(dir = fdopendir(fd))) {
+		if (fd >= 0)
+			close(fd);
+		return;
+	}
+	while ((de = readdir(dir))) {
+		char ring[32];
+		uint64_t id;
+		size_t len = strlen(de->d_name);
+
+		/* "<16 hex digits>.ctl" is a ring's name with another ending. */
+		if (len == 20 && !strcmp(de->d_name + 16, ".ctl"))
+			snprintf(ring, sizeof(ring), "%.16s.ring", de->d_name);
+		else
+			snprintf(ring, sizeof(ring), "%.31s", de->d_name);
+		if (de->d_type == DT_REG &&
+		    (!strcmp(de->d_name, "bells") || !strcmp(de->d_name, "node") ||
+		     ring_file_id(ring, &id)) &&
+		    unlinkat(reg->dirfd, de->d_name, 0) == 0)
+			n++;
+	}
+	closedir(dir);
+	if (n)
+		rcd_info(reg->log, "removed %u files of the former file-based format from %s", n,
+			 reg->cfg->runtime_dir);
+}
+
+/*
+ * Adopt one of the node's files (bells, node) from the keeper, or create
+ * it; a corrupt one is replaced.  map: checks it (and maps it for us).
+ */
+static int open_node_file(struct rcd_registry *reg, const char *name, int (*create)(int *fd),
+			  int (*map)(struct rcd_registry *reg, int fd), int *fd)
+{
 	int ret;
 
-	/*
-	 * Checked by name before the library opens and reads it: the
-	 * directory is ours alone (rundir.c), so the name cannot change in
-	 * between.  A file that is not ours is replaced, never read.
-	 */
-	ret = rcd_name_ours(reg->dirfd, name, why, sizeof(why));
-	if (ret == -EPERM) {
+	*fd = rcd_keeper_take(&reg->keeper, name);
+	if (*fd >= 0) {
+		ret = map(reg, *fd);
+		if (ret == 0)
+			return 0;
 		reg->skipped++;
-		rcd_warn(reg->log, "%s/%s is %s; replacing it", dir, name, why);
-		if (unlinkat(reg->dirfd, name, 0) < 0) {
-			ret = -errno;
-			rcd_err(reg->log, "cannot remove %s/%s: %s", dir, name, strerror(-ret));
-			*fd = -1;
-			return ret;
-		}
-	} else if (ret < 0 && ret != -ENOENT) {
-		rcd_err(reg->log, "cannot open %s/%s: %s", dir, name, why);
+		rcd_warn(reg->log, "the kept %s file is %s; replacing it", name,
+			 ret == -EPROTO ? "of another format version" : "corrupt");
+		close(*fd);
+	}
+	ret = create(fd);
+	if (ret == 0 && (ret = map(reg, *fd)) < 0)
+		close(*fd);
+	if (ret < 0) {
+		rcd_err(reg->log, "cannot create the %s file: %s", name, strerror(-ret));
 		*fd = -1;
 		return ret;
 	}
-	ret = create(reg->dirfd, name, true, fd);
-	if (ret == -EBADMSG || ret == -EPROTO) {
-		rcd_warn(reg->log, "%s/%s is %s; replacing it", dir, name,
-			 ret == -EPROTO ? "of another format version" : "corrupt");
-		unlinkat(reg->dirfd, name, 0);
-		ret = create(reg->dirfd, name, false, fd);
-	}
-	if (ret < 0) {
-		rcd_err(reg->log, "cannot create %s/%s: %s", dir, name, strerror(-ret));
-		*fd = -1;
-	}
-	return ret;
+	ret = rcd_keeper_put(&reg->keeper, name, *fd);
+	if (ret < 0)
+		rcd_warn(reg->log, "the keeper did not take the %s file: %s", name, strerror(-ret));
+	return 0;
+}
+
+static int map_bells(struct rcd_registry *reg, int fd)
+{
+	return rc_bells_map(fd, &reg->bells);
+}
+
+static int map_node(struct rcd_registry *reg, int fd)
+{
+	return rc_node_map(fd, true, &reg->node);
 }
 
 static int open_bells(struct rcd_registry *reg)
 {
-	int ret = open_node_file(reg, "bells", rc_bells_create, &reg->bells_fd);
-
-	if (ret == 0 && (ret = rc_bells_map(reg->bells_fd, &reg->bells)) < 0) {
-		rcd_err(reg->log, "cannot map %s/bells: %s", reg->cfg->runtime_dir, strerror(-ret));
-		reg->bells = NULL;
-	}
-	return ret;
+	return open_node_file(reg, "bells", rc_bells_create, map_bells, &reg->bells_fd);
 }
 
 static int open_node(struct rcd_registry *reg)
 {
-	int ret = open_node_file(reg, "node", rc_node_create, &reg->node_fd);
+	int ret = open_node_file(reg, "node", rc_node_create, map_node, &reg->node_fd);
 
-	if (ret == 0 && (ret = rc_node_map(reg->node_fd, true, &reg->node)) < 0) {
-		rcd_err(reg->log, "cannot map %s/node: %s", reg->cfg->runtime_dir, strerror(-ret));
-		reg->node = NULL;
-	}
 	if (ret < 0)
 		return ret;
 	/*
@@ -531,10 +583,9 @@ static int open_node(struct rcd_registry *reg)
 }
 
 /*
- * The bells header is the daemon's to write.  If a client zeroed it (by
- * truncating the file, see on_sigbus()), write it again, so that clients
- * can map the file.  The plain reads may fault once, which restores the
- * file's size.
+ * The bells header is the daemon's to write.  If a client zeroed it
+ * (every client can write the file, and punch holes in it), write it
+ * again, so that clients can map the file.
  */
 void rcd_registry_bells_heal(struct rcd_registry *reg)
 {
@@ -542,8 +593,7 @@ void rcd_registry_bells_heal(struct rcd_registry *reg)
 
 	if (b->magic == RC_BELLS_MAGIC && b->version == RC_FORMAT_VERSION && b->nbells == RC_BELLS)
 		return;
-	rcd_err(reg->log, "the header of %s/bells was destroyed by a client; rewriting it",
-		reg->cfg->runtime_dir);
+	rcd_err(reg->log, "the header of the bells file was destroyed by a client; rewriting it");
 	b->version = RC_FORMAT_VERSION;
 	b->nbells = RC_BELLS;
 	/* Plain stores, no pair: these are the fields a client checks when
@@ -584,7 +634,7 @@ int rcd_registry_open(struct rcd_registry *reg, const struct rcd_config *cfg,
 	memset(reg, 0, sizeof(*reg));
 	reg->cfg = cfg;
 	reg->log = log;
-	reg->starting = 1;
+	reg->keeper.sock = -1;
 	reg->dirfd = reg->lock_fd = reg->bells_fd = reg->node_fd = reg->lives_fd = -1;
 	reg->nbuckets = 64;
 	reg->buckets = calloc(reg->nbuckets, sizeof(*reg->buckets));
@@ -596,11 +646,10 @@ int rcd_registry_open(struct rcd_registry *reg, const struct rcd_config *cfg,
 		ret = reg->dirfd; /* logged */
 		goto fail;
 	}
-	ret = rcd_sigbus_install(reg);
-	if (ret < 0) {
-		rcd_err(log, "cannot install the SIGBUS handler: %s", strerror(-ret));
-		goto fail;
-	}
+	ret = rcd_keeper_open(&reg->keeper, reg->dirfd, dir, log);
+	if (ret < 0)
+		goto fail; /* logged */
+	remove_old_files(reg);
 	ret = open_node(reg);
 	if (ret < 0)
 		goto fail;
@@ -624,16 +673,11 @@ int rcd_registry_open(struct rcd_registry *reg, const struct rcd_config *cfg,
 	ret = rcd_topic_key_load(reg->dirfd, dir, log, &reg->key);
 	if (ret < 0)
 		goto fail;
-	ret = scan(reg);
-	if (ret < 0) {
-		rcd_err(log, "cannot list runtime dir %s: %s", dir, strerror(-ret));
-		goto fail;
-	}
+	scan(reg);
 	if (reg->key.created && reg->skipped)
 		rcd_warn(log, "%s/%s is new, so the %u rings not adopted above may be a previous "
 			 "key's: their clients' messages no longer reach new clients of those topics",
 			 dir, RCD_TOPIC_KEY_FILE, reg->skipped);
-	reg->starting = 0; /* every mapping from now on is one the handler knows */
 	return 0;
 fail:
 	rcd_registry_close(reg);
@@ -643,8 +687,6 @@ fail:
 void rcd_registry_close(struct rcd_registry *reg)
 {
 	struct rcd_topic *t, *next;
-
-	rcd_sigbus_uninstall(reg);
 
 	for (t = reg->first; t; t = next) {
 		next = t->next;
@@ -668,6 +710,7 @@ void rcd_registry_close(struct rcd_registry *reg)
 	if (reg->lives_fd >= 0)
 		close(reg->lives_fd);
 	reg->lives_fd = -1;
+	rcd_keeper_close(&reg->keeper);
 	if (reg->lock_fd >= 0)
 		close(reg->lock_fd); /* drops the lock */
 	reg->lock_fd = -1;
@@ -676,9 +719,18 @@ void rcd_registry_close(struct rcd_registry *reg)
 	reg->dirfd = -1;
 }
 
+/* A new read-only open file description of the file we hold at fd. */
+static int reopen_ro(int fd)
+{
+	char path[64];
+
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	return fd < 0 ? -errno : fd;
+}
+
 int rcd_topic_ring_fd(struct rcd_registry *reg, const struct rcd_topic *t, bool writable)
 {
-	char name[32];
 	int fd;
 
 	if (writable) {
@@ -686,10 +738,9 @@ int rcd_topic_ring_fd(struct rcd_registry *reg, const struct rcd_topic *t, bool 
 		return fd < 0 ? -errno : fd;
 	}
 	/* A new open file description that cannot be upgraded: whoever
-	 * holds it can map the ring PROT_READ only. */
-	snprintf(name, sizeof(name), "%s.ring", t->file);
-	fd = openat(reg->dirfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-	return fd < 0 ? -errno : fd;
+	 * holds it can map the ring PROT_READ only (and the file is 0600
+	 * and ours, so it cannot be opened again writable through /proc). */
+	return reopen_ro(t->ring_fd);
 }
 
 int rcd_topic_ctl_fd(const struct rcd_topic *t)
@@ -704,9 +755,6 @@ int rcd_registry_bells_fd(struct rcd_registry *reg)
 	int fd;
 
 	rcd_registry_bells_heal(reg);
-	/* rcd_registry_bells_heal() read the header: a lost first page is flagged by now. */
-	if (reg->bells_lost[0] || reg->bells_hdr_lost)
-		return -EIO;
 	fd = fcntl(reg->bells_fd, F_DUPFD_CLOEXEC, 0);
 
 	return fd < 0 ? -errno : fd;
@@ -714,17 +762,8 @@ int rcd_registry_bells_fd(struct rcd_registry *reg)
 
 int rcd_registry_node_fd(struct rcd_registry *reg)
 {
-	char path[64];
-	int fd;
-
-	/*
-	 * A new open file description, read-only: a client can then neither
-	 * map it writable nor truncate it.  Through /proc, so it is the very
-	 * file we hold, whatever the directory holds now.
-	 */
-	snprintf(path, sizeof(path), "/proc/self/fd/%d", reg->node_fd);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	return fd < 0 ? -errno : fd;
+	/* Read-only: a client can then not map it writable. */
+	return reopen_ro(reg->node_fd);
 }
 
 uint32_t rcd_registry_next_client_id(struct rcd_registry *reg)
@@ -744,16 +783,11 @@ bool rcd_bell_live(const struct rcd_registry *reg, uint32_t bell)
 	return bell < RC_BELLS && (reg->bell_live[bell / 8] & (1u << (bell % 8)));
 }
 
-static bool bell_dead(const struct rcd_registry *reg, uint32_t bell)
-{
-	return reg->bell_dead[bell / 8] & (1u << (bell % 8));
-}
-
 int rcd_bell_take(struct rcd_registry *reg, uint32_t bell)
 {
 	if (bell >= RC_BELLS)
 		return -EINVAL;
-	if (rcd_bell_live(reg, bell) || bell_dead(reg, bell))
+	if (rcd_bell_live(reg, bell))
 		return -EBUSY;
 	reg->bell_live[bell / 8] |= (uint8_t)(1u << (bell % 8));
 	return 0;
@@ -769,7 +803,7 @@ int rcd_bell_get(struct rcd_registry *reg)
 	for (i = 0; i < RC_BELLS; i++) {
 		uint32_t b = (reg->bell_cursor + i) % RC_BELLS;
 
-		if (!rcd_bell_live(reg, b) && !reg->bell_orphan_refs[b] && !bell_dead(reg, b)) {
+		if (!rcd_bell_live(reg, b) && !reg->bell_orphan_refs[b]) {
 			rcd_bell_take(reg, b);
 			reg->bell_cursor = b + 1;
 			return (int)b;
@@ -792,4 +826,19 @@ void rcd_bell_orphan_ref(struct rcd_registry *reg, uint32_t bell, int delta)
 		reg->bell_orphan_refs[bell]--;
 	else if (delta > 0 && reg->bell_orphan_refs[bell] < UINT16_MAX)
 		reg->bell_orphan_refs[bell]++;
+}
+
+void rcd_registry_check_keeper(struct rcd_registry *reg)
+{
+	struct rcd_topic *t;
+
+	if (!rcd_keeper_lost(&reg->keeper))
+		return;
+	/* A new keeper holds nothing yet: give it every file we hold. */
+	if (rcd_keeper_put(&reg->keeper, "node", reg->node_fd) < 0 ||
+	    rcd_keeper_put(&reg->keeper, "bells", reg->bells_fd) < 0)
+		return; /* the next check starts yet another */
+	for (t = reg->first; t; t = t->next)
+		keep_files(reg, t);
+	rcd_info(reg->log, "the new keeper holds the node's files and %zu topics", reg->ntopics);
 }

@@ -3,14 +3,15 @@
  * The topic registry: every ring the daemon owns, found by topic name, and
  * the node-wide bells file with its allocators (client ids, bell indexes).
  *
- * A topic is a pair of files in the runtime directory named after its
- * 64-bit id, "<%016x id>.ring" and ".ctl".  The id is the hash of the
+ * A topic is a pair of sealed memfds named after its 64-bit id,
+ * "<%016x id>.ring" and ".ctl", held by the keeper (keeper.h) as well as
+ * by the daemon.  The id is the hash of the
  * topic bytes keyed by the node's topic key (topic_key.h), probed upwards
  * on the (rare) collision with another topic; the topic name stored in
  * the ring, not the file name, is the truth, so ids never need to be
  * recomputed.  At start the registry
- * re-adopts every ring a previous daemon left behind, so clients that kept
- * publishing and reading through a daemon restart lose nothing.
+ * re-adopts every ring a previous daemon left with the keeper, so clients
+ * that kept publishing and reading through a daemon restart lose nothing.
  *
  * Topics are never removed while the daemon runs: a struct rcd_topic
  * pointer stays valid until rcd_registry_close().
@@ -20,10 +21,10 @@
 
 #include <stdbool.h>
 #include <stddef.h>
-#include <signal.h>
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "keeper.h"
 #include "ring.h"
 #include "topic_key.h"
 
@@ -31,9 +32,6 @@ struct rcd_config;
 struct rcd_log;
 
 _Static_assert(RC_PUB_SLOTS <= 64, "pending repairs are a 64-bit mask per topic");
-
-/* Pages of the bells file, at the smallest page size (4 KiB). */
-#define RCD_BELLS_PAGES_MAX ((RC_BELLS_SIZE + 4095) / 4096)
 
 struct rcd_topic {
 	struct rcd_topic *hnext; /* hash chain */
@@ -46,14 +44,6 @@ struct rcd_topic {
 	uint64_t idle_since_ns;  /* reclaim.c: since when nobody has it open (0: in use) */
 	bool used;               /* reclaim.c: scratch, within one look */
 	struct rc_ring ring;     /* the daemon's writable mapping */
-	volatile sig_atomic_t truncated; /* SIGBUS handler: a client shrank a file */
-	/*
-	 * SIGBUS handler: a page of the files is gone and the runtime
-	 * directory has no room to restore it, so a private anonymous page
-	 * stands in for it in our mapping.  The tick then retires the topic.
-	 */
-	volatile sig_atomic_t lost_page;
-	bool retired;            /* not served, reported or adopted again; stays registered */
 	/* duties.c: pub slots of dead publishers whose repair is pending */
 	uint64_t repairs;        /* bit i: pub slot i (RC_PUB_SLOTS <= 64) */
 	uint64_t repairs_since_ns;
@@ -76,18 +66,7 @@ struct rcd_registry {
 	int node_fd;               /* O_RDWR; clients get O_RDONLY ones */
 	int lives_fd;              /* DIR/clients: our records of clients (lives.h) */
 	struct rc_node_hdr *node;  /* ours alone to write */
-	volatile sig_atomic_t bells_truncated;
-	/* SIGBUS handler: bells pages (offset / page_size) a stand-in replaced */
-	volatile sig_atomic_t bells_lost[RCD_BELLS_PAGES_MAX];
-	uint8_t bell_dead[RC_BELLS / 8]; /* in a lost page: never handed out again */
-	bool bells_hdr_lost;       /* its first page, header included: no new client */
-	/*
-	 * rcd_registry_open() runs: the files it checks are mapped by code
-	 * that does not tell the SIGBUS handler where, so a fault it cannot
-	 * place gets a stand-in page and counts here (the file is refused).
-	 */
-	volatile sig_atomic_t starting, start_lost;
-	size_t page_size;
+	struct rcd_keeper keeper;  /* holds the files across our restarts */
 	struct rcd_topic_key key;  /* ids are hashes keyed by it; never leaves the daemon */
 	uint64_t gen;              /* this daemon's daemon_gen */
 	bool announced;            /* gen stored in the node file */
@@ -128,38 +107,14 @@ int rcd_registry_open(struct rcd_registry *reg, const struct rcd_config *cfg,
  */
 void rcd_registry_announce(struct rcd_registry *reg);
 /*
- * Every client holding a read-write fd (ctl files, publishers' ring files,
- * the bells file) can ftruncate() it or punch a hole in it, and our next
- * access to the lost pages would be a SIGBUS: one client killing the
- * daemon.  While the registry is open, a SIGBUS handler restores such a
- * file's pages (fallocate: the access then reads zeros; the data was lost
- * anyway) and flags it.  When it cannot (the runtime directory is full,
- * maybe filled by a client for the purpose), it maps a private anonymous
- * page over the faulting one, so the access completes, and flags the
- * topic, or the bells page.  This, called by the tick, reports the flags
- * and acts on them: a topic with a stand-in page is retired (no longer
- * served, reported or adopted; its files are unlinked), and the bells of
- * a lost bells page are never handed out again.  A SIGBUS anywhere else
- * is still fatal.
+ * The tick's check that the keeper lives: one that died is replaced and
+ * given every file again, so that a later restart still finds them.
  */
-void rcd_registry_check_truncated(struct rcd_registry *reg);
-/*
- * For sigbus.c: remove a topic's files (by its file name), and rewrite the
- * bells header if a client destroyed it.
- */
-void rcd_registry_unlink_files(struct rcd_registry *reg, const char *file);
+void rcd_registry_check_keeper(struct rcd_registry *reg);
+/* Rewrite the bells header if a client destroyed it. */
 void rcd_registry_bells_heal(struct rcd_registry *reg);
-/* Unmap and close everything; ring files stay for the next daemon. */
+/* Unmap and close everything; the keeper keeps the files for the next daemon. */
 void rcd_registry_close(struct rcd_registry *reg);
-
-/*
- * Is t retired, or about to be (a stand-in page is mapped and the tick has
- * not seen it yet)?  Such a topic is not served or reported any more.
- */
-static inline bool rcd_topic_retired(const struct rcd_topic *t)
-{
-	return t->retired || t->lost_page;
-}
 
 /* The topic named name[0..len), or NULL. */
 struct rcd_topic *rcd_registry_find(struct rcd_registry *reg, const char *name, size_t len);
@@ -198,7 +153,6 @@ int rcd_topic_ctl_fd(const struct rcd_topic *t);
 /*
  * A new read-write fd of the bells file, the caller's.  Rewrites the
  * file's header first if a client destroyed it, so new clients can map it.
- * -EIO when its first page is lost (a new client would fault on it).
  */
 int rcd_registry_bells_fd(struct rcd_registry *reg);
 

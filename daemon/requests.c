@@ -199,7 +199,7 @@ static struct rcd_topic *topic_get(struct rcd_client *c, const struct rc_msg *m,
 
 /* Reply SUB_OK or PUB_OK for slot with the fds it needs.  0 or -errno. */
 static int reply_opened(struct rcd_client *c, const struct rc_msg *m, struct rcd_topic *t,
-			unsigned slot, bool pub, uint64_t pos, uint64_t seq)
+			unsigned slot, bool pub, bool resumed, uint64_t pos, uint64_t seq)
 {
 	struct rc_msg ok = { .type = pub ? RC_MSG_PUB_OK : RC_MSG_SUB_OK, .req = m->req };
 	int fds[2];
@@ -216,6 +216,7 @@ static int reply_opened(struct rcd_client *c, const struct rc_msg *m, struct rcd
 	/* The wire field is 32 bits: the low half of the file id. */
 	ok.opened.topic_id = (uint32_t)t->id;
 	ok.opened.capacity = t->ring.cap;
+	ok.opened.flags = resumed ? RC_OPENED_RESUMED : 0;
 	if (!pub) {
 		ok.opened.pos = pos;
 		ok.opened.seq = seq;
@@ -250,6 +251,7 @@ static void do_open(struct rcd_client *c, const struct rc_msg *m, bool pub)
 	uint64_t start_pos = 0, start_seq = 0;
 	struct rcd_ref *ref;
 	struct rcd_topic *t;
+	bool resumed;
 	int slot, ret;
 
 	rcd_escape(m->topic.topic, m->topic.topic_len, esc, sizeof(esc));
@@ -262,12 +264,6 @@ static void do_open(struct rcd_client *c, const struct rc_msg *m, bool pub)
 	t = topic_get(c, m, esc);
 	if (!t)
 		return;
-	/* Its files lost a page: a new client would fault on it (registry.h). */
-	if (rcd_topic_retired(t)) {
-		rcd_reply_error(c, m->req, EIO, "topic '%s' is retired: a page of its ring is gone "
-				"and %s has no room to restore it", esc, srv->cfg->runtime_dir);
-		return;
-	}
 	ref = pub ? ref_find(c->pubs, c->npubs, t) : ref_find(c->subs, c->nsubs, t);
 	/*
 	 * Opened on this connection already: the client has the fds.  Fresh
@@ -280,10 +276,12 @@ static void do_open(struct rcd_client *c, const struct rc_msg *m, bool pub)
 		return;
 	}
 	slot = -1;
+	resumed = false;
 	if ((m->topic.flags & RC_TOPIC_RESUME) &&
 	    rcd_duties_orphan_take(srv->duties, t, pub, m->topic.slot, c->id, (uint32_t)c->pid,
 				   (uint32_t)c->uid, c->bell) == 0) {
 		slot = (int)m->topic.slot;
+		resumed = true;
 		/* A resumed subscriber goes on from where it was; it keeps its
 		 * own copy of that, and uses ours only if it maps afresh. */
 		if (!pub)
@@ -302,7 +300,7 @@ static void do_open(struct rcd_client *c, const struct rc_msg *m, bool pub)
 	ret = pub ? ref_add(&c->pubs, &c->npubs, &c->pubs_cap, t, (unsigned)slot)
 		  : ref_add(&c->subs, &c->nsubs, &c->subs_cap, t, (unsigned)slot);
 	if (ret == 0)
-		ret = reply_opened(c, m, t, (unsigned)slot, pub, start_pos, start_seq);
+		ret = reply_opened(c, m, t, (unsigned)slot, pub, resumed, start_pos, start_seq);
 	if (ret < 0) {
 		/* Undo: the client never learns of this slot. */
 		if (pub) {
@@ -415,7 +413,7 @@ void rcd_stat_pump(struct rcd_client *c)
 	while (c->stat_active && c->qlen < STAT_BATCH) {
 		if (c->stat_next) {
 			/* Skipping is bounded by the topics there are: no reply queued. */
-			if (may_stat(c, c->stat_next) && !rcd_topic_retired(c->stat_next))
+			if (may_stat(c, c->stat_next))
 				stat_topic(c, c->stat_req, c->stat_next);
 			c->stat_next = c->stat_next->next;
 		} else {
@@ -451,12 +449,6 @@ static void do_stat(struct rcd_client *c, const struct rc_msg *m)
 			rcd_debug(c->srv->log, "stat: uid %u (pid %d) may not see '%s'; answered "
 				  "as for an unknown topic", (unsigned)c->uid, (int)c->pid, esc);
 		rcd_reply_error(c, m->req, ENOENT, "no topic '%s'", esc);
-		return;
-	}
-	/* What our mapping shows of it may be the stand-in page's zeros. */
-	if (rcd_topic_retired(t)) {
-		rcd_escape(m->topic.topic, m->topic.topic_len, esc, sizeof(esc));
-		rcd_reply_error(c, m->req, EIO, "topic '%s' is retired", esc);
 		return;
 	}
 	stat_topic(c, m->req, t);

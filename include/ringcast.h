@@ -88,8 +88,7 @@ RINGCAST_API uint64_t ringcast_now_ns(struct ringcast *rc);
  * Start receiving topic's messages published from now on.  -EINVAL: empty
  * topic; -ENAMETOOLONG: over RINGCAST_TOPIC_MAX bytes; -EACCES: the
  * daemon's ACL denies it; -ENOSPC: no room for the ring or no free
- * subscriber slot; -EALREADY: already subscribed; -EIO: the daemon
- * retired the topic (a page of its ring was lost, docs/operations.md).
+ * subscriber slot; -EALREADY: already subscribed.
  */
 RINGCAST_API int ringcast_subscribe(struct ringcast *rc, const char *topic);
 /* Stop receiving topic.  -ENOENT: not subscribed. */

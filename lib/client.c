@@ -381,8 +381,13 @@ static int open_topic(struct ringcast *rc, struct rc_topic *t, uint16_t type, bo
 	ret = expect(rep, type == RC_MSG_SUBSCRIBE ? RC_MSG_SUB_OK : RC_MSG_PUB_OK, nfds, 2);
 	if (ret == 0 && rep->opened.slot >= (type == RC_MSG_SUBSCRIBE ? RC_SUB_SLOTS : RC_PUB_SLOTS))
 		ret = -EPROTO;
-	if (ret == 0 && resume && r->hdr && rep->opened.slot == *slot) {
-		/* The daemon re-adopted our slot in the ring we have mapped. */
+	/*
+	 * The daemon re-adopted our slot in the ring we have mapped.  Its
+	 * word, not the slot number: a daemon that lost the rings (its keeper
+	 * gone) hands the same number out in a new ring.
+	 */
+	if (ret == 0 && resume && r->hdr && (rep->opened.flags & RC_OPENED_RESUMED) &&
+	    rep->opened.slot == *slot) {
 		close_fds(fds, nfds);
 		return 0;
 	}

@@ -27,7 +27,6 @@ const char *ringcast_strerror(int err)
 	case EBUSY: return "a claim on this topic is still open";
 	case ENOSPC: return "no space: ring files or slots exhausted";
 	case EDQUOT: return "the daemon has as many topics as its max-topics allows";
-	case EIO: return "ringcastd no longer serves this topic (or new clients): a page of its shared file was lost";
 	case EUSERS: return "ringcastd has as many connections as it takes from this user";
 	case ETIMEDOUT: return "timed out";
 	case EOPNOTSUPP: return "not supported by this kernel";

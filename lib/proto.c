@@ -310,6 +310,8 @@ static void walk_body(struct wire *w, struct rc_msg *m)
 		io_u64(w, &m->opened.capacity);
 		io_u64(w, &m->opened.pos);
 		io_u64(w, &m->opened.seq);
+		io_u32(w, &m->opened.flags);
+		wire_check(w, !(m->opened.flags & ~(uint32_t)RC_OPENED_RESUMED));
 		/* The client masks positions with capacity - 1. */
 		wire_check(w, is_pow2(m->opened.capacity));
 		/* Sequences start at 1; a publisher has no start (one encoding). */

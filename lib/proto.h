@@ -15,7 +15,8 @@
 #include <stdint.h>
 
 #define RC_PROTO_MAGIC 0x31504352u /* "RCP1" read as a little-endian u32 */
-#define RC_PROTO_VERSION 2 /* 2: HELLO_OK passes the node file; SUB_OK the start; TRACE_SAMPLE */
+/* 2: HELLO_OK passes the node file; SUB_OK the start; TRACE_SAMPLE.  3: opened.flags */
+#define RC_PROTO_VERSION 3
 #define RC_PROTO_HDR_SIZE 16
 #define RC_PROTO_MAX_MSG 65536 /* largest packet either side sends or accepts */
 #define RC_PROTO_NODE_MAX 255
@@ -46,6 +47,8 @@ enum rc_msg_type {
 
 /* SUBSCRIBE / PUB_OPEN flags */
 #define RC_TOPIC_RESUME 0x1 /* re-adopt the slot named in .slot */
+/* SUB_OK, PUB_OK: the slot asked for was re-adopted, in the ring the client had */
+#define RC_OPENED_RESUMED 0x1
 
 /* One subscriber as seen by STAT. */
 struct rc_stat_sub {
@@ -92,6 +95,7 @@ struct rc_msg {
 			uint64_t capacity;
 			uint64_t pos; /* SUB_OK: the position the subscriber starts at; PUB_OK: 0 */
 			uint64_t seq; /* SUB_OK: the sequence it expects there; PUB_OK: 0 */
+			uint32_t flags; /* RC_OPENED_* */
 		} opened;
 		struct { /* TRACE_SAMPLE (the rate to set), TRACE_SAMPLE_OK (the rate before) */
 			uint32_t sample;

@@ -7,6 +7,7 @@
 #ifndef RINGCAST_RING_H
 #define RINGCAST_RING_H
 
+#include <fcntl.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -65,13 +66,27 @@ struct rc_view {
 /* ---- files (daemon) ---- */
 
 /*
- * Create <name>.ring and <name>.ctl in dirfd for topic (1..255 bytes) with
- * the given capacity (power of two in [RC_CAPACITY_MIN, RC_CAPACITY_MAX]).
- * Space is reserved with fallocate, so a full tmpfs fails here with
- * -ENOSPC and never later with SIGBUS.  On success the two fds are the
- * caller's (O_RDWR | O_CLOEXEC).  Existing files: -EEXIST.
+ * Sealed files.  Every shared file is a memfd that its maker seals
+ * against shrinking and growing before anyone else holds it, so no holder
+ * of a writable descriptor can truncate it (SIGBUS for every other
+ * mapper) or grow it (filling memory, or failing the next map's size
+ * check).  Punching a hole only zeroes pages, as a write could.  Every
+ * mapper refuses a file without these seals (-EBADMSG).
  */
-int rc_ring_create(int dirfd, const char *name, const char *topic, size_t topic_len,
+#define RC_SEALS (F_SEAL_SEAL | F_SEAL_SHRINK | F_SEAL_GROW)
+
+/* 0 if fd is a file sealed with RC_SEALS, -EPERM if not. */
+int rc_file_sealed(int fd);
+
+/*
+ * Create the files of a topic, sealed memfds labelled <name>.ring and
+ * <name>.ctl, for topic (1..255 bytes) with the given capacity (power of
+ * two in [RC_CAPACITY_MIN, RC_CAPACITY_MAX]).  Pages are reserved with
+ * fallocate, so a lack of memory fails here with -ENOSPC and never later
+ * with SIGBUS.  On success the two fds are the caller's
+ * (O_RDWR | O_CLOEXEC).
+ */
+int rc_ring_create(const char *name, const char *topic, size_t topic_len,
 		   uint64_t capacity, uint64_t topic_id, uint32_t tether_timeout_ms,
 		   int *ring_fd, int *ctl_fd);
 
@@ -199,8 +214,8 @@ int rc_fence_heavy(void);
 
 /* ---- bells ---- */
 
-/* Create (or, with adopt, validate and reuse) the node's bells file. */
-int rc_bells_create(int dirfd, const char *name, bool adopt, int *fd);
+/* Create the node's bells file. */
+int rc_bells_create(int *fd);
 int rc_bells_map(int fd, struct rc_bells_hdr **out);
 void rc_bells_unmap(struct rc_bells_hdr *b);
 
@@ -208,7 +223,7 @@ void rc_bells_unmap(struct rc_bells_hdr *b);
  * The node file, likewise.  The daemon maps it writable; clients get an
  * O_RDONLY fd and map it with writable false.
  */
-int rc_node_create(int dirfd, const char *name, bool adopt, int *fd);
+int rc_node_create(int *fd);
 int rc_node_map(int fd, bool writable, struct rc_node_hdr **out);
 void rc_node_unmap(const struct rc_node_hdr *n);
 /* Wake one client's doorbell if it is armed. */

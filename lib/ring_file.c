@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: MIT
 /*
- * Ring, ctl and bells files: creating them (daemon) and mapping them after
- * validating every header field (everyone).  A mapper copies the geometry
+ * Ring, ctl, bells and node files: creating them as sealed memfds
+ * (daemon) and mapping them after validating every header field and the
+ * seals (everyone).  A mapper copies the geometry
  * it validated into struct rc_ring and never reads it from shared memory
  * again, so a process that scribbles on the header later cannot move our
  * bounds.
@@ -31,22 +32,25 @@ static uint64_t realtime_ns(void)
 }
 
 /*
- * Create dir/name of exactly size bytes, initialized by init(), so that no
- * mapper ever sees it half-written: it is built as an O_TMPFILE and linked
- * into place only when complete.  Space is reserved with fallocate() so a
- * full tmpfs fails here, not with SIGBUS in a client later.
+ * Create a file of exactly size bytes, initialized by init(), as a sealed
+ * memfd (ring.h, "Sealed files").  It is complete before anyone else can
+ * hold it, its pages are reserved with fallocate() (no memory: -ENOSPC
+ * here, never SIGBUS later), and once sealed nobody, the daemon included,
+ * can shrink or grow it.  Mode 0600: a client holding a read-only
+ * descriptor cannot open it again writable through /proc/<pid>/fd.
  */
-static int create_file(int dirfd, const char *name, size_t size,
-		       void (*init)(void *map, void *arg), void *arg, int *out_fd)
+static int create_file(const char *name, size_t size, void (*init)(void *map, void *arg),
+		       void *arg, int *out_fd)
 {
-	char proc[64];
+	char label[64];
 	void *map;
 	int fd, ret;
 
-	fd = openat(dirfd, ".", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+	snprintf(label, sizeof(label), "ringcast:%s", name);
+	fd = memfd_create(label, MFD_CLOEXEC | MFD_ALLOW_SEALING);
 	if (fd < 0)
 		return -errno;
-	if (fallocate(fd, 0, 0, (off_t)size) < 0) {
+	if (fchmod(fd, 0600) < 0 || fallocate(fd, 0, 0, (off_t)size) < 0) {
 		ret = -errno;
 		goto fail;
 	}
@@ -57,9 +61,7 @@ static int create_file(int dirfd, const char *name, size_t size,
 	}
 	init(map, arg);
 	munmap(map, size);
-
-	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
-	if (linkat(AT_FDCWD, proc, dirfd, name, AT_SYMLINK_FOLLOW) < 0) {
+	if (fcntl(fd, F_ADD_SEALS, RC_SEALS) < 0) {
 		ret = -errno;
 		goto fail;
 	}
@@ -68,6 +70,15 @@ static int create_file(int dirfd, const char *name, size_t size,
 fail:
 	close(fd);
 	return ret;
+}
+
+int rc_file_sealed(int fd)
+{
+	int seals = fcntl(fd, F_GET_SEALS);
+
+	if (seals < 0)
+		return errno == EINVAL ? -EPERM : -errno; /* not a memfd at all */
+	return (seals & RC_SEALS) == RC_SEALS ? 0 : -EPERM;
 }
 
 struct ring_init {
@@ -126,13 +137,13 @@ static bool valid_capacity(uint64_t cap)
 	return cap >= RC_CAPACITY_MIN && cap <= RC_CAPACITY_MAX && (cap & (cap - 1)) == 0;
 }
 
-int rc_ring_create(int dirfd, const char *name, const char *topic, size_t topic_len,
+int rc_ring_create(const char *name, const char *topic, size_t topic_len,
 		   uint64_t capacity, uint64_t topic_id, uint32_t tether_timeout_ms,
 		   int *ring_fd, int *ctl_fd)
 {
 	struct ring_init ri = { topic, topic_len, capacity, topic_id, tether_timeout_ms };
 	struct ctl_init ci = { topic_id };
-	char ring_name[NAME_MAX + 1], ctl_name[NAME_MAX + 1];
+	char ring_name[48], ctl_name[48];
 	int rfd, cfd, ret;
 
 	if (!valid_capacity(capacity) || topic_len < 1 || topic_len > RINGCAST_TOPIC_MAX ||
@@ -141,19 +152,11 @@ int rc_ring_create(int dirfd, const char *name, const char *topic, size_t topic_
 	if (snprintf(ring_name, sizeof(ring_name), "%s.ring", name) >= (int)sizeof(ring_name) ||
 	    snprintf(ctl_name, sizeof(ctl_name), "%s.ctl", name) >= (int)sizeof(ctl_name))
 		return -ENAMETOOLONG;
-	if (faccessat(dirfd, ring_name, F_OK, 0) == 0)
-		return -EEXIST;
-	/*
-	 * The .ring file appears last: a topic exists once it does.  A .ctl
-	 * without one is left over from a create that died half-way.
-	 */
-	unlinkat(dirfd, ctl_name, 0);
-	ret = create_file(dirfd, ctl_name, RC_CTL_SIZE, init_ctl, &ci, &cfd);
+	ret = create_file(ctl_name, RC_CTL_SIZE, init_ctl, &ci, &cfd);
 	if (ret < 0)
 		return ret;
-	ret = create_file(dirfd, ring_name, RC_RING_HDR_SIZE + capacity, init_ring, &ri, &rfd);
+	ret = create_file(ring_name, RC_RING_HDR_SIZE + capacity, init_ring, &ri, &rfd);
 	if (ret < 0) {
-		unlinkat(dirfd, ctl_name, 0);
 		close(cfd);
 		return ret;
 	}
@@ -169,7 +172,8 @@ static int map_fd(int fd, size_t *len, int prot, void **out)
 
 	if (fstat(fd, &st) < 0)
 		return -errno;
-	if (st.st_size <= 0)
+	/* Unsealed, it could shrink under us: SIGBUS at the next access. */
+	if (!S_ISREG(st.st_mode) || st.st_size <= 0 || rc_file_sealed(fd) < 0)
 		return -EBADMSG;
 	map = mmap(NULL, (size_t)st.st_size, prot, MAP_SHARED, fd, 0);
 	if (map == MAP_FAILED)
@@ -317,40 +321,9 @@ static int map_checked(int fd, size_t size, uint64_t magic, int prot, void **out
 	return 0;
 }
 
-/*
- * Open dir/name read-write to adopt it (after checking it), or create it
- * afresh.  A daemon adopts its predecessor's file because clients that are
- * still connected keep their mappings of it.
- */
-static int create_or_adopt(int dirfd, const char *name, bool adopt, size_t size,
-			   uint64_t magic, void (*init)(void *map, void *arg), int *fd)
+int rc_bells_create(int *fd)
 {
-	if (adopt) {
-		void *map;
-		int efd = openat(dirfd, name, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
-		int ret;
-
-		if (efd >= 0) {
-			ret = map_checked(efd, size, magic, PROT_READ, &map);
-			if (ret < 0) {
-				close(efd);
-				return ret;
-			}
-			munmap(map, size);
-			*fd = efd;
-			return 0;
-		}
-		if (errno != ENOENT)
-			return -errno;
-	} else {
-		unlinkat(dirfd, name, 0);
-	}
-	return create_file(dirfd, name, size, init, NULL, fd);
-}
-
-int rc_bells_create(int dirfd, const char *name, bool adopt, int *fd)
-{
-	return create_or_adopt(dirfd, name, adopt, RC_BELLS_SIZE, RC_BELLS_MAGIC, init_bells, fd);
+	return create_file("bells", RC_BELLS_SIZE, init_bells, NULL, fd);
 }
 
 int rc_bells_map(int fd, struct rc_bells_hdr **out)
@@ -375,9 +348,9 @@ void rc_bells_unmap(struct rc_bells_hdr *b)
 		munmap(b, RC_BELLS_SIZE);
 }
 
-int rc_node_create(int dirfd, const char *name, bool adopt, int *fd)
+int rc_node_create(int *fd)
 {
-	return create_or_adopt(dirfd, name, adopt, RC_NODE_SIZE, RC_NODE_MAGIC, init_node, fd);
+	return create_file("node", RC_NODE_SIZE, init_node, NULL, fd);
 }
 
 int rc_node_map(int fd, bool writable, struct rc_node_hdr **out)

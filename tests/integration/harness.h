@@ -269,6 +269,26 @@ struct it_inbox {
 	struct it_inbox_msg m[IT_INBOX_MAX];
 };
 
+/*
+ * How many rings the keeper of d's runtime directory (daemon/keeper.h)
+ * holds, from its /proc/PID/fd; -1 if no keeper of d's is running.
+ */
+int it_kept_rings(const struct it_daemon *d);
+
+/*
+ * Make d's keeper let go (remove its socket, as an admin would) and wait
+ * until it has exited: the next daemon of d starts afresh, and clients of
+ * the old files learn it (the keeper retires the old node file).
+ */
+void it_forget_keeper(struct it_daemon *d);
+
+/*
+ * A bare SOCK_SEQPACKET connection to the daemon's socket, as a client
+ * that speaks the protocol itself would make (5 s receive timeout).
+ * 0 or -errno; *fd_out is the socket either way (or -1).
+ */
+int it_raw_connect(const char *sock, int *fd_out);
+
 /* A ringcast_handler that appends copies of messages to the struct it_inbox ctx. */
 int it_inbox_handler(const struct ringcast_msg *msg, void *ctx);
 /*

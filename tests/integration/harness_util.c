@@ -5,10 +5,17 @@
  */
 #include "harness_internal.h"
 
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <stdbool.h>
 #include <poll.h>
 #include <string.h>
+#include <stdio.h>
 #include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -111,4 +118,95 @@ void it_write_conf(const struct it_daemon *d, const char *name, const char *text
 	IT_ASSERT(f != NULL, "fopen %s: %s", path, strerror(errno));
 	fputs(text, f);
 	IT_ASSERT(fclose(f) == 0, "writing %s: %s", path, strerror(errno));
+}
+
+int it_raw_connect(const char *sock, int *fd_out)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	struct timeval tv = { 5, 0 };
+	int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+
+	*fd_out = fd;
+	if (fd < 0)
+		return -errno;
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", sock);
+	return connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ? -errno : 0;
+}
+
+/* Is /proc/<pid> the keeper of rundir?  Its argv: ringcastd --be-keeper INO DIR. */
+static bool is_keeper_of(const char *pid, const char *rundir)
+{
+	char path[300], argv[4200];
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/%s/cmdline", pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return false;
+	n = read(fd, argv, sizeof(argv) - 1);
+	close(fd);
+	if (n <= 0)
+		return false;
+	argv[n] = '\0';
+	/* The arguments after argv[0], NUL-separated. */
+	{
+		const char *a1 = argv + strlen(argv) + 1, *a2, *a3;
+
+		if (a1 >= argv + n || strcmp(a1, "--be-keeper"))
+			return false;
+		a2 = a1 + strlen(a1) + 1;
+		a3 = a2 < argv + n ? a2 + strlen(a2) + 1 : argv + n;
+		return a3 < argv + n && !strcmp(a3, rundir);
+	}
+}
+
+int it_kept_rings(const struct it_daemon *d)
+{
+	DIR *proc = opendir("/proc"), *fds;
+	struct dirent *p, *f;
+	int n = -1;
+
+	if (!proc)
+		return -1;
+	while (n < 0 && (p = readdir(proc))) {
+		char path[300];
+
+		if (p->d_name[0] < '1' || p->d_name[0] > '9' || !is_keeper_of(p->d_name, d->rundir))
+			continue;
+		snprintf(path, sizeof(path), "/proc/%s/fd", p->d_name);
+		fds = opendir(path);
+		if (!fds)
+			continue;
+		n = 0;
+		while ((f = readdir(fds))) {
+			char link[600], target[256];
+			ssize_t len;
+
+			snprintf(link, sizeof(link), "%s/%s", path, f->d_name);
+			len = readlink(link, target, sizeof(target) - 1);
+			if (len <= 0)
+				continue;
+			target[len] = '\0';
+			n += strstr(target, "memfd:ringcast:") && strstr(target, ".ring");
+		}
+		closedir(fds);
+	}
+	closedir(proc);
+	return n;
+}
+
+void it_forget_keeper(struct it_daemon *d)
+{
+	char path[300];
+	uint64_t until = it_now_ns() + 5000000000ull;
+
+	snprintf(path, sizeof(path), "%s/keeper.sock", d->rundir);
+	IT_ASSERT(unlink(path) == 0 || errno == ENOENT, "unlink %s: %s", path, strerror(errno));
+	while (it_kept_rings(d) >= 0) {
+		IT_ASSERT(it_now_ns() < until, "the keeper of %s did not exit within 5 s of losing "
+			  "its socket", d->rundir);
+		it_sleep_ms(20);
+	}
 }

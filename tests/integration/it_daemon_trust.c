@@ -9,8 +9,8 @@
  *  - who gets in: a peer no ACL list names gets ERROR EACCES at HELLO and
  *    no fd; the default socket is closed to users outside its group;
  *  - which files the daemon trusts: it will not run in a runtime directory
- *    that is not its own, and adopts only files that are its own, 0600,
- *    with one link: nothing the other user planted;
+ *    that is not its own, adopts nothing from it (its files are sealed
+ *    memfds its keeper holds), and talks only to a keeper of its own uid;
  *  - its lock: no other user can take it, so none can keep the daemon
  *    from starting again.
  */
@@ -45,21 +45,6 @@ static void become(uid_t uid, const gid_t *groups, size_t ngroups)
 	it_become(uid, STRANGER, groups, ngroups);
 }
 
-/* connect() to sock: 0 or -errno.  *fd_out is the socket either way (or -1). */
-static int raw_connect(const char *sock, int *fd_out)
-{
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	struct timeval tv = { 5, 0 };
-	int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
-
-	*fd_out = fd;
-	if (fd < 0)
-		return -errno;
-	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-	memcpy(sa.sun_path, sock, strlen(sock));
-	return connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ? -errno : 0;
-}
-
 /*
  * Say HELLO on a fresh connection as a bare client would.  Returns the
  * reply's type (its err in *err for an ERROR) and how many fds came with
@@ -81,7 +66,7 @@ static int raw_hello(const char *sock, int *err, int *nfds)
 
 	*err = 0;
 	*nfds = 0;
-	ret = raw_connect(sock, &fd);
+	ret = it_raw_connect(sock, &fd);
 	if (ret < 0)
 		goto out;
 	n = rc_proto_encode(&m, b, sizeof(b));
@@ -208,7 +193,7 @@ static int connect_as(void *p)
 	int fd, ret;
 
 	become(STRANGER, &c->group, c->group != NO_GROUP);
-	ret = raw_connect(c->sock, &fd);
+	ret = it_raw_connect(c->sock, &fd);
 	if (fd >= 0)
 		close(fd);
 	IT_CHECK(ret == c->want, "uid %d (group %d): connect %s = %d (%s), expected %d (%s)",
@@ -307,7 +292,7 @@ static void test_rundir_must_be_the_daemons(void **state)
 	struct it_daemon *d = *state;
 	struct plant_dirs dirs;
 	char open_dir[160], sticky[160], path[300];
-	const char *const files[] = { "node", "bells", "clients" };
+	const char *const files[] = { "keeper.sock", "ringcastd.lock", "topic.key", "clients" };
 	struct stat st;
 	mode_t old;
 
@@ -331,7 +316,7 @@ static void test_rundir_must_be_the_daemons(void **state)
 	expect_refusal(d, open_dir, "mode 0777");
 	expect_refusal(d, sticky, "mode 1777");
 	/* Nothing was made in the directories it refused. */
-	snprintf(path, sizeof(path), "%s/node", dirs.own);
+	snprintf(path, sizeof(path), "%s/keeper.sock", dirs.own);
 	IT_ASSERT(access(path, F_OK) < 0, "the daemon made %s in a directory it refused", path);
 
 	/* A directory it makes itself is its own, closed to writers, under any umask. */
@@ -354,78 +339,32 @@ static void test_rundir_must_be_the_daemons(void **state)
 	IT_ASSERT(it_daemon_stop(d) == 0, "ringcastd did not exit 0 on SIGTERM");
 }
 
-/*
- * The file of topic's ring: ids are keyed by the node's secret
- * (daemon/topic_key.h), so look for the ring whose header names it.
- * *id gets its id (may be NULL).
- */
-static void ring_path_id(const struct it_daemon *d, const char *topic, char *out, size_t len,
-			 uint64_t *id)
-{
-	struct rc_ring_meta m;
-	struct dirent *e;
-	DIR *dir = opendir(d->rundir);
-
-	IT_ASSERT(dir, "opendir %s: %s", d->rundir, strerror(errno));
-	while ((e = readdir(dir))) {
-		size_t n = strlen(e->d_name);
-		int fd;
-
-		if (n != 21 || strcmp(e->d_name + 16, ".ring"))
-			continue;
-		fd = openat(dirfd(dir), e->d_name, O_RDONLY | O_CLOEXEC);
-		if (fd < 0)
-			continue;
-		if (pread(fd, &m, sizeof(m), 0) == (ssize_t)sizeof(m) &&
-		    m.topic_len == strlen(topic) && !memcmp(m.topic, topic, m.topic_len)) {
-			close(fd);
-			snprintf(out, len, "%s/%s", d->rundir, e->d_name);
-			if (id)
-				*id = m.topic_id;
-			closedir(dir);
-			return;
-		}
-		close(fd);
-	}
-	closedir(dir);
-	IT_FAIL("no ring of '%s' in %s", topic, d->rundir);
-}
-
-static void ring_path(const struct it_daemon *d, const char *topic, char *out, size_t len)
-{
-	ring_path_id(d, topic, out, len, NULL);
-}
-
 #define PLANTED "planted"
 
-struct plant {
-	const char *rundir;
-	uint64_t id; /* the keyed id the daemon gave PLANTED (the test read it as root) */
-};
-
+/* Files the other user plants under the names the daemon's files once had. */
 static int plant_files(void *p)
 {
-	const struct plant *pl = p;
-	char name[32];
-	int dirfd, ring_fd, ctl_fd, fd;
+	const char *rundir = p;
+	static const char *const names[] = { "0123456789abcdef.ring", "0123456789abcdef.ctl",
+					     "node", "bells" };
+	char page[4096];
+	size_t i;
+	int dirfd, ring_fd, ctl_fd;
 
 	become(STRANGER, NULL, 0);
-	dirfd = open(pl->rundir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	IT_CHECK(dirfd >= 0, "open %s: %s", pl->rundir, strerror(errno));
-	/*
-	 * A ring of its own making with the name and id of the topic, in
-	 * place of the daemon's: adopted, it would be the next daemon's.  (The
-	 * id is keyed and the stranger cannot work it out; the test hands it
-	 * over, so that what is tested is the ownership check alone.)
-	 */
-	snprintf(name, sizeof(name), "%016" PRIx64, pl->id);
-	IT_CHECK_OK(rc_ring_create(dirfd, name, PLANTED, strlen(PLANTED), RC_CAPACITY_MIN,
-				   pl->id, 5000, &ring_fd, &ctl_fd));
-	/* Node and bells files of its own making in place of the daemon's. */
-	IT_CHECK_OK(rc_node_create(dirfd, "node", false, &fd));
-	close(fd);
-	IT_CHECK_OK(rc_bells_create(dirfd, "bells", false, &fd));
-	close(fd);
+	dirfd = open(rundir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	IT_CHECK(dirfd >= 0, "open %s: %s", rundir, strerror(errno));
+	/* A real ring header of its own making for topic PLANTED. */
+	IT_CHECK_OK(rc_ring_create("x", PLANTED, strlen(PLANTED), RC_CAPACITY_MIN, 0x0123456789abcdefull,
+				   5000, &ring_fd, &ctl_fd));
+	IT_CHECK(pread(ring_fd, page, sizeof(page), 0) == (ssize_t)sizeof(page), "pread");
+	for (i = 0; i < 4; i++) {
+		int fd = openat(dirfd, names[i], O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+
+		IT_CHECK(fd >= 0, "create %s: %s", names[i], strerror(errno));
+		IT_CHECK(write(fd, page, sizeof(page)) == (ssize_t)sizeof(page), "write %s", names[i]);
+		close(fd);
+	}
 	return 0;
 }
 
@@ -444,69 +383,123 @@ static int knows(struct ringcast *rc, const char *topic)
 }
 
 /*
- * Files a runtime directory held while others could write to it (an
- * older daemon's, one made by hand), or that the daemon did not make
- * closed: the restarted daemon adopts none of them.  The other user's
- * ring, node and bells files, a ring others may read (0644) and one with
- * a second name outside the directory are logged and skipped, node and
- * bells replaced; the daemon's own ring is adopted as before.
+ * Files planted in the runtime directory while others could write to it:
+ * the daemon adopts nothing from the directory.  Its rings, node and bells
+ * files are sealed memfds that only its keeper holds across a restart
+ * (daemon/keeper.h); files named as the file-based format named them are
+ * removed, whoever made them.
  */
 static void test_planted_files_not_adopted(void **state)
 {
 	struct it_daemon *d = *state;
-	const char *const node_files[] = { "node", "bells" };
-	char path[300], stash[200];
-	struct plant pl = { d->rundir, 0 };
-	struct it_inbox box = { 0 };
+	static const char *const planted[] = { "0123456789abcdef.ring", "0123456789abcdef.ctl",
+					       "node", "bells" };
+	char path[300];
 	struct ringcast *rc;
 	struct stat st;
 
 	it_require_root("planting files as uid 12345");
-	it_require_root_daemon("node and bells files that uid 12345 planted (0600) cannot be opened by a daemon that is not root, which then refuses to start instead of replacing them");
 	it_daemon_start(d, "--capacity", "64k", NULL);
 	rc = it_open(d);
 	IT_ASSERT_OK(ringcast_subscribe(rc, "victim.kept"));
-	IT_ASSERT_OK(ringcast_subscribe(rc, "victim.readable"));
-	IT_ASSERT_OK(ringcast_subscribe(rc, "victim.linked"));
-	IT_ASSERT_OK(ringcast_subscribe(rc, PLANTED));
 	it_close(rc);
 	IT_ASSERT(it_daemon_stop(d) == 0, "ringcastd did not exit 0 on SIGTERM");
-	/* The daemon's files of PLANTED go; the stranger's take their name. */
-	ring_path_id(d, PLANTED, path, sizeof(path), &pl.id);
-	IT_ASSERT(unlink(path) == 0, "unlink %s: %s", path, strerror(errno));
-	strcpy(path + strlen(path) - strlen("ring"), "ctl");
-	IT_ASSERT(unlink(path) == 0, "unlink %s: %s", path, strerror(errno));
 
-	/* While the directory is open to all, the other user plants its files. */
 	IT_ASSERT(chmod(d->rundir, 0777) == 0, "chmod %s: %s", d->rundir, strerror(errno));
-	it_expect_exit(it_fork(plant_files, &pl), 10000, 0, "uid 12345 planting files");
+	it_expect_exit(it_fork(plant_files, d->rundir), 10000, 0, "uid 12345 planting files");
 	IT_ASSERT(chmod(d->rundir, 0755) == 0, "chmod %s: %s", d->rundir, strerror(errno));
-	ring_path(d, "victim.readable", path, sizeof(path));
-	IT_ASSERT(chmod(path, 0644) == 0, "chmod %s: %s", path, strerror(errno));
-	ring_path(d, "victim.linked", path, sizeof(path));
-	snprintf(stash, sizeof(stash), "%s/stash", d->dir);
-	IT_ASSERT(link(path, stash) == 0, "link %s: %s", path, strerror(errno));
 
 	it_daemon_restart(d);
 	rc = it_open(d);
-	IT_ASSERT(knows(rc, "victim.kept"), "the daemon's own ring was not adopted");
+	IT_ASSERT(knows(rc, "victim.kept"), "the daemon's own ring was not adopted from its keeper");
 	IT_ASSERT(!knows(rc, PLANTED), "uid 12345's ring was adopted as topic '%s'", PLANTED);
-	IT_ASSERT(!knows(rc, "victim.readable"), "a ring others may read (0644) was adopted");
-	IT_ASSERT(!knows(rc, "victim.linked"), "a ring with a second link was adopted");
-	for (size_t i = 0; i < 2; i++) {
-		snprintf(path, sizeof(path), "%s/%s", d->rundir, node_files[i]);
-		IT_ASSERT(lstat(path, &st) == 0, "lstat %s: %s", path, strerror(errno));
-		IT_ASSERT(st.st_uid == 0 && (st.st_mode & 077) == 0 && st.st_nlink == 1,
-			  "%s is uid %u's (mode %04o): the planted file was kept", path,
-			  (unsigned)st.st_uid, (unsigned)(st.st_mode & 07777));
+	for (size_t i = 0; i < 4; i++) {
+		snprintf(path, sizeof(path), "%s/%s", d->rundir, planted[i]);
+		IT_ASSERT(lstat(path, &st) < 0 && errno == ENOENT, "%s is still there", path);
 	}
 	/* The planted topic works, on a ring the daemon made. */
 	IT_ASSERT_OK(ringcast_subscribe(rc, PLANTED));
 	IT_ASSERT_OK(ringcast_broadcast(rc, PLANTED, "mine", 4));
-	IT_ASSERT(it_inbox_fill(rc, &box, 1, 2000) == 1 && box.m[0].len == 4 &&
-		  !memcmp(box.m[0].data, "mine", 4), "no message on '%s'", PLANTED);
+	{
+		struct it_inbox box = { 0 };
+
+		IT_ASSERT(it_inbox_fill(rc, &box, 1, 2000) == 1 && box.m[0].len == 4 &&
+			  !memcmp(box.m[0].data, "mine", 4), "no message on '%s'", PLANTED);
+	}
 	it_close(rc);
 	IT_ASSERT(it_daemon_stop(d) == 0, "ringcastd did not exit 0 on SIGTERM");
+}
+
+/* ---- its keeper ---- */
+
+struct fake_keeper {
+	const char *rundir;
+	int ready[2]; /* the fake writes a byte once it listens */
+};
+
+/*
+ * Uid 12345's keeper.sock, in place of the daemon's keeper: it listens,
+ * takes the first connection and exits 0 if nothing is ever said on it
+ * (within 3 s), 3 if something is: what a daemon would say is LIST.
+ */
+static int fake_keeper(void *p)
+{
+	struct fake_keeper *fk = p;
+	struct sockaddr_un a = { .sun_family = AF_UNIX };
+	struct timeval tv = { .tv_sec = 3 };
+	char buf[64];
+	int l, c;
+
+	become(STRANGER, NULL, 0);
+	snprintf(a.sun_path, sizeof(a.sun_path), "%s/keeper.sock", fk->rundir);
+	unlink(a.sun_path);
+	l = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+	IT_CHECK(l >= 0 && bind(l, (struct sockaddr *)&a, sizeof(a)) == 0 && listen(l, 8) == 0,
+		 "listen on %s: %s", a.sun_path, strerror(errno));
+	IT_CHECK(write(fk->ready[1], "x", 1) == 1, "ready");
+	c = accept(l, NULL, NULL);
+	IT_CHECK(c >= 0, "accept: %s", strerror(errno));
+	setsockopt(c, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	return recv(c, buf, sizeof(buf), 0) > 0 ? 3 : 0;
+}
+
+/*
+ * A keeper.sock of another user's (planted while the directory was open
+ * to others) is never told a thing: the daemon checks its peer's uid,
+ * replaces the socket with its own keeper's and starts.
+ */
+static void test_foreign_keeper_refused(void **state)
+{
+	struct it_daemon *d = *state;
+	struct fake_keeper fk = { .rundir = d->rundir };
+	char path[300], c;
+	struct ringcast *rc;
+	struct stat st;
+	uid_t uid = geteuid();
+	gid_t gid;
+	pid_t pid;
+
+	it_require_root("a keeper socket of uid 12345's");
+	it_daemon_start(d, NULL);
+	IT_ASSERT(it_daemon_stop(d) == 0, "ringcastd did not exit 0 on SIGTERM");
+	IT_ASSERT(pipe(fk.ready) == 0, "pipe");
+	IT_ASSERT(chmod(d->rundir, 0777) == 0, "chmod %s: %s", d->rundir, strerror(errno));
+	pid = it_fork(fake_keeper, &fk);
+	IT_ASSERT(read(fk.ready[0], &c, 1) == 1, "the fake keeper did not start");
+	IT_ASSERT(chmod(d->rundir, 0755) == 0, "chmod %s: %s", d->rundir, strerror(errno));
+	it_daemon_restart(d);
+	it_expect_exit(pid, 10000, 0, "uid 12345's keeper (3: the daemon spoke to it)");
+	snprintf(path, sizeof(path), "%s/keeper.sock", d->rundir);
+	it_daemon_user(&uid, &gid); /* else the daemon is ours: uid stays ours */
+	IT_ASSERT(lstat(path, &st) == 0 && st.st_uid == uid && (st.st_mode & 077) == 0,
+		  "%s is not the daemon's own keeper's (uid %u, mode %04o)", path,
+		  (unsigned)st.st_uid, (unsigned)(st.st_mode & 07777));
+	rc = it_open(d);
+	IT_ASSERT_OK(ringcast_subscribe(rc, "after.fake"));
+	it_close(rc);
+	IT_ASSERT(it_daemon_stop(d) == 0, "ringcastd did not exit 0 on SIGTERM");
+	close(fk.ready[0]);
+	close(fk.ready[1]);
 }
 
 /* ---- its lock ---- */
@@ -655,6 +648,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_socket_closed_to_others, it_setup, it_teardown),
 		cmocka_unit_test_setup_teardown(test_rundir_must_be_the_daemons, it_setup, it_teardown),
 		cmocka_unit_test_setup_teardown(test_planted_files_not_adopted, it_setup, it_teardown),
+		cmocka_unit_test_setup_teardown(test_foreign_keeper_refused, it_setup, it_teardown),
 		cmocka_unit_test_setup_teardown(test_lock_is_the_daemons, it_setup, it_teardown),
 		cmocka_unit_test_setup_teardown(test_foreign_lock_file_refused, it_setup, it_teardown),
 	};

@@ -42,6 +42,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "client.h"
 #include "harness.h"
 #include "trace.h"
 #include "trace_helpers.h"
@@ -370,16 +371,11 @@ static void set_sample(struct it_daemon *d, uint32_t n)
 
 static uint32_t read_sample(struct it_daemon *d)
 {
-	char path[200];
-	uint32_t v = ~0u;
-	int fd;
+	/* A client's read-only mapping of the node file. */
+	struct ringcast *rc = it_open(d);
+	uint32_t v = atomic_load(&rc->node_hdr->trace_sample);
 
-	snprintf(path, sizeof(path), "%s/node", d->rundir);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	IT_ASSERT(fd >= 0, "open %s: %s", path, strerror(errno));
-	IT_ASSERT(pread(fd, &v, sizeof(v), offsetof(struct rc_node_hdr, trace_sample)) == sizeof(v),
-		  "read trace_sample: %s", strerror(errno));
-	close(fd);
+	it_close(rc);
 	return v;
 }
 

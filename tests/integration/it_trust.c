@@ -12,10 +12,13 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/prctl.h>
 #include <unistd.h>
 
 #include "client.h"
+#include "proto.h"
 #include "harness.h"
 #include "trace.h"
 
@@ -59,9 +62,7 @@ static int bump_daemon_gen(void *p)
 {
 	struct hostile_cfg *c = p;
 	struct ringcast *rc;
-	char path[256];
 	void *page;
-	int fd;
 
 	become_other_user();
 	rc = it_child_open(c->sock);
@@ -70,11 +71,6 @@ static int bump_daemon_gen(void *p)
 	IT_CHECK(mprotect(page, RC_NODE_SIZE, PROT_READ | PROT_WRITE) < 0 && errno == EACCES,
 		 "mprotect of the node page to writable: %s",
 		 errno ? strerror(errno) : "it worked");
-	/* The file itself. */
-	snprintf(path, sizeof(path), "%s/node", c->rundir);
-	fd = open(path, O_RDWR | O_CLOEXEC);
-	IT_CHECK(fd < 0 && errno == EACCES, "open %s read-write: %s", path,
-		 fd >= 0 ? "it worked" : strerror(errno));
 	/* Nor may it set the trace rate, which is node-wide too. */
 	IT_CHECK_ERR(rc_trace_set_sample(rc, 7, NULL), -EACCES);
 	ringcast_close(rc);
@@ -319,9 +315,148 @@ static void test_identity_is_resumed_only_by_its_owner(void **state)
 	IT_ASSERT(it_daemon_stop(d) == 0, "ringcastd did not exit 0 on SIGTERM");
 }
 
+/* ---- the files cannot be cut, grown or upgraded ---- */
+
+/*
+ * Send one request on a raw connection and take its reply's fds (up to
+ * max, the rest closed).  The reply's type, or a negative errno.
+ */
+static int raw_request(int sock, const struct rc_msg *m, int *fds, int max, int *nfds)
+{
+	union {
+		struct cmsghdr align;
+		char b[CMSG_SPACE(8 * sizeof(int))];
+	} cbuf;
+	uint8_t b[RC_PROTO_MAX_MSG];
+	struct iovec iov = { b, sizeof(b) };
+	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf.b,
+			     .msg_controllen = sizeof(cbuf.b) };
+	struct rc_msg r;
+	int n = rc_proto_encode(m, b, sizeof(b));
+	ssize_t got;
+
+	*nfds = 0;
+	if (n < 0 || send(sock, b, (size_t)n, MSG_NOSIGNAL) != n)
+		return n < 0 ? n : -errno;
+	got = recvmsg(sock, &mh, MSG_CMSG_CLOEXEC);
+	if (got <= 0)
+		return got < 0 ? -errno : -ECONNRESET;
+	for (struct cmsghdr *cm = CMSG_FIRSTHDR(&mh); cm; cm = CMSG_NXTHDR(&mh, cm))
+		if (cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_RIGHTS)
+			for (size_t i = 0; i < (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int); i++) {
+				int f;
+
+				memcpy(&f, CMSG_DATA(cm) + i * sizeof(int), sizeof(int));
+				if (*nfds < max)
+					fds[(*nfds)++] = f;
+				else
+					close(f);
+			}
+	n = rc_proto_decode(b, (size_t)got, &r);
+	return n < 0 ? n : r.type;
+}
+
+/* Every way a holder of fd could change the file's size or get write access: all refused. */
+static void check_sealed(int fd, const char *what, bool writable)
+{
+	char path[64];
+	struct stat st;
+	int again;
+
+	IT_CHECK(fstat(fd, &st) == 0, "fstat %s: %s", what, strerror(errno));
+	IT_CHECK(ftruncate(fd, 0) < 0 && errno == (writable ? EPERM : EINVAL),
+		 "ftruncate of the %s to 0: %s", what, errno ? strerror(errno) : "it worked");
+	IT_CHECK(ftruncate(fd, st.st_size * 2) < 0, "ftruncate of the %s to twice its size worked",
+		 what);
+	IT_CHECK(fallocate(fd, 0, st.st_size, 1 << 20) < 0 &&
+		 errno == (writable ? EPERM : EBADF),
+		 "fallocate past the end of the %s: %s", what, errno ? strerror(errno) : "it worked");
+	IT_CHECK(fcntl(fd, F_ADD_SEALS, F_SEAL_WRITE) < 0 && errno == EPERM,
+		 "a seal added to the %s: %s", what, errno ? strerror(errno) : "it worked");
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+	again = open(path, O_RDWR | O_CLOEXEC);
+	IT_CHECK(again < 0 && errno == EACCES, "the %s opened again read-write through %s: %s",
+		 what, path, again >= 0 ? "it worked" : strerror(errno));
+	printf("  %-9s cut, grown, sealed, reopened writable: all refused\n", what);
+}
+
+/*
+ * As uid 12345 with every fd a client gets (HELLO's node, bells and life
+ * fds, a subscriber's ring and ctl fds, a publisher's ring fd): no
+ * truncation (which made every other mapper fault with SIGBUS), no
+ * growth (which filled the runtime directory's tmpfs), no way to a
+ * writable descriptor.  Punching a hole only zeroes: the victim keeps
+ * reading, and gets its messages.
+ */
+static int cut_files(void *p)
+{
+	struct hostile_cfg *c = p;
+	struct rc_msg m = { .type = RC_MSG_HELLO, .req = 1 };
+	int sock, hello[3], sub[2], pub[2], n, i;
+
+	become_other_user();
+	IT_CHECK_OK(it_raw_connect(c->sock, &sock));
+	IT_CHECK(raw_request(sock, &m, hello, 3, &n) == RC_MSG_HELLO_OK && n == 3,
+		 "HELLO: %d fds", n);
+	m = (struct rc_msg){ .type = RC_MSG_SUBSCRIBE, .req = 2,
+			     .topic = { .topic = TOPIC, .topic_len = sizeof(TOPIC) - 1 } };
+	IT_CHECK(raw_request(sock, &m, sub, 2, &n) == RC_MSG_SUB_OK && n == 2,
+		 "SUBSCRIBE: %d fds", n);
+	m = (struct rc_msg){ .type = RC_MSG_PUB_OPEN, .req = 3,
+			     .topic = { .topic = TOPIC, .topic_len = sizeof(TOPIC) - 1 } };
+	IT_CHECK(raw_request(sock, &m, pub, 2, &n) == RC_MSG_PUB_OK && n == 2,
+		 "PUB_OPEN: %d fds", n);
+	check_sealed(hello[0], "node", false);
+	check_sealed(hello[1], "bells", true);
+	check_sealed(sub[0], "ring (ro)", false);
+	check_sealed(sub[1], "ctl", true);
+	check_sealed(pub[0], "ring", true);
+	/* A hole punched in the ring's records: zeroes, never a fault for its readers. */
+	IT_CHECK(fallocate(pub[0], FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, RC_RING_HDR_SIZE,
+			   1 << 16) == 0, "punch: %s", strerror(errno));
+	for (i = 0; i < 3; i++)
+		close(hello[i]);
+	for (i = 0; i < 2; i++) {
+		close(sub[i]);
+		close(pub[i]);
+	}
+	close(sock);
+	return 0;
+}
+
+static void test_files_cannot_be_cut(void **state)
+{
+	struct it_daemon *d = *state;
+	struct hostile_cfg cfg = { d->sock, d->rundir };
+	struct it_inbox box = { 0 };
+	struct ringcast *victim, *pub;
+
+	it_require_root("running the hostile client as uid 12345");
+	start_open_daemon(d, NULL, NULL);
+	victim = it_open(d);
+	pub = it_open(d);
+	IT_ASSERT_OK(ringcast_subscribe(victim, TOPIC));
+	IT_ASSERT_OK(ringcast_broadcast(pub, TOPIC, "before", 6));
+	IT_ASSERT(it_inbox_fill(victim, &box, 1, 2000) == 1, "no message before the attack");
+	it_expect_exit(it_fork(cut_files, &cfg), 10000, 0, "hostile client as uid 12345");
+	/* The victim and the daemon are alive, and messages flow. */
+	for (int i = 0; i < 100; i++)
+		IT_ASSERT_OK(ringcast_broadcast(pub, TOPIC, "after", 5));
+	IT_ASSERT(it_inbox_fill(victim, &box, 101, 5000) == 101, "%d of 100 messages after the "
+		  "attack", box.n - 1);
+	for (int i = 0; i < box.n; i++)
+		IT_ASSERT(box.m[i].lost == 0, "message %d: %llu lost", i,
+			  (unsigned long long)box.m[i].lost);
+	it_assert_daemon_alive(d);
+	it_close(victim);
+	it_close(pub);
+	IT_ASSERT(it_daemon_stop(d) == 0, "ringcastd did not exit 0 on SIGTERM");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_files_cannot_be_cut, it_setup, it_teardown),
 		cmocka_unit_test_setup_teardown(test_node_state_is_the_daemons, it_setup, it_teardown),
 		cmocka_unit_test_setup_teardown(test_reconnect_without_resume_reports_lost, it_setup,
 						it_teardown),

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* A topic ring in a private tmpfs directory, for the ring's unit tests. */
+/* A topic ring (two sealed memfds), for the ring's unit tests. */
 #ifndef RINGCAST_TEST_RING_FIXTURE_H
 #define RINGCAST_TEST_RING_FIXTURE_H
 
@@ -14,40 +14,27 @@
 #include "ring_sub.h"
 
 struct fixture {
-	char dir[64];
-	int dirfd, ring_fd, ctl_fd;
+	int ring_fd, ctl_fd;
 };
 
 static inline int fixture_make(struct fixture *f, uint64_t cap, uint32_t tether_ms)
 {
-	int ret;
-
-	snprintf(f->dir, sizeof(f->dir), "/dev/shm/rc-unit-XXXXXX");
-	if (!mkdtemp(f->dir))
-		return -errno;
-	f->dirfd = open(f->dir, O_DIRECTORY | O_RDONLY | O_CLOEXEC);
-	if (f->dirfd < 0)
-		return -errno;
-	ret = rc_ring_create(f->dirfd, "t", "unit.topic", 10, cap, 42, tether_ms,
-			     &f->ring_fd, &f->ctl_fd);
-	return ret;
+	return rc_ring_create("t", "unit.topic", 10, cap, 42, tether_ms, &f->ring_fd, &f->ctl_fd);
 }
 
+/* A read-only open of the ring, as the daemon gives subscribers. */
 static inline int fixture_ro_fd(struct fixture *f)
 {
-	return openat(f->dirfd, "t.ring", O_RDONLY | O_CLOEXEC);
+	char path[64];
+
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", f->ring_fd);
+	return open(path, O_RDONLY | O_CLOEXEC);
 }
 
 static inline void fixture_free(struct fixture *f)
 {
-	char cmd[128];
-
 	close(f->ring_fd);
 	close(f->ctl_fd);
-	close(f->dirfd);
-	snprintf(cmd, sizeof(cmd), "rm -rf %s", f->dir);
-	if (system(cmd) != 0)
-		fprintf(stderr, "could not remove %s\n", f->dir);
 }
 
 /* A publisher: its own mapping and pub slot. */

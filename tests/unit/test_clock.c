@@ -25,8 +25,6 @@
 #define TOLERANCE_NS 1000
 
 struct env {
-	char dir[64];
-	int dirfd;
 	struct rc_node_hdr *b;
 	struct rc_clock_fit fit;
 };
@@ -36,11 +34,7 @@ static int setup(void **state)
 	struct env *e = calloc(1, sizeof(*e));
 	int fd = -1;
 
-	snprintf(e->dir, sizeof(e->dir), "/dev/shm/rc-clock-XXXXXX");
-	if (!mkdtemp(e->dir))
-		return -1;
-	e->dirfd = open(e->dir, O_DIRECTORY | O_RDONLY | O_CLOEXEC);
-	if (e->dirfd < 0 || rc_node_create(e->dirfd, "node", false, &fd) < 0)
+	if (rc_node_create(&fd) < 0)
 		return -1;
 	if (rc_node_map(fd, true, &e->b) < 0)
 		return -1;
@@ -53,13 +47,8 @@ static int setup(void **state)
 static int teardown(void **state)
 {
 	struct env *e = *state;
-	char cmd[128];
 
 	rc_node_unmap(e->b);
-	close(e->dirfd);
-	snprintf(cmd, sizeof(cmd), "rm -rf %s", e->dir);
-	if (system(cmd) != 0)
-		fprintf(stderr, "could not remove %s\n", e->dir);
 	free(e);
 	return 0;
 }

@@ -185,52 +185,53 @@ static const struct sample {
 } samples[] = {
 	{ { .type = RC_MSG_HELLO, .req = 1,
 	    .hello = { .flags = RC_HELLO_RESUME, .client_id = 0x01020304, .bell = 7 } },
-	  "52435031 0200 0100 1c000000 01000000  01000000 04030201 07000000" },
+	  "52435031 0300 0100 1c000000 01000000  01000000 04030201 07000000" },
 	{ { .type = RC_MSG_SUBSCRIBE, .req = 2,
 	    .topic = { .topic = "a/b", .topic_len = 3 } },
-	  "52435031 0200 0200 1d000000 02000000  00000000 00000000 0300 612f62" },
+	  "52435031 0300 0200 1d000000 02000000  00000000 00000000 0300 612f62" },
 	{ { .type = RC_MSG_UNSUBSCRIBE, .req = 3,
 	    .topic = { .topic = "a/b", .topic_len = 3 } },
-	  "52435031 0200 0300 1d000000 03000000  00000000 00000000 0300 612f62" },
+	  "52435031 0300 0300 1d000000 03000000  00000000 00000000 0300 612f62" },
 	{ { .type = RC_MSG_PUB_OPEN, .req = 4,
 	    .topic = { .flags = RC_TOPIC_RESUME, .slot = 5, .topic = "x", .topic_len = 1 } },
-	  "52435031 0200 0400 1b000000 04000000  01000000 05000000 0100 78" },
+	  "52435031 0300 0400 1b000000 04000000  01000000 05000000 0100 78" },
 	{ { .type = RC_MSG_STAT, .req = 5,
 	    .topic = { .topic = NULL, .topic_len = 0 } },
-	  "52435031 0200 0500 1a000000 05000000  00000000 00000000 0000" },
+	  "52435031 0300 0500 1a000000 05000000  00000000 00000000 0000" },
 	{ { .type = RC_MSG_HELLO_OK, .req = 1,
 	    .hello_ok = { .client_id = 9, .bell = 3, .daemon_gen = 0x1122334455667788ull,
 			  .node = "a@h", .node_len = 3 } },
-	  "52435031 0200 4000 25000000 01000000  09000000 03000000 8877665544332211 0300 614068" },
+	  "52435031 0300 4000 25000000 01000000  09000000 03000000 8877665544332211 0300 614068" },
 	{ { .type = RC_MSG_SUB_OK, .req = 2,
-	    .opened = { .slot = 1, .topic_id = 42, .capacity = 1u << 20, .pos = 0x40, .seq = 3 } },
-	  "52435031 0200 4100 30000000 02000000  01000000 2a000000 0000100000000000"
-	  " 4000000000000000 0300000000000000" },
+	    .opened = { .slot = 1, .topic_id = 42, .capacity = 1u << 20, .pos = 0x40, .seq = 3,
+			.flags = RC_OPENED_RESUMED } },
+	  "52435031 0300 4100 34000000 02000000  01000000 2a000000 0000100000000000"
+	  " 4000000000000000 0300000000000000 01000000" },
 	{ { .type = RC_MSG_PUB_OK, .req = 4,
 	    .opened = { .slot = 5, .topic_id = 43, .capacity = 65536 } },
-	  "52435031 0200 4200 30000000 04000000  05000000 2b000000 0000010000000000"
-	  " 0000000000000000 0000000000000000" },
+	  "52435031 0300 4200 34000000 04000000  05000000 2b000000 0000010000000000"
+	  " 0000000000000000 0000000000000000 00000000" },
 	{ { .type = RC_MSG_OK, .req = 3 },
-	  "52435031 0200 4300 10000000 03000000" },
+	  "52435031 0300 4300 10000000 03000000" },
 	{ { .type = RC_MSG_ERROR, .req = 7,
 	    .error = { .err = EACCES, .text = "denied", .text_len = 6 } },
-	  "52435031 0200 4400 1c000000 07000000  0d000000 0600 64656e696564" },
+	  "52435031 0300 4400 1c000000 07000000  0d000000 0600 64656e696564" },
 	{ { .type = RC_MSG_STAT_TOPIC, .req = 5,
 	    .stat_topic = { .topic = "t", .topic_len = 1, .publishers = 2,
 			    .capacity = 65536, .tail = 0x100, .messages = 3,
 			    .n_subs = 2, .subs = two_subs } },
-	  "52435031 0200 4500 93000000 05000000  0100 74 02000000"
+	  "52435031 0300 4500 93000000 05000000  0100 74 02000000"
 	  " 0000010000000000 0001000000000000 0300000000000000 02000000"
 	  " 01000000 64000000 e8030000 01000000 8000000000000000"
 	  " 8000000000000000 0200000000000000 0000000000000000"
 	  " 02000000 65000000 00000000 02000000 4000000000000000"
 	  " c000000000000000 0100000000000000 0500000000000000" },
 	{ { .type = RC_MSG_STAT_END, .req = 5 },
-	  "52435031 0200 4600 10000000 05000000" },
+	  "52435031 0300 4600 10000000 05000000" },
 	{ { .type = RC_MSG_TRACE_SAMPLE, .req = 8, .trace = { .sample = 16 } },
-	  "52435031 0200 0600 14000000 08000000  10000000" },
+	  "52435031 0300 0600 14000000 08000000  10000000" },
 	{ { .type = RC_MSG_TRACE_SAMPLE_OK, .req = 8, .trace = { .sample = 1 } },
-	  "52435031 0200 4700 14000000 08000000  01000000" },
+	  "52435031 0300 4700 14000000 08000000  01000000" },
 };
 
 #define N_SAMPLES (sizeof(samples) / sizeof(samples[0]))
@@ -295,6 +296,7 @@ static void assert_msg_equal(const struct rc_msg *want, const struct rc_msg *got
 		assert_int_equal(got->opened.topic_id, want->opened.topic_id);
 		assert_int_equal(got->opened.capacity, want->opened.capacity);
 		assert_int_equal(got->opened.pos, want->opened.pos);
+		assert_int_equal(got->opened.flags, want->opened.flags);
 		assert_int_equal(got->opened.seq, want->opened.seq);
 		break;
 	case RC_MSG_TRACE_SAMPLE:
@@ -620,7 +622,7 @@ static void test_bad_magic(void **state)
 
 static void test_wrong_version(void **state)
 {
-	static const uint16_t versions[] = { 0, 1, 3, 0x100, 0xffff };
+	static const uint16_t versions[] = { 0, 1, 2, 4, 0x100, 0xffff };
 	uint8_t pkt[512];
 	struct rc_msg m;
 	size_t i;

@@ -27,7 +27,7 @@
 #define REPAIR_LATE_NS 100000000ull  /* the design's bound on a dead publisher's stall */
 /* Every 50 ms, look whether orphans' clients died: a few syscalls each. */
 #define ORPHAN_CHECK_TICKS 5
-#define KEEPER_CHECK_TICKS 100 /* 1 s: a dead keeper is replaced within it */
+#define KEEPER_CHECK_TICKS 100 /* 1 s: a dead keeper is replaced within it, forged slots freed */
 
 static void tick_cb(struct rcd_loop *loop, struct rcd_op *op, int res, unsigned flags);
 
@@ -371,9 +371,28 @@ static void reap_dead_orphans(struct rcd_duties *d)
 	}
 }
 
+/*
+ * A client of t wrote subscriber slots the daemon never gave out: freed,
+ * so they neither hold publishers back nor keep new subscribers out.
+ * Logged once per topic: a client doing it does it on every tick.
+ */
+static void forged_slots(struct rcd_duties *d, struct rcd_topic *t, unsigned n)
+{
+	char esc[RCD_ESCAPED_TOPIC_MAX];
+
+	d->forged += n;
+	if (t->forged_logged)
+		return;
+	t->forged_logged = true;
+	rcd_warn(d->log, "a client of '%s' wrote %u subscriber slots the daemon never gave out; "
+		 "freed (and again each tick while it goes on)",
+		 rcd_escape(t->name, t->len, esc, sizeof(esc)), n);
+}
+
 void rcd_duties_tick(struct rcd_duties *d, uint64_t now)
 {
 	struct rcd_topic *t;
+	unsigned forged;
 
 	d->ticks++;
 	if (d->ticks % KEEPER_CHECK_TICKS == 0)
@@ -384,6 +403,10 @@ void rcd_duties_tick(struct rcd_duties *d, uint64_t now)
 
 		if (t->repairs)
 			retry_repairs(d, t, now);
+		/* Every slot once a second; those publishers scan every tick. */
+		forged = rc_ring_free_unowned(&t->ring, d->ticks % KEEPER_CHECK_TICKS == 0);
+		if (forged)
+			forged_slots(d, t, forged);
 		rc_ring_untether_stalled(&t->ring, now, untethered, &c);
 	}
 	if (d->norphans && now >= d->orphans_deadline_ns)

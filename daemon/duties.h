@@ -59,6 +59,7 @@ struct rcd_duties {
 	bool memo_alive;
 	/* counters for the shutdown summary */
 	uint64_t ticks, repaired, untethered, resumed, reaped;
+	uint64_t forged; /* subscriber slots freed that a client wrote (rc_ring_free_unowned) */
 	uint64_t dead; /* slots released because their client was gone (lives.h) */
 };
 

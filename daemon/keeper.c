@@ -471,12 +471,15 @@ static int reach(struct rcd_keeper *k)
 	int ret = connect_keeper(k);
 
 	/*
-	 * -EPERM: a socket of another user's, planted while the directory
+	 * -EPERM (its peer is another uid) or -EACCES (we may not even
+	 * connect): a socket of another user's, planted while the directory
 	 * was open to others.  Not a word is sent to it; ours replaces it.
 	 */
-	if (ret == -EPERM)
+	if (ret == -EPERM || ret == -EACCES) {
 		rcd_warn(k->log, "%s is not our keeper's (another user's socket); replacing it",
 			 k->path);
+		ret = -EPERM;
+	}
 	if (ret == -ENOENT || ret == -ECONNREFUSED || ret == -EPERM) {
 		ret = spawn(k);
 		if (ret == 0)

@@ -441,6 +441,7 @@ static void adopt_one(struct rcd_registry *reg, uint64_t id, int ring_fd, int ct
 		rcd_err(reg->log, "out of memory adopting %s", t->file);
 		goto skip;
 	}
+	rc_ring_adopt_slots(&t->ring);
 	rcd_info(reg->log, "adopted topic '%s' (%s, capacity %" PRIu64 ")", esc, t->file,
 		 t->ring.cap);
 	return;

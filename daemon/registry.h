@@ -43,6 +43,7 @@ struct rcd_topic {
 	uid_t owner;             /* who made it, charged for it; (uid_t)-1: adopted, nobody */
 	uint64_t idle_since_ns;  /* reclaim.c: since when nobody has it open (0: in use) */
 	bool used;               /* reclaim.c: scratch, within one look */
+	bool forged_logged;      /* duties.c: said once that a client forged its slots */
 	struct rc_ring ring;     /* the daemon's writable mapping */
 	/* duties.c: pub slots of dead publishers whose repair is pending */
 	uint64_t repairs;        /* bit i: pub slot i (RC_PUB_SLOTS <= 64) */

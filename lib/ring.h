@@ -46,6 +46,16 @@ struct rc_ring {
 	struct rc_seen {
 		uint64_t pos, ns;
 	} *seen;
+	/*
+	 * daemon-private: which slots the daemon gave out, and 1 + the
+	 * highest subscriber slot it ever gave.  Never the files' state,
+	 * client_id or slots_hi, which clients can write: a client that
+	 * marked every free slot busy made every later subscribe fail with
+	 * -ENOSPC.
+	 */
+	uint64_t sub_held[RC_SUB_SLOTS / 64];
+	uint64_t pub_held;
+	uint32_t subs_hi;
 };
 
 /*
@@ -191,6 +201,20 @@ int rc_ring_sub_attach(struct rc_ring *r, uint32_t client_id, uint32_t pid, uint
 void rc_ring_sub_release(struct rc_ring *r, unsigned slot);
 int rc_ring_pub_attach(struct rc_ring *r, uint32_t client_id, uint32_t pid);
 /* (rc_ring_repair_pub() releases a pub slot.) */
+
+/*
+ * An adopted ring (daemon): take the slots the files show in use as
+ * given out, before the orphans are sorted (those of dead clients are
+ * then released).
+ */
+void rc_ring_adopt_slots(struct rc_ring *r);
+
+/*
+ * Free the subscriber slots that show a state but that the daemon never
+ * gave out: a client wrote them.  Those publishers scan (below the
+ * file's slots_hi), or every one when all.  Returns how many.
+ */
+unsigned rc_ring_free_unowned(struct rc_ring *r, bool all);
 
 /*
  * The daemon's tick for one ring: untether each tethered subscriber whose

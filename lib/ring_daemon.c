@@ -24,11 +24,43 @@
 #include "barrier.h"
 #include "ring.h"
 
+/* Our own: clients can write the file's slots_hi. */
 static uint32_t slots_hi(const struct rc_ring *r)
 {
-	uint32_t hi = rc_load_acquire(&r->ctl->slots_hi);
+	return r->subs_hi;
+}
 
-	return hi > RC_SUB_SLOTS ? RC_SUB_SLOTS : hi;
+static bool sub_held(const struct rc_ring *r, unsigned i)
+{
+	return r->sub_held[i / 64] & (1ull << (i % 64));
+}
+
+static void sub_hold(struct rc_ring *r, unsigned i, bool held)
+{
+	if (held)
+		r->sub_held[i / 64] |= 1ull << (i % 64);
+	else
+		r->sub_held[i / 64] &= ~(1ull << (i % 64));
+}
+
+void rc_ring_adopt_slots(struct rc_ring *r)
+{
+	unsigned i;
+
+	/*
+	 * Acquire pairs with the previous daemon's seq_cst store of state
+	 * (rc_ring_sub_attach) and release store of client_id
+	 * (rc_ring_pub_attach).  A slot a client forged is taken too, and
+	 * released with the dead ones: no record of ours names its client.
+	 */
+	for (i = 0; i < RC_SUB_SLOTS; i++)
+		if (rc_load_acquire(&r->ctl->subs[i].state) != RC_SUB_FREE) {
+			sub_hold(r, i, true);
+			r->subs_hi = i + 1;
+		}
+	for (i = 0; i < RC_PUB_SLOTS; i++)
+		if (rc_load_acquire(&r->hdr->pubs[i].client_id) != 0)
+			r->pub_held |= 1ull << i;
 }
 
 int rc_ring_sub_attach(struct rc_ring *r, uint32_t client_id, uint32_t pid, uint32_t uid,
@@ -40,8 +72,10 @@ int rc_ring_sub_attach(struct rc_ring *r, uint32_t client_id, uint32_t pid, uint
 		struct rc_sub_slot *s = &r->ctl->subs[i];
 		uint64_t pos, seq;
 
-		if (rc_load_acquire(&s->state) != RC_SUB_FREE)
+		/* Ours to give, whatever the line says (a client may have written it). */
+		if (sub_held(r, i))
 			continue;
+		sub_hold(r, i, true);
 		rc_store_relaxed(&s->client_id, client_id);
 		rc_store_relaxed(&s->pid, pid);
 		rc_store_relaxed(&s->uid, uid);
@@ -53,8 +87,11 @@ int rc_ring_sub_attach(struct rc_ring *r, uint32_t client_id, uint32_t pid, uint
 		rc_ring_live(r, &pos, &seq);
 		rc_store_relaxed(&s->pos, pos);
 		rc_store_relaxed(&s->seq, seq);
-		if (i + 1 > rc_load_relaxed(&r->ctl->slots_hi))
-			rc_store_release(&r->ctl->slots_hi, i + 1); /* pairs with scans' acquire */
+		if (i + 1 > r->subs_hi)
+			r->subs_hi = i + 1;
+		/* Ours, again: a client may have lowered it.  Pairs with scans' acquire. */
+		if (r->subs_hi != rc_load_relaxed(&r->ctl->slots_hi))
+			rc_store_release(&r->ctl->slots_hi, r->subs_hi);
 		/*
 		 * Tether, then move pos up to the tail read after: a publisher
 		 * whose scan missed the new state read a tail no later than
@@ -95,13 +132,14 @@ void rc_ring_sub_release(struct rc_ring *r, unsigned slot)
 	rc_store_relaxed(&s->client_id, 0);
 	/* Publishers stop counting it at their next scan (their seq_cst load). */
 	rc_store_seq_cst(&s->state, RC_SUB_FREE);
+	sub_hold(r, slot, false);
 	/*
 	 * The last subscriber gone: publishers may commit light again.  Only
 	 * the daemon attaches subscribers, so none can be arming meanwhile;
 	 * a new one raises the count again before it first sleeps.
 	 */
 	for (slot = 0; slot < slots_hi(r); slot++)
-		if (rc_load_acquire(&r->ctl->subs[slot].state) != RC_SUB_FREE)
+		if (sub_held(r, slot))
 			return;
 	rc_store_release(&r->ctl->fenced, 0);
 }
@@ -113,8 +151,10 @@ int rc_ring_pub_attach(struct rc_ring *r, uint32_t client_id, uint32_t pid)
 	for (i = 0; i < RC_PUB_SLOTS; i++) {
 		struct rc_pub_slot *p = &r->hdr->pubs[i];
 
-		if (rc_load_acquire(&p->client_id) != 0)
+		/* Ours to give, whatever the header says (publishers can write it). */
+		if (r->pub_held & (1ull << i))
 			continue;
+		r->pub_held |= 1ull << i;
 		rc_store_relaxed(&p->claim, 0);
 		rc_store_relaxed(&p->end, 0);
 		rc_store_relaxed(&p->pid, pid);
@@ -138,9 +178,10 @@ static void release_pub(struct rc_ring *r, unsigned slot)
 	rc_store_relaxed(&p->end, 0);
 	rc_store_relaxed(&p->pid, 0);
 	rc_store_release(&p->client_id, 0);
+	r->pub_held &= ~(1ull << slot);
 	/* Only the daemon attaches publishers, so none can appear meanwhile. */
 	for (i = 0; i < RC_PUB_SLOTS; i++)
-		if (rc_load_acquire(&r->hdr->pubs[i].client_id) != 0)
+		if (r->pub_held & (1ull << i))
 			return;
 	rc_store_release(&r->hdr->tail.shared, 0);
 }
@@ -253,6 +294,35 @@ int rc_ring_repair_pub(struct rc_ring *r, unsigned slot, struct rc_bells_hdr *be
 done:
 	release_pub(r, slot);
 	return 1;
+}
+
+unsigned rc_ring_free_unowned(struct rc_ring *r, bool all)
+{
+	uint32_t shown = rc_load_relaxed(&r->ctl->slots_hi);
+	unsigned i, n = 0, hi;
+
+	/*
+	 * Publishers scan up to the file's slots_hi, so a slot above it
+	 * cannot stall or fool them: look as far as they do, or we do, and
+	 * at every slot when all.
+	 */
+	hi = all || shown > RC_SUB_SLOTS ? RC_SUB_SLOTS : shown;
+	if (hi < r->subs_hi)
+		hi = r->subs_hi;
+	for (i = 0; i < hi; i++) {
+		struct rc_sub_slot *s = &r->ctl->subs[i];
+
+		if (sub_held(r, i) || rc_load_relaxed(&s->state) == RC_SUB_FREE)
+			continue;
+		/* Not counted in sleepers by anyone we know of: leave the count be. */
+		rc_store_relaxed(&s->asleep, 0);
+		rc_store_relaxed(&s->client_id, 0);
+		rc_store_seq_cst(&s->state, RC_SUB_FREE);
+		n++;
+	}
+	if (rc_load_relaxed(&r->ctl->slots_hi) != r->subs_hi)
+		rc_store_release(&r->ctl->slots_hi, r->subs_hi);
+	return n;
 }
 
 int rc_ring_untether_stalled(struct rc_ring *r, uint64_t now_ns,

@@ -229,6 +229,88 @@ static void test_subscriber_starts_where_the_daemon_says(void **state)
 	IT_ASSERT(it_daemon_stop(d) == 0, "ringcastd did not exit 0 on SIGTERM");
 }
 
+/*
+ * As another user that may publish to and read the topic: mark every
+ * subscriber and publisher slot but its own in use, once, then stop.
+ */
+static int take_every_slot(void *p)
+{
+	struct scribbler_cfg *c = p;
+	struct ringcast *rc;
+	struct rc_topic *t;
+	unsigned i;
+
+	become_other_user();
+	rc = it_child_open(c->sock);
+	IT_CHECK_OK(ringcast_subscribe(rc, TOPIC));
+	IT_CHECK_OK(ringcast_broadcast(rc, TOPIC, "x", 1));
+	t = rc_topic_get(rc, TOPIC, strlen(TOPIC), false);
+	IT_CHECK(t && t->sub.ctl && t->pub.hdr, "no mappings");
+	for (i = 0; i < RC_SUB_SLOTS; i++)
+		if (i != (unsigned)t->sub.sub_slot) {
+			rc_store_relaxed(&t->sub.ctl->subs[i].client_id, 77);
+			rc_store_relaxed(&t->sub.ctl->subs[i].state, RC_SUB_UNTETHERED);
+		}
+	rc_store_relaxed(&t->sub.ctl->slots_hi, RC_SUB_SLOTS);
+	for (i = 0; i < RC_PUB_SLOTS; i++)
+		if (i != (unsigned)t->pub.pub_slot)
+			rc_store_relaxed(&t->pub.hdr->pubs[i].client_id, 77);
+	*c->stop = 1;
+	/* Stays connected: its own slots stay its own. */
+	while (*c->stop != 2)
+		it_sleep_ms(1);
+	ringcast_close(rc);
+	return 0;
+}
+
+/*
+ * A client that marked every free slot of a topic in use made every later
+ * subscribe and publish of that topic fail with -ENOSPC: the daemon took
+ * the files' word for which slots were free.  It gives out slots from its
+ * own record now, and frees the forged ones within a tick.
+ */
+static void test_forged_slots_lock_nobody_out(void **state)
+{
+	struct it_daemon *d = *state;
+	volatile int *stop = it_shared(sizeof(int));
+	struct scribbler_cfg cfg = { d->sock, stop };
+	struct ringcast *victims[4], *pub;
+	struct rc_topic *t;
+	unsigned forged = 0;
+	pid_t pid;
+
+	it_require_root("running the hostile client as uid 12345");
+	start_open_daemon(d, NULL, NULL);
+	pid = it_fork(take_every_slot, &cfg);
+	while (*stop != 1)
+		it_sleep_ms(1);
+	for (int i = 0; i < 4; i++) {
+		struct it_inbox box = { 0 };
+
+		victims[i] = it_open(d);
+		IT_ASSERT_OK(ringcast_subscribe(victims[i], TOPIC));
+		pub = it_open(d);
+		IT_ASSERT_OK(ringcast_broadcast(pub, TOPIC, "in", 2));
+		IT_ASSERT(it_inbox_fill(victims[i], &box, 1, 5000) == 1, "subscriber %d got nothing", i);
+		it_close(pub);
+	}
+	/* The daemon freed what was forged: the slots above ours are free again. */
+	t = rc_topic_get(victims[0], TOPIC, strlen(TOPIC), false);
+	for (uint64_t until = it_now_ns() + 2000000000ull; it_now_ns() < until; it_sleep_ms(10)) {
+		forged = 0;
+		for (unsigned i = 0; i < RC_SUB_SLOTS; i++)
+			forged += rc_load_relaxed(&t->sub.ctl->subs[i].client_id) == 77;
+		if (!forged)
+			break;
+	}
+	IT_ASSERT(forged == 0, "%u forged subscriber slots still marked in use", forged);
+	*stop = 2;
+	it_expect_exit(pid, 10000, 0, "the forger");
+	for (int i = 0; i < 4; i++)
+		it_close(victims[i]);
+	IT_ASSERT(it_daemon_stop(d) == 0, "ringcastd did not exit 0 on SIGTERM");
+}
+
 struct forger_cfg {
 	const char *sock;
 	uint32_t victim_id;
@@ -457,6 +539,8 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_files_cannot_be_cut, it_setup, it_teardown),
+		cmocka_unit_test_setup_teardown(test_forged_slots_lock_nobody_out, it_setup,
+						it_teardown),
 		cmocka_unit_test_setup_teardown(test_node_state_is_the_daemons, it_setup, it_teardown),
 		cmocka_unit_test_setup_teardown(test_reconnect_without_resume_reports_lost, it_setup,
 						it_teardown),

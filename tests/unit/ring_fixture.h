@@ -44,6 +44,8 @@ static inline int fixture_pub(struct fixture *f, struct rc_ring *r, uint32_t cli
 
 	if (ret < 0)
 		return ret;
+	/* Each mapping here plays the daemon: learn the slots others gave out. */
+	rc_ring_adopt_slots(r);
 	ret = rc_ring_pub_attach(r, client_id, (uint32_t)getpid());
 	if (ret < 0)
 		return ret;
@@ -63,6 +65,7 @@ static inline int fixture_sub(struct fixture *f, struct rc_ring *daemon, struct 
 	close(fd);
 	if (ret < 0)
 		return ret;
+	rc_ring_adopt_slots(daemon);
 	ret = rc_ring_sub_attach(daemon, client_id, (uint32_t)getpid(), 0, 0, 0, NULL, NULL);
 	if (ret < 0)
 		return ret;

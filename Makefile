@@ -34,7 +34,11 @@ WARN    := -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter -Wstrict-prototy
 # Findings).  Fat objects keep libringcast.a usable by non-LTO links.
 CFLAGS  ?= -O2 -g -flto=auto -ffat-lto-objects
 AR      := gcc-ar
-BASEFLAGS := -std=gnu11 $(WARN) -D_GNU_SOURCE -Iinclude -Ilib -MMD -MP -fno-strict-aliasing
+# include/ is what every program sees; lib/'s internal headers are for
+# the library, the daemon and the tests only: the CLI is a program like
+# any user's, and links the shared library.
+BASEFLAGS := -std=gnu11 $(WARN) -D_GNU_SOURCE -Iinclude -MMD -MP -fno-strict-aliasing
+INTERNAL  := -Ilib
 ifeq ($(shell uname -m),x86_64)
 BASEFLAGS += -mcx16
 endif
@@ -50,9 +54,8 @@ ifneq ($(filter -flto%,$(CFLAGS)),)
 # maybe-uninitialized guesses wrong where an out-parameter is set on
 # success only, so the link does not repeat that one warning.
 LDOPT += -Wno-maybe-uninitialized
-# Tests and ringcastd link the archive's plain (fat) code.  Tests need no
-# LTO; the daemon is off the data path, and LTO would drop the probe sites
-# of functions it does not call yet (docs/tracing.md lists them all).
+# Tests link the archive's plain (fat) code: they need no LTO, and link
+# faster without it.
 NOLTO := -fno-lto
 endif
 LIBS_URING := $(shell pkg-config --libs liburing 2>/dev/null || echo -luring)
@@ -85,6 +88,8 @@ $(BUILD)/obj/%.o: %.c
 	@$(if $(Q),echo "  CC      $<")
 	$(Q)$(CC) $(ALL_CFLAGS) -fPIC -fvisibility=hidden -c $< -o $@
 
+$(LIB_OBJS) $(DAEMON_OBJS): ALL_CFLAGS += $(INTERNAL)
+
 $(BUILD)/libringcast.a: $(LIB_OBJS)
 	@$(if $(Q),echo "  AR      $@")
 	$(Q)rm -f $@ && $(AR) rcs $@ $^
@@ -104,25 +109,27 @@ $(BUILD)/libringcast.so: $(BUILD)/$(SONAME)
 
 $(BUILD)/ringcastd: $(DAEMON_OBJS) $(BUILD)/libringcast.a
 	@$(if $(Q),echo "  LD      $@")
-	$(Q)$(CC) $(NOLTO) $(LDSAN) -o $@ $(DAEMON_OBJS) $(BUILD)/libringcast.a $(LIBS_URING) \
+	$(Q)$(CC) $(LDOPT) $(LDSAN) -o $@ $(DAEMON_OBJS) $(BUILD)/libringcast.a $(LIBS_URING) \
 		$(LIBS_SODIUM) $(LDLIBS_COMMON)
 
-$(BUILD)/ringcast: $(TOOL_OBJS) $(BUILD)/libringcast.a
+# Against the shared library, as any user's program: it finds it beside
+# itself in $(BUILD), and in ../lib once installed.
+$(BUILD)/ringcast: $(TOOL_OBJS) $(BUILD)/libringcast.so
 	@$(if $(Q),echo "  LD      $@")
-	$(Q)$(CC) $(LDOPT) $(LDSAN) -o $@ $(TOOL_OBJS) $(TRACE_OBJS) $(BUILD)/libringcast.a $(LIBS_URING) \
-		$(LDLIBS_COMMON) $(LIBS_BPF) -lm
+	$(Q)$(CC) $(LDOPT) $(LDSAN) -o $@ $(TOOL_OBJS) $(TRACE_OBJS) -L$(BUILD) -lringcast \
+		-Wl,-rpath,'$$ORIGIN:$$ORIGIN/../lib' $(LDLIBS_COMMON) $(LIBS_BPF) -lm
 
 $(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libringcast.a
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  TEST    $@")
-	$(Q)$(CC) $(ALL_CFLAGS) $(NOLTO) $(LDSAN) -o $@ $< $(BUILD)/libringcast.a -lcmocka $(LIBS_URING) $(LDLIBS_COMMON) -lm
+	$(Q)$(CC) $(ALL_CFLAGS) $(INTERNAL) $(NOLTO) $(LDSAN) -o $@ $< $(BUILD)/libringcast.a -lcmocka $(LIBS_URING) $(LDLIBS_COMMON) -lm
 
 # Integration tests: real processes against a real ringcastd (tests/integration/run.sh).
 $(BUILD)/itests/%: tests/integration/%.c $(wildcard tests/integration/harness*.c) \
 		$(wildcard tests/integration/harness*.h) $(BUILD)/libringcast.a
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  ITEST   $@")
-	$(Q)$(CC) $(ALL_CFLAGS) $(NOLTO) $(LDSAN) -Itests/integration -o $@ $< \
+	$(Q)$(CC) $(ALL_CFLAGS) $(INTERNAL) $(NOLTO) $(LDSAN) -Itests/integration -o $@ $< \
 		$(wildcard tests/integration/harness*.c) \
 		$(BUILD)/libringcast.a -lcmocka $(LIBS_URING) $(LDLIBS_COMMON) -lm
 
@@ -156,7 +163,7 @@ TRACE_OBJS    := $(BUILD)/obj/bpf/ringcast_trace.o $(BUILD)/obj/bpf/trace_helper
 LIBS_BPF      := -lbpf -lelf -lz
 
 all: $(BPF_SKELS)
-.SECONDARY: $(BPF_OBJS) # a build output (DESIGN.md), not an intermediate to delete
+.SECONDARY: $(BPF_OBJS) # a build output (docs/tracing.md), not an intermediate to delete
 
 $(BPF_OUT)/vmlinux.h:
 	@mkdir -p $(dir $@)
@@ -185,7 +192,7 @@ $(BUILD)/itests/it_trace: tests/integration/it_trace.c $(wildcard tests/integrat
 		$(wildcard tests/integration/harness*.h) $(BUILD)/libringcast.a $(TRACE_OBJS)
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  ITEST   $@")
-	$(Q)$(CC) $(ALL_CFLAGS) $(NOLTO) $(LDSAN) -Itests/integration -Ibpf -o $@ $< $(wildcard tests/integration/harness*.c) \
+	$(Q)$(CC) $(ALL_CFLAGS) $(INTERNAL) $(NOLTO) $(LDSAN) -Itests/integration -Ibpf -o $@ $< $(wildcard tests/integration/harness*.c) \
 		$(TRACE_OBJS) $(BUILD)/libringcast.a -lcmocka $(LIBS_URING) $(LDLIBS_COMMON) $(LIBS_BPF) -lm
 # ---- end of the BPF section ----
 

@@ -277,8 +277,9 @@ int rcd_registry_get(struct rcd_registry *reg, const char *name, size_t len,
 		*out = t;
 		return 0;
 	}
-	if (len == 0 || len > 255 || memchr(name, '\0', len))
-		return -EINVAL; /* the codec checks already; never trust twice removed */
+	/* The codec checked already; checked again here, where it matters. */
+	if (len == 0 || len > RINGCAST_TOPIC_MAX || memchr(name, '\0', len))
+		return -EINVAL;
 	/* Every topic costs the daemon two fds and the runtime dir a ring, for good. */
 	if (reg->ntopics >= reg->cfg->max_topics)
 		return -EDQUOT;
@@ -403,7 +404,7 @@ static void adopt_one(struct rcd_registry *reg, uint64_t id, int ring_fd, int ct
 			 t->file, meta->topic_id);
 		goto skip;
 	}
-	if (meta->topic_len == 0 || meta->topic_len > 255 ||
+	if (meta->topic_len == 0 || meta->topic_len > RINGCAST_TOPIC_MAX ||
 	    memchr(meta->topic, '\0', meta->topic_len)) {
 		rcd_warn(reg->log, "not adopting %s: bad topic name", t->file);
 		goto skip;

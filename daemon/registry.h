@@ -54,7 +54,7 @@ struct rcd_topic {
 	 * the copy in shared memory is not trusted after registration.
 	 */
 	size_t len;
-	char name[256];
+	char name[RINGCAST_TOPIC_MAX + 1];
 };
 
 struct rcd_registry {

@@ -212,6 +212,16 @@ struct ringcast_topic_stat {
 RINGCAST_API int ringcast_stat(struct ringcast *rc, const char *topic, struct ringcast_topic_stat **out, size_t *n);
 RINGCAST_API void ringcast_stat_free(struct ringcast_topic_stat *stats, size_t n);
 
+/*
+ * Set the node's trace sampling rate (docs/tracing.md): 1 in n messages
+ * reaches the message probes, in every process of the node, running or
+ * not yet started (0 or 1: every message).  *old (if not NULL) gets the
+ * rate in force before, to put back.  Node-wide, so the daemon sets it:
+ * only root and the daemon's own user may (-EACCES for anyone else).
+ * 0, -EINVAL (rc NULL), or an error of the request.
+ */
+RINGCAST_API int ringcast_trace_sample(struct ringcast *rc, uint32_t n, uint32_t *old);
+
 /* A static description of a (negative or positive) errno value. */
 RINGCAST_API const char *ringcast_strerror(int err);
 

@@ -28,8 +28,8 @@ typedef uint64_t __attribute__((may_alias, aligned(1))) rc_u64_una;
  *
  * The words may run past the end of a shorter caller's string, which is
  * why ASan must not instrument this, but never onto an unmapped page.
- * When all of them lie in topic[0]'s page (4096: no page is smaller; a
- * larger one only makes this cautious) they are read at once and their
+ * When all of them lie in topic[0]'s page (RC_PAGE_MIN: no page is
+ * smaller; a larger one only makes this cautious) they are read at once and their
  * differences OR-ed, with no branch per word.  Otherwise the word at i is
  * read only after topic[0..i) matched name's non-NUL bytes, so topic[i]
  * is in the string, and only if it stays in topic[i]'s page; if not, that
@@ -47,7 +47,7 @@ is_topic_at_page_end(const struct rc_topic *t, const char *topic)
 	for (size_t i = 0; i < t->words; i++) {
 		uint64_t mask = i + 1 == t->words ? t->last_mask : ~0ull;
 
-		if (((uintptr_t)(topic + i * 8) & 4095) > 4096 - 8) {
+		if (((uintptr_t)(topic + i * 8) & (RC_PAGE_MIN - 1)) > RC_PAGE_MIN - 8) {
 			size_t k = t->len + 1 - i * 8;
 
 			for (size_t j = 0; j < k && j < 8; j++)
@@ -63,7 +63,7 @@ is_topic_at_page_end(const struct rc_topic *t, const char *topic)
 /* Do all of is_topic's words lie in topic[0]'s page? */
 static inline bool topic_words_in_page(const struct rc_topic *t, const char *topic)
 {
-	return ((uintptr_t)topic & 4095) <= 4096 - 8 * (size_t)t->words;
+	return ((uintptr_t)topic & (RC_PAGE_MIN - 1)) <= RC_PAGE_MIN - 8 * (size_t)t->words;
 }
 
 /* is_topic() when topic_words_in_page(): all words at once. */
@@ -216,7 +216,10 @@ static int publish_claim(struct ringcast *rc, struct rc_topic *t, const void *da
 	return 0;
 }
 
-/* Every publish publish() does not finish itself, from the start. */
+/*
+ * The whole publish, done the general way: for every publish that the
+ * fast path in publish() gives up on before it claims anything.
+ */
 static __attribute__((noinline)) int publish_slow(struct ringcast *rc, const char *topic,
 						  const void *data, size_t len, uint16_t flags)
 {

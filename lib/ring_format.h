@@ -37,7 +37,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "ringcast.h" /* RINGCAST_TOPIC_MAX */
+
 #define RC_CACHELINE 64
+/* The smallest page size of any Linux architecture: the node file is one. */
+#define RC_PAGE_MIN 4096u
 
 #define RC_RING_MAGIC 0x31474e4952435221ull /* "!RCRING1" little-endian */
 #define RC_CTL_MAGIC 0x314c544352435221ull  /* "!RCCTRL1" */
@@ -62,13 +66,13 @@ struct rc_ring_meta {
 	uint32_t rec_hdr_size; /* sizeof(struct rc_rec) */
 	uint32_t pub_slots;    /* RC_PUB_SLOTS */
 	uint32_t salt;         /* mixed into commit stamps; random per ring */
-	uint32_t topic_len;    /* 1..255 */
+	uint32_t topic_len;    /* 1..RINGCAST_TOPIC_MAX */
 	uint64_t topic_id;     /* daemon-assigned, names the files */
 	uint64_t created_ns;   /* CLOCK_REALTIME */
 	uint64_t max_payload;  /* capacity / 2 - sizeof(struct rc_rec) */
 	uint32_t tether_timeout_ms;
 	uint32_t reserved0;
-	char topic[256];       /* topic_len bytes, then zeros */
+	char topic[RINGCAST_TOPIC_MAX + 1]; /* topic_len bytes, then zeros */
 	uint8_t reserved1[56];
 };
 
@@ -190,7 +194,7 @@ struct rc_node_hdr {
 	_Atomic uint64_t clock_mult;
 	_Atomic uint64_t clock_tsc;
 	_Atomic uint64_t clock_ns;
-	uint8_t pad[4096 - 64];
+	uint8_t pad[RC_PAGE_MIN - 64];
 };
 
 /* The bells file: one doorbell per client of the node. */
@@ -216,7 +220,7 @@ _Static_assert(offsetof(struct rc_node_hdr, daemon_gen) == 16, "daemon_gen offse
 _Static_assert(offsetof(struct rc_node_hdr, trace_sample) == 28, "trace_sample offset");
 _Static_assert(offsetof(struct rc_node_hdr, clock_seq) == 32, "clock_seq offset");
 _Static_assert(offsetof(struct rc_node_hdr, clock_ns) == 56, "clock_ns offset");
-_Static_assert(sizeof(struct rc_node_hdr) == 4096, "node file is a page");
+_Static_assert(sizeof(struct rc_node_hdr) == RC_PAGE_MIN, "node file is a page");
 _Static_assert(offsetof(struct rc_bells_hdr, bells) == 64, "bells offset");
 _Static_assert(sizeof(struct rc_bell) == RC_CACHELINE, "bell is a line");
 

@@ -11,7 +11,7 @@
 RC_TRACE_DEFINE(ringcast, publish);
 RC_TRACE_DEFINE(ringcast, deliver);
 
-int rc_trace_set_sample(struct ringcast *rc, uint32_t n, uint32_t *old)
+RINGCAST_API int ringcast_trace_sample(struct ringcast *rc, uint32_t n, uint32_t *old)
 {
 	struct rc_msg req = { .type = RC_MSG_TRACE_SAMPLE }, rep;
 	int ret;

@@ -103,24 +103,12 @@ static inline bool rc_trace_sampled(const struct rc_node_hdr *node, uint64_t seq
 				    (m_)->publish_ns, (rc_)->client_id);                  \
 	} while (0)
 
-/*
- * For `ringcast trace` (linked with libringcast.a; not exported from the
- * .so): ask the daemon rc is connected to to set the node's sampling rate,
- * for every process of that node, running or not yet started.  n: 1 in n
- * messages reaches the message probes (0 or 1: all).  *old (if not NULL)
- * gets the rate in force before, to restore at exit.  0, -EINVAL, -EACCES
- * (only root and the daemon's user may), or another error of the request.
- */
-int rc_trace_set_sample(struct ringcast *rc, uint32_t n, uint32_t *old);
-
 /* ---- ringcastd: provider "ringcastd" (daemon/probes.c, docs/tracing.md) ---- */
 
 RC_TRACE_DECLARE(ringcastd, client_connect);
 RC_TRACE_DECLARE(ringcastd, client_drop);
 RC_TRACE_DECLARE(ringcastd, untether);
 RC_TRACE_DECLARE(ringcastd, publisher_repair);
-RC_TRACE_DECLARE(ringcastd, cluster_send);
-RC_TRACE_DECLARE(ringcastd, cluster_recv);
 
 /* client_connect(client_id, pid, uid, bell, resumed): its HELLO was answered. */
 #define RC_TRACE_CLIENT_CONNECT(id, pid, uid, bell, resumed)                              \
@@ -155,15 +143,6 @@ RC_TRACE_DECLARE(ringcastd, cluster_recv);
 			STAP_PROBE5(ringcastd, publisher_repair, (uint64_t)(topic_id),    \
 				    (topic), (uint64_t)(topic_len), (uint32_t)(slot),     \
 				    (int32_t)(result));                                   \
-	} while (0)
-
-/* cluster_send / cluster_recv(topic_id, topic, topic_len, seq, len, node): see daemon/probes.c */
-#define RC_TRACE_CLUSTER(which, topic_id, topic, topic_len, seq, len, node)               \
-	do {                                                                              \
-		if (RC_TRACE_ENABLED(ringcastd, which))                                   \
-			STAP_PROBE6(ringcastd, which, (uint64_t)(topic_id), (topic),      \
-				    (uint64_t)(topic_len), (uint64_t)(seq), (uint64_t)(len), \
-				    (node));                                              \
 	} while (0)
 
 #endif /* RINGCAST_TRACE_H */

@@ -33,11 +33,7 @@ int cmd_pub(int argc, char **argv);
 int cmd_sub(int argc, char **argv);
 int cmd_stat(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
-/*
- * `ringcast trace` comes from the BPF side (a tools/ file defining it);
- * weak so that the CLI links, without the command, when it is absent.
- */
-int cmd_trace(int argc, char **argv) __attribute__((weak));
+int cmd_trace(int argc, char **argv);
 
 /* CLOCK_MONOTONIC in nanoseconds (to compare with publish_ns, use ringcast_now_ns()). */
 static inline uint64_t now_ns(void)

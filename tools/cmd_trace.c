@@ -20,7 +20,6 @@
 #include <unistd.h>
 
 #include "cli.h"
-#include "trace.h"
 #include "trace_helpers.h"
 #include "tracer.h"
 
@@ -128,7 +127,7 @@ static int sampling_set(struct sampling *s, const struct trace_opts *o)
 			 ringcast_strerror(ret));
 		return 0;
 	}
-	ret = rc_trace_set_sample(s->rc, o->sample, &s->old);
+	ret = ringcast_trace_sample(s->rc, o->sample, &s->old);
 	if (ret < 0) {
 		ringcast_close(s->rc);
 		s->rc = NULL;
@@ -141,7 +140,7 @@ static int sampling_set(struct sampling *s, const struct trace_opts *o)
 static void sampling_restore(struct sampling *s)
 {
 	if (s->set)
-		rc_trace_set_sample(s->rc, s->old, NULL);
+		ringcast_trace_sample(s->rc, s->old, NULL);
 	ringcast_close(s->rc);
 	s->rc = NULL;
 	s->set = false;

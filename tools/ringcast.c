@@ -22,23 +22,15 @@ static const struct command commands[] = {
 	{ "sub", cmd_sub, "subscribe to topics and print messages as they arrive" },
 	{ "stat", cmd_stat, "show topics, rings and subscribers (--watch to refresh)" },
 	{ "bench", cmd_bench, "measure fan-out: P publisher and N subscriber processes" },
-	{ "trace", NULL, "per-topic publish-to-delivery latency histograms from eBPF" },
+	{ "trace", cmd_trace, "per-topic publish-to-delivery latency histograms from eBPF" },
 };
 
 #define N_COMMANDS (sizeof(commands) / sizeof(commands[0]))
 
-/* The entry point of command i, or NULL when it was not built in. */
-static int (*command_fn(size_t i))(int, char **)
-{
-	if (!strcmp(commands[i].name, "trace"))
-		return cmd_trace;
-	return commands[i].fn;
-}
-
 static const struct command *find(const char *name)
 {
 	for (size_t i = 0; i < N_COMMANDS; i++)
-		if (!strcmp(commands[i].name, name) && command_fn(i))
+		if (!strcmp(commands[i].name, name))
 			return &commands[i];
 	return NULL;
 }
@@ -53,8 +45,7 @@ static void usage(FILE *f)
 		"\n"
 		"Commands:\n");
 	for (size_t i = 0; i < N_COMMANDS; i++)
-		if (command_fn(i))
-			fprintf(f, "  %-7s %s\n", commands[i].name, commands[i].summary);
+		fprintf(f, "  %-7s %s\n", commands[i].name, commands[i].summary);
 	fprintf(f,
 		"\n"
 		"Every command takes --socket PATH (default: $RINGCAST_SOCKET, then\n"
@@ -65,13 +56,12 @@ static void usage(FILE *f)
 
 static int run(const struct command *c, int argc, char **argv)
 {
-	size_t i = (size_t)(c - commands);
 	char name[32];
 
 	/* getopt_long prefixes its complaints with argv[0]: make it "ringcast CMD". */
 	snprintf(name, sizeof(name), "ringcast %s", c->name);
 	argv[0] = name;
-	return command_fn(i)(argc, argv);
+	return c->fn(argc, argv);
 }
 
 static int dispatch(int argc, char **argv)

@@ -72,7 +72,7 @@ static int bump_daemon_gen(void *p)
 		 "mprotect of the node page to writable: %s",
 		 errno ? strerror(errno) : "it worked");
 	/* Nor may it set the trace rate, which is node-wide too. */
-	IT_CHECK_ERR(rc_trace_set_sample(rc, 7, NULL), -EACCES);
+	IT_CHECK_ERR(ringcast_trace_sample(rc, 7, NULL), -EACCES);
 	ringcast_close(rc);
 	return 0;
 }

@@ -282,6 +282,15 @@ int it_kept_rings(const struct it_daemon *d);
  */
 void it_forget_keeper(struct it_daemon *d);
 
+struct rc_msg;
+/*
+ * Send m on a raw connection (it_raw_connect) and read the reply: its
+ * type, or a negative errno.  *err (if not NULL) gets an ERROR's errno
+ * (0 otherwise); up to max of the fds that came with it go to fds
+ * (*nfds of them), the rest are closed.
+ */
+int it_raw_request(int sock, const struct rc_msg *m, int *err, int *fds, int max, int *nfds);
+
 /*
  * A bare SOCK_SEQPACKET connection to the daemon's socket, as a client
  * that speaks the protocol itself would make (5 s receive timeout).

@@ -4,6 +4,7 @@
  * sleeping, memory shared with children, and reading and writing fds.
  */
 #include "harness_internal.h"
+#include "proto.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -209,4 +210,45 @@ void it_forget_keeper(struct it_daemon *d)
 			  "its socket", d->rundir);
 		it_sleep_ms(20);
 	}
+}
+
+int it_raw_request(int sock, const struct rc_msg *m, int *err, int *fds, int max, int *nfds)
+{
+	union {
+		struct cmsghdr align;
+		char b[CMSG_SPACE(8 * sizeof(int))];
+	} cbuf;
+	uint8_t b[RC_PROTO_MAX_MSG];
+	struct iovec iov = { b, sizeof(b) };
+	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf.b,
+			     .msg_controllen = sizeof(cbuf.b) };
+	struct rc_msg r;
+	int n = rc_proto_encode(m, b, sizeof(b));
+	ssize_t got;
+
+	*nfds = 0;
+	if (err)
+		*err = 0;
+	if (n < 0 || send(sock, b, (size_t)n, MSG_NOSIGNAL) != n)
+		return n < 0 ? n : -errno;
+	got = recvmsg(sock, &mh, MSG_CMSG_CLOEXEC);
+	if (got <= 0)
+		return got < 0 ? -errno : -ECONNRESET;
+	for (struct cmsghdr *cm = CMSG_FIRSTHDR(&mh); cm; cm = CMSG_NXTHDR(&mh, cm))
+		if (cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_RIGHTS)
+			for (size_t i = 0; i < (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int); i++) {
+				int f;
+
+				memcpy(&f, CMSG_DATA(cm) + i * sizeof(int), sizeof(int));
+				if (*nfds < max)
+					fds[(*nfds)++] = f;
+				else
+					close(f);
+			}
+	n = rc_proto_decode(b, (size_t)got, &r);
+	if (n < 0)
+		return n;
+	if (r.type == RC_MSG_ERROR && err)
+		*err = (int)r.error.err;
+	return r.type;
 }

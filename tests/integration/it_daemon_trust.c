@@ -54,48 +54,15 @@ static void become(uid_t uid, const gid_t *groups, size_t ngroups)
 static int raw_hello(const char *sock, int *err, int *nfds)
 {
 	struct rc_msg m = { .type = RC_MSG_HELLO, .req = 1 };
-	union {
-		struct cmsghdr align;
-		char b[CMSG_SPACE(8 * sizeof(int))];
-	} cbuf;
-	uint8_t b[RC_PROTO_MAX_MSG];
-	struct iovec iov = { b, sizeof(b) };
-	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf.b,
-			     .msg_controllen = sizeof(cbuf.b) };
-	int fd, n, ret;
-	ssize_t r;
+	int fds[8], fd, ret;
 
 	*err = 0;
 	*nfds = 0;
 	ret = it_raw_connect(sock, &fd);
-	if (ret < 0)
-		goto out;
-	n = rc_proto_encode(&m, b, sizeof(b));
-	if (n < 0 || send(fd, b, (size_t)n, MSG_NOSIGNAL) != n) {
-		ret = n < 0 ? n : -errno;
-		goto out;
-	}
-	r = recvmsg(fd, &mh, MSG_CMSG_CLOEXEC);
-	if (r <= 0) {
-		ret = r < 0 ? -errno : -ECONNRESET;
-		goto out;
-	}
-	for (struct cmsghdr *cm = CMSG_FIRSTHDR(&mh); cm; cm = CMSG_NXTHDR(&mh, cm))
-		if (cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_RIGHTS)
-			for (size_t i = 0; i < (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int); i++) {
-				int f;
-
-				memcpy(&f, CMSG_DATA(cm) + i * sizeof(int), sizeof(int));
-				close(f);
-				(*nfds)++;
-			}
-	ret = rc_proto_decode(b, (size_t)r, &m);
-	if (ret == 0) {
-		ret = m.type;
-		if (m.type == RC_MSG_ERROR)
-			*err = (int)m.error.err;
-	}
-out:
+	if (ret == 0)
+		ret = it_raw_request(fd, &m, err, fds, 8, nfds);
+	for (int i = 0; i < *nfds; i++)
+		close(fds[i]);
 	if (fd >= 0)
 		close(fd);
 	return ret;

@@ -399,45 +399,6 @@ static void test_identity_is_resumed_only_by_its_owner(void **state)
 
 /* ---- the files cannot be cut, grown or upgraded ---- */
 
-/*
- * Send one request on a raw connection and take its reply's fds (up to
- * max, the rest closed).  The reply's type, or a negative errno.
- */
-static int raw_request(int sock, const struct rc_msg *m, int *fds, int max, int *nfds)
-{
-	union {
-		struct cmsghdr align;
-		char b[CMSG_SPACE(8 * sizeof(int))];
-	} cbuf;
-	uint8_t b[RC_PROTO_MAX_MSG];
-	struct iovec iov = { b, sizeof(b) };
-	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf.b,
-			     .msg_controllen = sizeof(cbuf.b) };
-	struct rc_msg r;
-	int n = rc_proto_encode(m, b, sizeof(b));
-	ssize_t got;
-
-	*nfds = 0;
-	if (n < 0 || send(sock, b, (size_t)n, MSG_NOSIGNAL) != n)
-		return n < 0 ? n : -errno;
-	got = recvmsg(sock, &mh, MSG_CMSG_CLOEXEC);
-	if (got <= 0)
-		return got < 0 ? -errno : -ECONNRESET;
-	for (struct cmsghdr *cm = CMSG_FIRSTHDR(&mh); cm; cm = CMSG_NXTHDR(&mh, cm))
-		if (cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_RIGHTS)
-			for (size_t i = 0; i < (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int); i++) {
-				int f;
-
-				memcpy(&f, CMSG_DATA(cm) + i * sizeof(int), sizeof(int));
-				if (*nfds < max)
-					fds[(*nfds)++] = f;
-				else
-					close(f);
-			}
-	n = rc_proto_decode(b, (size_t)got, &r);
-	return n < 0 ? n : r.type;
-}
-
 /* Every way a holder of fd could change the file's size or get write access: all refused. */
 static void check_sealed(int fd, const char *what, bool writable)
 {
@@ -478,15 +439,15 @@ static int cut_files(void *p)
 
 	become_other_user();
 	IT_CHECK_OK(it_raw_connect(c->sock, &sock));
-	IT_CHECK(raw_request(sock, &m, hello, 3, &n) == RC_MSG_HELLO_OK && n == 3,
+	IT_CHECK(it_raw_request(sock, &m, NULL, hello, 3, &n) == RC_MSG_HELLO_OK && n == 3,
 		 "HELLO: %d fds", n);
 	m = (struct rc_msg){ .type = RC_MSG_SUBSCRIBE, .req = 2,
 			     .topic = { .topic = TOPIC, .topic_len = sizeof(TOPIC) - 1 } };
-	IT_CHECK(raw_request(sock, &m, sub, 2, &n) == RC_MSG_SUB_OK && n == 2,
+	IT_CHECK(it_raw_request(sock, &m, NULL, sub, 2, &n) == RC_MSG_SUB_OK && n == 2,
 		 "SUBSCRIBE: %d fds", n);
 	m = (struct rc_msg){ .type = RC_MSG_PUB_OPEN, .req = 3,
 			     .topic = { .topic = TOPIC, .topic_len = sizeof(TOPIC) - 1 } };
-	IT_CHECK(raw_request(sock, &m, pub, 2, &n) == RC_MSG_PUB_OK && n == 2,
+	IT_CHECK(it_raw_request(sock, &m, NULL, pub, 2, &n) == RC_MSG_PUB_OK && n == 2,
 		 "PUB_OPEN: %d fds", n);
 	check_sealed(hello[0], "node", false);
 	check_sealed(hello[1], "bells", true);

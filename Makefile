@@ -65,7 +65,10 @@ LDLIBS_COMMON := -lpthread
 
 LIB_SRCS    := $(sort $(wildcard lib/*.c))
 DAEMON_SRCS := $(sort $(wildcard daemon/*.c))
+# The CLI (tools/: main, shared parsing, one file a command) and the
+# benchmark it runs (tools/bench/; its peer modules are built apart).
 TOOL_SRCS   := $(sort $(wildcard tools/*.c))
+BENCH_SRCS  := $(sort $(wildcard tools/bench/*.c))
 UNIT_SRCS   := $(sort $(wildcard tests/unit/test_*.c))
 FUZZ_SRCS   := $(sort $(wildcard tests/fuzz/fuzz_*.c))
 ITEST_SRCS  := $(sort $(wildcard tests/integration/it_*.c))
@@ -73,6 +76,7 @@ ITEST_SRCS  := $(sort $(wildcard tests/integration/it_*.c))
 LIB_OBJS    := $(LIB_SRCS:%.c=$(BUILD)/obj/%.o)
 DAEMON_OBJS := $(DAEMON_SRCS:%.c=$(BUILD)/obj/%.o)
 TOOL_OBJS   := $(TOOL_SRCS:%.c=$(BUILD)/obj/%.o)
+BENCH_OBJS  := $(BENCH_SRCS:%.c=$(BUILD)/obj/%.o)
 UNIT_BINS   := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 ITEST_BINS  := $(ITEST_SRCS:tests/integration/%.c=$(BUILD)/itests/%)
 
@@ -112,11 +116,15 @@ $(BUILD)/ringcastd: $(DAEMON_OBJS) $(BUILD)/libringcast.a
 	$(Q)$(CC) $(LDOPT) $(LDSAN) -o $@ $(DAEMON_OBJS) $(BUILD)/libringcast.a $(LIBS_URING) \
 		$(LIBS_SODIUM) $(LDLIBS_COMMON)
 
+# The benchmark reports through the CLI's messages and parses with its
+# helpers (tools/cli.h).
+$(BENCH_OBJS) $(BUILD)/tests/test_bench_args: ALL_CFLAGS += -Itools
+
 # Against the shared library, as any user's program: it finds it beside
 # itself in $(BUILD), and in ../lib once installed.
-$(BUILD)/ringcast: $(TOOL_OBJS) $(BUILD)/libringcast.so
+$(BUILD)/ringcast: $(TOOL_OBJS) $(BENCH_OBJS) $(BUILD)/libringcast.so
 	@$(if $(Q),echo "  LD      $@")
-	$(Q)$(CC) $(LDOPT) $(LDSAN) -o $@ $(TOOL_OBJS) $(TRACE_OBJS) -L$(BUILD) -lringcast \
+	$(Q)$(CC) $(LDOPT) $(LDSAN) -o $@ $(TOOL_OBJS) $(BENCH_OBJS) $(TRACE_OBJS) -L$(BUILD) -lringcast \
 		-Wl,-rpath,'$$ORIGIN:$$ORIGIN/../lib' $(LDLIBS_COMMON) $(LIBS_BPF) -lm
 
 $(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libringcast.a
@@ -268,7 +276,7 @@ demo: deps
 	$(Q)$(MAKE) --no-print-directory all
 	$(Q)tools/demo.sh $(BUILD)
 
-# ---- bench: ringcast against its peers (tools/bench.sh, docs/benchmarks.md) ----
+# ---- bench: ringcast against its peers (tools/bench/bench.sh, docs/benchmarks.md) ----
 # The peers (ZeroMQ, nng, Redis) are modules that `ringcast bench
 # --transport` loads from $(BUILD)/bench-peers/; only bench-peers builds
 # them, after installing their packages, so make and make check never
@@ -279,17 +287,17 @@ BENCH_LIBS_zmq  := -lzmq
 BENCH_LIBS_nng  := -lnng
 BENCH_LIBS_redis := -lhiredis
 
-$(BUILD)/bench-peers/%.so: tools/bench-peers/%.c tools/bench_transport.h
+$(BUILD)/bench-peers/%.so: tools/bench/peers/%.c tools/bench/bench_transport.h
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  PEER    $@")
-	$(Q)$(CC) $(ALL_CFLAGS) -Itools -fPIC -shared -Wl,-z,defs -o $@ $< $(BENCH_LIBS_$*)
+	$(Q)$(CC) $(ALL_CFLAGS) -Itools/bench -fPIC -shared -Wl,-z,defs -o $@ $< $(BENCH_LIBS_$*)
 
 bench-peers:
 	$(Q)tools/install-deps.sh bench
 	$(Q)$(MAKE) --no-print-directory $(BENCH_PEER_SOS)
 
 bench: all bench-peers
-	$(Q)tools/bench.sh $(BUILD)
+	$(Q)tools/bench/bench.sh $(BUILD)
 # ---- end of the bench section ----
 
 install: all

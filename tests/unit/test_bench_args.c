@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * ringcast bench's argument parser (tools/bench_args.c) and the stamp
- * every message carries (tools/bench.h).  The test rule links only
+ * ringcast bench's argument parser (tools/bench/bench_args.c) and the stamp
+ * every message carries (tools/bench/bench.h).  The test rule links only
  * libringcast, so the code under test is included.
  */
 #include <setjmp.h>
@@ -14,7 +14,7 @@
 #include <cmocka.h>
 
 #include "../../tools/cli.c"
-#include "../../tools/bench_args.c"
+#include "../../tools/bench/bench_args.c"
 
 static struct bench_opts o;
 

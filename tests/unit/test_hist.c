@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The bench's latency histogram (tools/hist.c), against brute force.
+ * The bench's latency histogram (tools/bench/hist.c), against brute force.
  * The test rule links only libringcast, so the code under test is included.
  */
 #include <setjmp.h>
@@ -12,7 +12,7 @@
 
 #include <cmocka.h>
 
-#include "../../tools/hist.c"
+#include "../../tools/bench/hist.c"
 
 /* xorshift64*: deterministic, so a failure reproduces. */
 static uint64_t rng_state = 0x9e3779b97f4a7c15ull;

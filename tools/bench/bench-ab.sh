@@ -3,7 +3,7 @@
 # each against its own private daemon, interleaved, ROUNDS times:
 # 1->1 spinning flat out, 1->1 paced at 10k msg/s, fan-out to 16 sleepers.
 # One JSON line per run in OUT (docs/benchmarks.md, Findings 6).
-#   tools/bench-ab.sh OUT ROUNDS [BASE_BUILD_DIR]   (default /tmp/base/build)
+#   tools/bench/bench-ab.sh OUT ROUNDS [BASE_BUILD_DIR]   (default /tmp/base/build)
 set -u
 out=${1:-/tmp/ab.jsonl}; rounds=${2:-3}
 : > "$out"
@@ -17,7 +17,7 @@ run() { # tag builddir args...
 	kill $pid; wait $pid 2>/dev/null; rm -rf "$d"
 }
 base=${3:-/tmp/base/build}
-new=$(cd "$(dirname "$0")/.." && pwd)/build
+new=$(cd "$(dirname "$0")/../.." && pwd)/build
 for r in $(seq "$rounds"); do
 	for v in base new; do
 		b=$base; [ $v = new ] && b=$new

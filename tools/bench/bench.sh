@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # make bench: ringcast against ZeroMQ, nng, Redis and Unix sockets, in one
-# run, then docs/benchmarks.md and its plots (tools/bench_md.py).
+# run, then docs/benchmarks.md and its plots (tools/bench/bench_md.py).
 #
-#   tools/bench.sh [BUILD_DIR]
+#   tools/bench/bench.sh [BUILD_DIR]
 #
 # Five sweeps of `ringcast bench --sweep`, every transport at every point
 # (in an order that rotates), repeated ROUNDS times with the rounds
@@ -134,4 +134,4 @@ echo "bench: measured in $took s; other work on the machine used $other of its $
 	echo "command=TRANSPORTS=$transports ROUNDS=$rounds RATE=$rate WAKE_RATE=$wake_rate DURATION=$dur LAT_DURATION=$lat_dur SIZES=$sizes LAT_SUBS=$lat_subs FANOUT_SUBS=$fan_subs BATCH=$batch${pace:+ PACE=$pace} make bench"
 	echo "ringcastd_conf=$(tr '\n' ' ' <"$conf")"
 } >"$out/machine.txt"
-python3 tools/bench_md.py --csv-dir "$out" --doc "$doc" --img "$img"
+python3 tools/bench/bench_md.py --csv-dir "$out" --doc "$doc" --img "$img"

@@ -2,14 +2,16 @@
 /*
  * ringcast bench: what its files agree on.
  *
- *   cmd_bench.c        the command: parse, one run or a sweep, print
+ *   ../cmd_bench.c     the command: parse, one run or a sweep, print
  *   bench_args.c       options and --help
  *   bench_run.c        one run: fork P publishers and N subscribers, collect
  *   bench_pub.c        a publisher process
  *   bench_sub.c        a subscriber process
+ *   pipe_io.c          whole reads and writes on the pipes between them
  *   bench_report.c     results: human, JSON, CSV
  *   bench_sweep.c      the grid of --sweep
  *   bench_transport.c  the transports: built in, or loaded from bench-peers/
+ *                      (modules that make bench-peers builds from peers/)
  *   bench_tr_*.c       the built-in transports (ringcast, uds)
  *
  * Messages on the bench topic or channel:
@@ -241,10 +243,6 @@ static inline uint64_t bench_live_get(const struct bench_live_ctr *c)
  */
 int bench_run(const struct bench_cfg *cfg, struct bench_result *res, volatile int *stop);
 void bench_result_free(struct bench_result *res);
-
-/* All of len through a pipe, resuming after signals; false on error or EOF. */
-bool bench_read_full(int fd, void *buf, size_t len);
-bool bench_write_all(int fd, const void *buf, size_t len);
 
 /* Child bodies; they never return. */
 void bench_sub_main(const struct bench_cfg *cfg, struct bench_env *env, unsigned idx, int fd,

@@ -33,6 +33,7 @@
 
 #include "bench.h"
 #include "cli.h"
+#include "pipe_io.h"
 
 /* Give up when a send has been refused (ring full) for this long in a row. */
 #define STALL_NS (10ull * 1000000000)

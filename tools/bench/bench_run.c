@@ -27,6 +27,7 @@
 #include "bench.h"
 #include "cli.h"
 #include "hist.h"
+#include "pipe_io.h"
 
 /* Opening and attaching: this long, plus a little per process (64 subscribers fork and connect). */
 #define READY_TIMEOUT_NS (10ull * 1000000000)
@@ -75,34 +76,6 @@ static int fail(struct run *r, int err, const char *fmt, ...)
 	va_end(ap);
 	r->res->err = err ? err : BENCH_ERR_OTHER;
 	return r->res->err;
-}
-
-/* All of len, resuming after signals and short transfers; false on an error or EOF. */
-static bool io_full(int fd, void *buf, size_t len, bool wr)
-{
-	char *p = buf;
-
-	while (len) {
-		ssize_t n = wr ? write(fd, p, len) : read(fd, p, len);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return false;
-		p += n;
-		len -= (size_t)n;
-	}
-	return true;
-}
-
-bool bench_read_full(int fd, void *buf, size_t len)
-{
-	return io_full(fd, buf, len, false);
-}
-
-bool bench_write_all(int fd, const void *buf, size_t len)
-{
-	return io_full(fd, (void *)buf, len, true);
 }
 
 static const char *child_name(const struct child *c, char *buf, size_t len)

@@ -21,6 +21,7 @@
 #include "bench.h"
 #include "cli.h"
 #include "hist.h"
+#include "pipe_io.h"
 
 /* Empty polls between looks at the parent while spinning. */
 #define SPIN_CHECK_EVERY (1u << 16)

@@ -127,10 +127,24 @@ $(BUILD)/ringcast: $(TOOL_OBJS) $(BENCH_OBJS) $(BUILD)/libringcast.so
 	$(Q)$(CC) $(LDOPT) $(LDSAN) -o $@ $(TOOL_OBJS) $(BENCH_OBJS) $(TRACE_OBJS) -L$(BUILD) -lringcast \
 		-Wl,-rpath,'$$ORIGIN:$$ORIGIN/../lib' $(LDLIBS_COMMON) $(LIBS_BPF) -lm
 
+# The program's code for its unit tests: every object of ringcastd but
+# the one holding main(), so a test links the code it tests as the
+# program does, instead of compiling it in.  Internal: never installed.
+# The program itself still links its objects directly.
+DAEMON_INTERNAL := $(BUILD)/libringcastd-internal.a
+
+$(DAEMON_INTERNAL): $(filter-out $(BUILD)/obj/daemon/main.o,$(DAEMON_OBJS))
+	@$(if $(Q),echo "  AR      $@")
+	$(Q)rm -f $@ && $(AR) rcs $@ $^
+
+# Which tests link which: before libringcast.a, which the archive uses.
+$(BUILD)/tests/test_config: $(DAEMON_INTERNAL)
+
 $(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libringcast.a
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  TEST    $@")
-	$(Q)$(CC) $(ALL_CFLAGS) $(INTERNAL) $(NOLTO) $(LDSAN) -o $@ $< $(BUILD)/libringcast.a -lcmocka $(LIBS_URING) $(LDLIBS_COMMON) -lm
+	$(Q)$(CC) $(ALL_CFLAGS) $(INTERNAL) $(NOLTO) $(LDSAN) -o $@ $< $(filter %-internal.a,$^) $(BUILD)/libringcast.a \
+		-lcmocka $(LIBS_URING) $(LDLIBS_COMMON) -lm
 
 # Integration tests: real processes against a real ringcastd (tests/integration/run.sh).
 $(BUILD)/itests/%: tests/integration/%.c $(wildcard tests/integration/harness*.c) \
@@ -247,11 +261,17 @@ test-tsan:
 	$(Q)TSAN_OPTIONS=halt_on_error=1 build-tsan/tests/test_ring_mt
 
 FUZZ_BINS := $(FUZZ_SRCS:tests/fuzz/%.c=$(BUILD)-fuzz/%)
+# Each target is built from source with the fuzzer's instrumentation, so
+# it cannot link the programs' objects; fuzz_config gets the daemon's
+# config files as sources of their own, next to lib/'s.
+FUZZ_CONFIG_SRCS := daemon/acl.c daemon/config.c daemon/config_args.c daemon/config_settings.c
+$(BUILD)-fuzz/fuzz_config: FUZZ_EXTRA_SRCS := $(FUZZ_CONFIG_SRCS)
+$(BUILD)-fuzz/fuzz_config: $(FUZZ_CONFIG_SRCS) $(wildcard daemon/*.h)
 $(BUILD)-fuzz/%: tests/fuzz/%.c $(LIB_SRCS) $(wildcard lib/*.h include/*.h)
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  FUZZ    $@")
 	$(Q)clang -std=gnu11 -D_GNU_SOURCE -Iinclude -Ilib -g -O1 -mcx16 -fsanitize=fuzzer,address,undefined \
-		-o $@ $< $(LIB_SRCS) $(LIBS_URING) -lpthread
+		-o $@ $< $(FUZZ_EXTRA_SRCS) $(LIB_SRCS) $(LIBS_URING) -lpthread
 
 fuzz: $(FUZZ_BINS)
 
@@ -319,5 +339,5 @@ install: all
 clean:
 	rm -rf build build-asan build-tsan build-fuzz $(BUILD) $(BUILD)-fuzz
 
-# Tests too: test_config.c compiles daemon sources in, so it must rebuild when they change.
+# Tests too: they must rebuild when a header they include changes.
 -include $(shell find $(BUILD)/obj $(BUILD)/tests $(BUILD)/itests -name '*.d' 2>/dev/null)

@@ -27,7 +27,7 @@
 #define LOOKUP_BUF_MAX (1u << 20)
 
 /* A user's uid or a group's gid; -ENOENT when there is no such name. */
-static int lookup_id(const char *name, bool user, uint32_t *id)
+int rcd_lookup_id(const char *name, bool user, uint32_t *id)
 {
 	struct passwd pw, *pwr = NULL;
 	struct group gr, *grr = NULL;
@@ -78,7 +78,7 @@ static int principal_by_name(struct rcd_acl *acl, const char *tok, bool user, st
 
 	if (!*name)
 		return rcd_refuse(w, "'%s' names nobody", tok);
-	ret = lookup_id(name, user, &id);
+	ret = rcd_lookup_id(name, user, &id);
 	if (ret == -ENOMEM)
 		return ret;
 	if (ret == -ENOENT)
@@ -156,7 +156,7 @@ int rcd_default_acl(struct rcd_config *cfg, struct rcd_acl *acl)
 	acl_add(acl, RCD_P_UID, me, &w);
 	if (me != 0)
 		acl_add(acl, RCD_P_UID, 0, &w);
-	ret = lookup_id(RCD_DEFAULT_GROUP, false, &gid);
+	ret = rcd_lookup_id(RCD_DEFAULT_GROUP, false, &gid);
 	if (ret == -ENOMEM)
 		return ret;
 	/* no such group, or NSS down: fewer people allowed, never more */

@@ -22,7 +22,6 @@
 
 #include "ring_format.h"
 
-#define RCD_LINE_MAX 4096        /* bytes in one config line, newline excluded */
 #define RCD_FILE_MAX (1u << 20)  /* a config file larger than this is a mistake */
 #define RCD_RULES_MAX 1024       /* [topic] sections; each ACL check walks them */
 
@@ -312,7 +311,7 @@ int rcd_config_parse(struct rcd_config *cfg, const char *buf, size_t len, const 
 
 /* ---- reading the file ---- */
 
-static int read_all(int fd, char **out, size_t *outlen)
+int rcd_read_all(int fd, char **out, size_t *outlen)
 {
 	size_t cap = 4096, len = 0;
 	char *buf = malloc(cap);
@@ -373,7 +372,7 @@ int rcd_config_load(struct rcd_config *cfg, const char *path, bool must_exist)
 		fprintf(stderr, "ringcastd: %s: %s\n", path, strerror(-ret));
 		return ret;
 	}
-	ret = read_all(fd, &buf, &len);
+	ret = rcd_read_all(fd, &buf, &len);
 	close(fd);
 	if (ret) {
 		fprintf(stderr, "ringcastd: %s: %s\n", path,

@@ -64,6 +64,12 @@ const struct setting *rcd_find_setting(const char *key);
 /* ---- ACL lists (acl.c) ---- */
 
 /*
+ * A user's uid or a group's gid; -ENOENT when there is no such name.
+ * Also the unit tests' way to ask whether the group "ringcast" exists.
+ */
+int rcd_lookup_id(const char *name, bool user, uint32_t *id);
+
+/*
  * Parse a list of principals into *out, resolving names now.  *out is
  * written only when every principal resolved.  0, -EINVAL (reason in w)
  * or -ENOMEM.
@@ -83,6 +89,16 @@ bool rcd_topic_cstr(const char *topic, size_t len, char out[RINGCAST_TOPIC_MAX +
 
 /* The first rule whose pattern matches topic, or NULL. */
 const struct rcd_topic_rule *rcd_find_rule(const struct rcd_config *cfg, const char *topic);
+
+/* Bytes in one config line, newline excluded (the unit tests go past it). */
+#define RCD_LINE_MAX 4096
+
+/*
+ * All of fd into a new buffer *out (free() it), *outlen bytes: 0,
+ * -EFBIG past a sane config file's size, or a negative errno.  The unit
+ * tests read the example config with it.
+ */
+int rcd_read_all(int fd, char **out, size_t *outlen);
 
 /*
  * Read and parse the file at path into cfg, saying why on stderr if not.

@@ -2,18 +2,20 @@
 /*
  * libFuzzer target: arbitrary bytes as a ringcastd config file.
  *
- * The Makefile's fuzz rule compiles one tests/fuzz/X.c with the lib/
- * sources and nothing from daemon/, so the files that implement
- * daemon/config.h are compiled in here.
+ * The Makefile's fuzz rule builds it with the lib/ sources and, for this
+ * target, the files that implement daemon/config.h (FUZZ_CONFIG_SRCS).
  *
  * Whatever the input, rcd_config_parse() must return 0 or a negative errno,
  * leave a NUL-terminated message in err, leak nothing, and leave a config
  * that the lookups can walk safely.
  */
-#include "../../daemon/acl.c"
-#include "../../daemon/config.c"
-#include "../../daemon/config_args.c"
-#include "../../daemon/config_settings.c"
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+#include <sys/types.h>
+
+#include "../../daemon/config.h"
+#include "ring_format.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

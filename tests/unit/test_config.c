@@ -1,23 +1,26 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Unit tests for ringcastd's configuration and access control.
- *
- * The Makefile links unit tests against libringcast.a only, not the
- * daemon's objects, so the code under test is compiled in here: every
- * file that implements daemon/config.h.  That also lets the tests reach
- * their static helpers (acl.c's lookup_id()).
+ * Unit tests for ringcastd's configuration and access control: the files
+ * that implement daemon/config.h, linked from the daemon's internal
+ * archive (Makefile).  config_internal.h also gives the tests the line
+ * limit, rcd_lookup_id() and rcd_read_all().
  */
-#include "../../daemon/acl.c"
-#include "../../daemon/config.c"
-#include "../../daemon/config_args.c"
-#include "../../daemon/config_settings.c"
-
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <cmocka.h>
+
+#include "../../daemon/config_internal.h"
+#include "ring_format.h"
 
 #define NOBODY_UID 4242u
 #define NOBODY_GID 4243u
@@ -96,7 +99,7 @@ static void test_default_acl(void **state)
 {
 	struct rcd_config cfg;
 	uint32_t ringcast_gid;
-	bool have_group = lookup_id("ringcast", false, &ringcast_gid) == 0;
+	bool have_group = rcd_lookup_id("ringcast", false, &ringcast_gid) == 0;
 
 	assert_int_equal(rcd_config_defaults(&cfg), 0);
 	for (int op = RCD_ACL_PUBLISH; op <= RCD_ACL_SUBSCRIBE; op++) {
@@ -578,7 +581,7 @@ static char *read_example(size_t *len)
 	fd = open(path, O_RDONLY);
 	if (fd < 0)
 		return NULL;
-	ret = read_all(fd, &buf, len);
+	ret = rcd_read_all(fd, &buf, len);
 	close(fd);
 	return ret ? NULL : buf;
 }

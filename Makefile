@@ -118,7 +118,7 @@ $(BUILD)/ringcastd: $(DAEMON_OBJS) $(BUILD)/libringcast.a
 
 # The benchmark reports through the CLI's messages and parses with its
 # helpers (tools/cli.h).
-$(BENCH_OBJS) $(BUILD)/tests/test_bench_args: ALL_CFLAGS += -Itools
+$(BENCH_OBJS): ALL_CFLAGS += -Itools
 
 # Against the shared library, as any user's program: it finds it beside
 # itself in $(BUILD), and in ../lib once installed.
@@ -127,18 +127,22 @@ $(BUILD)/ringcast: $(TOOL_OBJS) $(BENCH_OBJS) $(BUILD)/libringcast.so
 	$(Q)$(CC) $(LDOPT) $(LDSAN) -o $@ $(TOOL_OBJS) $(BENCH_OBJS) $(TRACE_OBJS) -L$(BUILD) -lringcast \
 		-Wl,-rpath,'$$ORIGIN:$$ORIGIN/../lib' $(LDLIBS_COMMON) $(LIBS_BPF) -lm
 
-# The program's code for its unit tests: every object of ringcastd but
-# the one holding main(), so a test links the code it tests as the
-# program does, instead of compiling it in.  Internal: never installed.
-# The program itself still links its objects directly.
+# The programs' code for their unit tests: every object of ringcastd and
+# of ringcast but the one holding main(), so a test links the code it
+# tests as the program does, instead of compiling it in.  Internal: never
+# installed.  The programs themselves still link their objects directly.
 DAEMON_INTERNAL := $(BUILD)/libringcastd-internal.a
+CLI_INTERNAL    := $(BUILD)/libringcast-cli-internal.a
 
 $(DAEMON_INTERNAL): $(filter-out $(BUILD)/obj/daemon/main.o,$(DAEMON_OBJS))
+$(CLI_INTERNAL): $(filter-out $(BUILD)/obj/tools/ringcast.o,$(TOOL_OBJS)) $(BENCH_OBJS)
+$(DAEMON_INTERNAL) $(CLI_INTERNAL):
 	@$(if $(Q),echo "  AR      $@")
 	$(Q)rm -f $@ && $(AR) rcs $@ $^
 
-# Which tests link which: before libringcast.a, which the archive uses.
+# Which tests link which: before libringcast.a, which both archives use.
 $(BUILD)/tests/test_config: $(DAEMON_INTERNAL)
+$(BUILD)/tests/test_cli_args $(BUILD)/tests/test_bench_args $(BUILD)/tests/test_hist: $(CLI_INTERNAL)
 
 $(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libringcast.a
 	@mkdir -p $(dir $@)

@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The CLI's argument parsing and text escaping (tools/cli.c).  The test
- * rule links only libringcast, so the code under test is included.
+ * The CLI's argument parsing and text escaping (tools/cli.c), linked from
+ * the CLI's internal archive (Makefile).
  */
+#include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -14,7 +15,7 @@
 
 #include <cmocka.h>
 
-#include "../../tools/cli.c"
+#include "../../tools/cli.h"
 
 static void expect_u64(const char *s, uint64_t want)
 {

@@ -8,21 +8,6 @@
 
 #include "hist.h"
 
-#define HIST_MAGIC 0x31484352u /* "RCH1" */
-
-/* The serialized form: this header, then n (u32 index, u64 count) pairs. */
-struct hist_wire_hdr {
-	uint32_t magic;
-	uint32_t n;
-	uint64_t count, min, max;
-};
-
-struct hist_wire_bucket {
-	uint32_t idx;
-	uint32_t pad;
-	uint64_t count;
-};
-
 void hist_reset(struct hist *h)
 {
 	memset(h, 0, sizeof(*h));

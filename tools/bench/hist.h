@@ -104,6 +104,24 @@ static inline uint64_t hist_min(const struct hist *h) { return h->count ? h->min
 double hist_mean(const struct hist *h);
 
 /*
+ * The serialized form: this header, then n (u32 index, u64 count) pairs.
+ * Here, not in hist.c, so that the unit test can forge bad encodings.
+ */
+#define HIST_MAGIC 0x31484352u /* "RCH1" */
+
+struct hist_wire_hdr {
+	uint32_t magic;
+	uint32_t n;
+	uint64_t count, min, max;
+};
+
+struct hist_wire_bucket {
+	uint32_t idx;
+	uint32_t pad;
+	uint64_t count;
+};
+
+/*
  * Serialize h (only the non-empty buckets) into buf.  Returns the number of
  * bytes the encoding takes; it was written only if that is <= cap (call
  * with cap 0 to size the buffer).  Host byte order: for a pipe between

@@ -141,7 +141,7 @@ $(DAEMON_INTERNAL) $(CLI_INTERNAL):
 	$(Q)rm -f $@ && $(AR) rcs $@ $^
 
 # Which tests link which: before libringcast.a, which both archives use.
-$(BUILD)/tests/test_config: $(DAEMON_INTERNAL)
+$(BUILD)/tests/test_config $(BUILD)/tests/test_ring $(BUILD)/tests/test_ring_mt: $(DAEMON_INTERNAL)
 $(BUILD)/tests/test_cli_args $(BUILD)/tests/test_bench_args $(BUILD)/tests/test_hist: $(CLI_INTERNAL)
 
 $(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libringcast.a
@@ -271,6 +271,9 @@ FUZZ_BINS := $(FUZZ_SRCS:tests/fuzz/%.c=$(BUILD)-fuzz/%)
 FUZZ_CONFIG_SRCS := daemon/acl.c daemon/config.c daemon/config_args.c daemon/config_settings.c
 $(BUILD)-fuzz/fuzz_config: FUZZ_EXTRA_SRCS := $(FUZZ_CONFIG_SRCS)
 $(BUILD)-fuzz/fuzz_config: $(FUZZ_CONFIG_SRCS) $(wildcard daemon/*.h)
+# The daemon's side of the ring: its repair reads what publishers wrote.
+$(BUILD)-fuzz/fuzz_ring: FUZZ_EXTRA_SRCS := daemon/ring_daemon.c
+$(BUILD)-fuzz/fuzz_ring: daemon/ring_daemon.c daemon/ring_daemon.h
 $(BUILD)-fuzz/%: tests/fuzz/%.c $(LIB_SRCS) $(wildcard lib/*.h include/*.h)
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  FUZZ    $@")

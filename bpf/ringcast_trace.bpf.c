@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: MIT OR GPL-2.0-only
+/* SPDX-License-Identifier: MIT OR GPL-2.0-only */
 /*
  * ringcast delivery tracing, kernel side (libbpf CO-RE).  Attached to the
  * USDT probes of libringcast (lib/trace.h): `publish` counts what was

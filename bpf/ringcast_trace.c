@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: MIT
+/* SPDX-License-Identifier: MIT */
 /*
  * The loader of ringcast_trace.bpf.c (API in tracer.h).
  *

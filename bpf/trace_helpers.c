@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: MIT
+/* SPDX-License-Identifier: MIT */
 /*
  * Helpers every ringcast BPF tool shares (trace_helpers.h).
  */

@@ -59,7 +59,7 @@ int rcd_lookup_id(const char *name, bool user, uint32_t *id)
 
 /* ---- ACL lists ---- */
 
-static int acl_add(struct rcd_acl *acl, int kind, uint32_t id, struct why *w)
+static int acl_add(struct rcd_acl *acl, int kind, uint32_t id, struct rcd_why *w)
 {
 	if (acl->n >= RCD_ACL_MAX)
 		return rcd_refuse(w, "more than %d principals in one list", RCD_ACL_MAX);
@@ -70,7 +70,7 @@ static int acl_add(struct rcd_acl *acl, int kind, uint32_t id, struct why *w)
 }
 
 /* name lookups: an unknown name is a config error, not an empty match */
-static int principal_by_name(struct rcd_acl *acl, const char *tok, bool user, struct why *w)
+static int principal_by_name(struct rcd_acl *acl, const char *tok, bool user, struct rcd_why *w)
 {
 	const char *name = tok + (user ? sizeof("user:") : sizeof("group:")) - 1;
 	uint32_t id = 0;
@@ -89,7 +89,7 @@ static int principal_by_name(struct rcd_acl *acl, const char *tok, bool user, st
 	return acl_add(acl, user ? RCD_P_UID : RCD_P_GID, id, w);
 }
 
-static int add_principal(struct rcd_acl *acl, const char *tok, struct why *w)
+static int add_principal(struct rcd_acl *acl, const char *tok, struct rcd_why *w)
 {
 	uint64_t id;
 
@@ -114,7 +114,7 @@ static int add_principal(struct rcd_acl *acl, const char *tok, struct why *w)
  * resolved: a half-applied list would grant or deny something nobody wrote.
  * An empty list is allowed and means nobody.
  */
-int rcd_parse_acl(const char *val, struct rcd_acl *out, struct why *w)
+int rcd_parse_acl(const char *val, struct rcd_acl *out, struct rcd_why *w)
 {
 	struct rcd_acl acl = { .set = true };
 	char tok[RCD_NAME_MAX + 8];
@@ -147,7 +147,7 @@ int rcd_parse_acl(const char *val, struct rcd_acl *out, struct why *w)
  */
 int rcd_default_acl(struct rcd_config *cfg, struct rcd_acl *acl)
 {
-	struct why w;
+	struct rcd_why w;
 	uid_t me = geteuid();
 	uint32_t gid;
 	int ret;

@@ -30,7 +30,7 @@
 static int default_node(struct rcd_config *cfg)
 {
 	char host[HOST_NAME_MAX + 1];
-	struct why w;
+	struct rcd_why w;
 
 	/* POSIX leaves a truncated name unterminated */
 	if (gethostname(host, sizeof(host) - 1) < 0)
@@ -231,10 +231,10 @@ static int parse_section(struct parser *p, char *s)
 
 static int parse_keyval(struct parser *p, char *s)
 {
-	const struct setting *set;
+	const struct rcd_setting *set;
 	char *eq = strchr(s, '=');
 	char *key, *val;
-	struct why w;
+	struct rcd_why w;
 	uint32_t bit;
 	int ret;
 
@@ -259,7 +259,7 @@ static int parse_keyval(struct parser *p, char *s)
 	if (p->seen & bit)
 		return perr(p, -EINVAL, "'%s' given twice in this section", key);
 	p->seen |= bit;
-	ret = set->apply(&(struct target){ p->cfg, p->rule }, val, &w);
+	ret = set->apply(&(struct rcd_target){ p->cfg, p->rule }, val, &w);
 	if (ret == -EINVAL)
 		return perr(p, ret, "%s: %s", key, w.msg);
 	if (ret)

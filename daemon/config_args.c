@@ -139,8 +139,8 @@ static int scan_args(int argc, char **argv, const struct option *opts, const cha
 
 static int apply_flag(struct rcd_config *cfg, int c, const char *arg)
 {
-	const struct setting *set;
-	struct why w;
+	const struct rcd_setting *set;
+	struct rcd_why w;
 	int ret;
 
 	switch (c) {
@@ -155,7 +155,7 @@ static int apply_flag(struct rcd_config *cfg, int c, const char *arg)
 	if (c < OPT_SETTING || c >= OPT_SETTING + (int)RCD_N_SETTINGS)
 		return 0;
 	set = &rcd_settings[c - OPT_SETTING];
-	ret = set->apply(&(struct target){ cfg, NULL }, arg, &w);
+	ret = set->apply(&(struct rcd_target){ cfg, NULL }, arg, &w);
 	if (ret == -EINVAL)
 		fprintf(stderr, "ringcastd: --%s: %s\n", set->flag, w.msg);
 	else if (ret)

@@ -19,12 +19,12 @@
 #include "ringcast.h"
 
 /* Why a value was refused; the caller adds "FILE:LINE: key: " or the flag. */
-struct why {
+struct rcd_why {
 	char msg[320];
 };
 
 /* Format the reason into w; always returns -EINVAL. */
-int rcd_refuse(struct why *w, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+int rcd_refuse(struct rcd_why *w, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* Digits in base only, up to max: 0 and *out, or -EINVAL. */
 int rcd_parse_uint(const char *s, unsigned base, uint64_t max, uint64_t *out);
@@ -33,20 +33,20 @@ int rcd_parse_uint(const char *s, unsigned base, uint64_t max, uint64_t *out);
 int rcd_set_str(char **dst, const char *val);
 
 /* Is val a node name (1..RC_PROTO_NODE_MAX printable bytes, no blanks)? */
-int rcd_check_node(const char *val, struct why *w);
+int rcd_check_node(const char *val, struct rcd_why *w);
 
 /* ---- the settings table (config_settings.c) ---- */
 
 /* What a value lands in: rule is NULL in [ringcastd] and for flags. */
-struct target {
+struct rcd_target {
 	struct rcd_config *cfg;
 	struct rcd_topic_rule *rule;
 };
 
 /* 0, -EINVAL with the reason in w, or -ENOMEM; on error nothing changed. */
-typedef int (*apply_fn)(struct target *t, const char *val, struct why *w);
+typedef int (*apply_fn)(struct rcd_target *t, const char *val, struct rcd_why *w);
 
-struct setting {
+struct rcd_setting {
 	const char *key;  /* in the file */
 	const char *flag; /* long option, NULL: file only */
 	bool in_topic;    /* also allowed in [topic "PATTERN"] */
@@ -56,10 +56,10 @@ struct setting {
 /* The definition must have exactly this many entries (the compiler checks). */
 #define RCD_N_SETTINGS 17
 
-extern const struct setting rcd_settings[RCD_N_SETTINGS];
+extern const struct rcd_setting rcd_settings[RCD_N_SETTINGS];
 
 /* The setting named key in the file, or NULL. */
-const struct setting *rcd_find_setting(const char *key);
+const struct rcd_setting *rcd_find_setting(const char *key);
 
 /* ---- ACL lists (acl.c) ---- */
 
@@ -74,7 +74,7 @@ int rcd_lookup_id(const char *name, bool user, uint32_t *id);
  * written only when every principal resolved.  0, -EINVAL (reason in w)
  * or -ENOMEM.
  */
-int rcd_parse_acl(const char *val, struct rcd_acl *out, struct why *w);
+int rcd_parse_acl(const char *val, struct rcd_acl *out, struct rcd_why *w);
 
 /*
  * The default ACL into *acl (set = false), and the gid of RCD_DEFAULT_GROUP

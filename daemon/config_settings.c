@@ -23,7 +23,7 @@
 
 #define RCD_MS_MAX 86400000u /* one day: longer timeouts are typos */
 
-int rcd_refuse(struct why *w, const char *fmt, ...)
+int rcd_refuse(struct rcd_why *w, const char *fmt, ...)
 {
 	va_list ap;
 
@@ -84,7 +84,7 @@ int rcd_parse_size(const char *s, uint64_t *out)
 	return 0;
 }
 
-static int parse_ms(const char *val, uint32_t min, uint32_t *out, struct why *w)
+static int parse_ms(const char *val, uint32_t min, uint32_t *out, struct rcd_why *w)
 {
 	uint64_t v;
 
@@ -95,7 +95,7 @@ static int parse_ms(const char *val, uint32_t min, uint32_t *out, struct why *w)
 	return 0;
 }
 
-static int parse_capacity(const char *val, uint64_t *out, struct why *w)
+static int parse_capacity(const char *val, uint64_t *out, struct rcd_why *w)
 {
 	uint64_t v;
 
@@ -121,7 +121,7 @@ int rcd_set_str(char **dst, const char *val)
 }
 
 /* The path must fit sockaddr_un, or bind() fails far from the config. */
-static int check_socket(const char *val, struct why *w)
+static int check_socket(const char *val, struct rcd_why *w)
 {
 	if (!*val)
 		return rcd_refuse(w, "empty path");
@@ -137,7 +137,7 @@ static int check_socket(const char *val, struct why *w)
  * 0x80 up are refused too: they need not be valid UTF-8, and a name that
  * is only printable in some encoding is not one clients can show as it is.
  */
-int rcd_check_node(const char *val, struct why *w)
+int rcd_check_node(const char *val, struct rcd_why *w)
 {
 	size_t n = strlen(val);
 
@@ -170,7 +170,7 @@ static bool multicast_group(const char *host)
 }
 
 /* Checked now, though the link is not built yet, so a typo never waits. */
-static int check_cluster(const char *val, struct why *w)
+static int check_cluster(const char *val, struct rcd_why *w)
 {
 	const char *colon = strrchr(val, ':');
 	char host[INET6_ADDRSTRLEN + 2];
@@ -190,24 +190,24 @@ static int check_cluster(const char *val, struct why *w)
 
 /* ---- the settings table ---- */
 
-static int apply_socket(struct target *t, const char *val, struct why *w)
+static int apply_socket(struct rcd_target *t, const char *val, struct rcd_why *w)
 {
 	return check_socket(val, w) ?: rcd_set_str(&t->cfg->socket_path, val);
 }
 
-static int apply_runtime_dir(struct target *t, const char *val, struct why *w)
+static int apply_runtime_dir(struct rcd_target *t, const char *val, struct rcd_why *w)
 {
 	if (!*val)
 		return rcd_refuse(w, "empty path");
 	return rcd_set_str(&t->cfg->runtime_dir, val);
 }
 
-static int apply_node(struct target *t, const char *val, struct why *w)
+static int apply_node(struct rcd_target *t, const char *val, struct rcd_why *w)
 {
 	return rcd_check_node(val, w) ?: rcd_set_str(&t->cfg->node, val);
 }
 
-static int apply_socket_mode(struct target *t, const char *val, struct why *w)
+static int apply_socket_mode(struct rcd_target *t, const char *val, struct rcd_why *w)
 {
 	uint64_t v;
 
@@ -217,25 +217,25 @@ static int apply_socket_mode(struct target *t, const char *val, struct why *w)
 	return 0;
 }
 
-static int apply_capacity(struct target *t, const char *val, struct why *w)
+static int apply_capacity(struct rcd_target *t, const char *val, struct rcd_why *w)
 {
 	return parse_capacity(val, t->rule ? &t->rule->capacity : &t->cfg->capacity, w);
 }
 
 /* 0 means "inherit" in a rule, and never untethering is not offered. */
-static int apply_tether(struct target *t, const char *val, struct why *w)
+static int apply_tether(struct rcd_target *t, const char *val, struct rcd_why *w)
 {
 	uint32_t *dst = t->rule ? &t->rule->tether_timeout_ms : &t->cfg->tether_timeout_ms;
 
 	return parse_ms(val, 1, dst, w);
 }
 
-static int apply_reap_grace(struct target *t, const char *val, struct why *w)
+static int apply_reap_grace(struct rcd_target *t, const char *val, struct rcd_why *w)
 {
 	return parse_ms(val, 0, &t->cfg->reap_grace_ms, w);
 }
 
-static int apply_max_topics(struct target *t, const char *val, struct why *w)
+static int apply_max_topics(struct rcd_target *t, const char *val, struct rcd_why *w)
 {
 	uint64_t v;
 
@@ -245,12 +245,12 @@ static int apply_max_topics(struct target *t, const char *val, struct why *w)
 	return 0;
 }
 
-static int apply_topic_idle(struct target *t, const char *val, struct why *w)
+static int apply_topic_idle(struct rcd_target *t, const char *val, struct rcd_why *w)
 {
 	return parse_ms(val, 0, &t->cfg->topic_idle_ms, w);
 }
 
-static int apply_max_topics_per_uid(struct target *t, const char *val, struct why *w)
+static int apply_max_topics_per_uid(struct rcd_target *t, const char *val, struct rcd_why *w)
 {
 	uint64_t v;
 
@@ -261,7 +261,7 @@ static int apply_max_topics_per_uid(struct target *t, const char *val, struct wh
 	return 0;
 }
 
-static int apply_max_bytes_per_uid(struct target *t, const char *val, struct why *w)
+static int apply_max_bytes_per_uid(struct rcd_target *t, const char *val, struct rcd_why *w)
 {
 	uint64_t v;
 
@@ -272,7 +272,7 @@ static int apply_max_bytes_per_uid(struct target *t, const char *val, struct why
 	return 0;
 }
 
-static int apply_log_level(struct target *t, const char *val, struct why *w)
+static int apply_log_level(struct rcd_target *t, const char *val, struct rcd_why *w)
 {
 	uint64_t v;
 
@@ -282,29 +282,29 @@ static int apply_log_level(struct target *t, const char *val, struct why *w)
 	return 0;
 }
 
-static int apply_publish(struct target *t, const char *val, struct why *w)
+static int apply_publish(struct rcd_target *t, const char *val, struct rcd_why *w)
 {
 	return rcd_parse_acl(val, t->rule ? &t->rule->publish : &t->cfg->publish, w);
 }
 
-static int apply_subscribe(struct target *t, const char *val, struct why *w)
+static int apply_subscribe(struct rcd_target *t, const char *val, struct rcd_why *w)
 {
 	return rcd_parse_acl(val, t->rule ? &t->rule->subscribe : &t->cfg->subscribe, w);
 }
 
-static int apply_cluster(struct target *t, const char *val, struct why *w)
+static int apply_cluster(struct rcd_target *t, const char *val, struct rcd_why *w)
 {
 	return check_cluster(val, w) ?: rcd_set_str(&t->cfg->cluster, val);
 }
 
-static int apply_iface(struct target *t, const char *val, struct why *w)
+static int apply_iface(struct rcd_target *t, const char *val, struct rcd_why *w)
 {
 	if (!*val || strlen(val) >= IFNAMSIZ)
 		return rcd_refuse(w, "an interface name has 1 to %d bytes", IFNAMSIZ - 1);
 	return rcd_set_str(&t->cfg->iface, val);
 }
 
-static int apply_secret_file(struct target *t, const char *val, struct why *w)
+static int apply_secret_file(struct rcd_target *t, const char *val, struct rcd_why *w)
 {
 	if (!*val)
 		return rcd_refuse(w, "empty path");
@@ -312,7 +312,7 @@ static int apply_secret_file(struct target *t, const char *val, struct why *w)
 }
 
 /* An entry's index is its bit in the parser's seen mask and part of its getopt code. */
-const struct setting rcd_settings[] = {
+const struct rcd_setting rcd_settings[] = {
 	{ "socket", "socket", false, apply_socket },
 	{ "runtime-dir", "runtime-dir", false, apply_runtime_dir },
 	{ "node", "node", false, apply_node },
@@ -335,7 +335,7 @@ const struct setting rcd_settings[] = {
 _Static_assert(sizeof(rcd_settings) / sizeof(rcd_settings[0]) == RCD_N_SETTINGS,
 	       "RCD_N_SETTINGS counts rcd_settings[]");
 
-const struct setting *rcd_find_setting(const char *key)
+const struct rcd_setting *rcd_find_setting(const char *key)
 {
 	for (size_t i = 0; i < RCD_N_SETTINGS; i++)
 		if (!strcmp(rcd_settings[i].key, key))

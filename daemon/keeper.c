@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: MIT
+/* SPDX-License-Identifier: MIT */
 /*
  * The keeper process and the daemon's side of its protocol (keeper.h).
  *

@@ -26,6 +26,7 @@
 
 #include "keeper.h"
 #include "ring.h"
+#include "ring_daemon.h"
 #include "topic_key.h"
 
 struct rcd_config;

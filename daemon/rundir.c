@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: MIT
+/* SPDX-License-Identifier: MIT */
 /*
  * The runtime directory and the files the daemon trusts in it (rundir.h).
  */

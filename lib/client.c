@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: MIT
+/* SPDX-License-Identifier: MIT */
 /*
  * libringcast's connection to ringcastd: open/close, the synchronous
  * request/reply exchange (fds arrive with SCM_RIGHTS), the topic table,

@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: MIT
+/* SPDX-License-Identifier: MIT */
 /*
  * Publishing: the broadcast family and zero-copy claim/commit/abort.
  * The fast path is a topic lookup (the last topic is remembered), a claim

@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: MIT
+/* SPDX-License-Identifier: MIT */
 /* ringcast_stat(): what the daemon knows about its topics, for `ringcast stat`. */
 #include <errno.h>
 #include <stdlib.h>

@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: MIT
+/* SPDX-License-Identifier: MIT */
 /*
  * Subscribing and delivery.  ringcast_poll() walks the subscribed topics
  * round-robin and hands each record to the handler in place (tethered) or

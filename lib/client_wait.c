@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: MIT
+/* SPDX-License-Identifier: MIT */
 /*
  * Sleeping until there is work.  A client has one doorbell, a futex word
  * in the node's bells file, for all of its topics.  To sleep it arms the

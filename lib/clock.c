@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: MIT
+/* SPDX-License-Identifier: MIT */
 /*
  * The node clock (clock.h): clock_gettime() for everyone, and the daemon's
  * fit of a TSC line to CLOCK_MONOTONIC, published in the node file.

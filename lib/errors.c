@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: MIT
+/* SPDX-License-Identifier: MIT */
 /* ringcast_strerror(): what an error means for a ringcast call. */
 #include <errno.h>
 #include <string.h>

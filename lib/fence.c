@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: MIT
+/* SPDX-License-Identifier: MIT */
 /*
  * The asymmetric half of the wake-up handshake.  A publisher must not miss
  * a subscriber that goes to sleep, which classically costs the publisher a

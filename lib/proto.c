@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: MIT
+/* SPDX-License-Identifier: MIT */
 /*
  * The control-protocol codec.  docs/protocol.md is the byte-by-byte
  * description; this file is the only code that reads or writes wire bytes.

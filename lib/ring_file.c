@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: MIT
+/* SPDX-License-Identifier: MIT */
 /*
  * Ring, ctl, bells and node files: creating them as sealed memfds
  * (daemon) and mapping them after validating every header field and the

@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: MIT
+/* SPDX-License-Identifier: MIT */
 /*
  * Publishing into a topic ring: claim, commit, abort, and waking the
  * subscribers that sleep.
@@ -10,7 +10,7 @@
  * (claim = start | BUSY, end); the CAS is a full barrier, so anyone who
  * sees the new tail also sees the slot.  That is what lets the daemon
  * repair the claim of a publisher that dies before committing (see
- * ring_daemon.c).
+ * daemon/ring_daemon.c).
  *
  * The claim of a publisher that owns the tail, and the commit, are inline
  * in ring_pub.h; so is why a lone publisher owns the tail.
@@ -60,7 +60,7 @@ uint64_t rc_ring_refresh_limit(struct rc_ring *r)
 	return r->limit;
 }
 
-/* Record the claim [pos, end) in our slot; see the header comment of ring_daemon.c. */
+/* Record the claim [pos, end) in our slot; see the header comment of daemon/ring_daemon.c. */
 static inline void slot_claim(struct rc_pub_slot *ps, uint64_t pos, uint64_t end)
 {
 	/*
@@ -196,7 +196,7 @@ static int claim_slow(struct rc_ring *r, uint64_t need, uint64_t *pos_out)
  * tail or gave it up.  A claim that fails may have announced a position
  * in our slot first (a lost CAS, or an owner that gave the tail up), and
  * that position is someone else's now.  Left there, it would tell the
- * daemon's repair that we still claim it (ring_daemon.c): the real
+ * daemon's repair that we still claim it (daemon/ring_daemon.c): the real
  * winner's repair would wait on us, and ours, after we die, would pad a
  * record of a later lap.  So a failed claim ends with the slot empty.
  */
@@ -216,7 +216,7 @@ bool rc_ring_settle(struct rc_ring *r, uint64_t pos, uint64_t word, struct rc_be
 
 	/*
 	 * A CAS from the word that was there, because the daemon's repair
-	 * pads by CAS from that same word (pad_claim in ring_daemon.c): of a
+	 * pads by CAS from that same word (pad_claim in daemon/ring_daemon.c): of a
 	 * repair racing a late commit exactly one lands, and a subscriber
 	 * never reads padding where the publisher then reports a message
 	 * published.  This lap's stamp already there: only the repair's

@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: MIT
+/* SPDX-License-Identifier: MIT */
 /*
  * Reading a topic ring.  Nothing read from shared memory is trusted: every
  * length, alignment and position is checked against the geometry the

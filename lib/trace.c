@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: MIT
+/* SPDX-License-Identifier: MIT */
 /*
  * The "ringcast" provider's USDT semaphores (lib/trace.h), and the knob
  * `ringcast trace` turns to sample.

@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: MIT
+/* SPDX-License-Identifier: MIT */
 /*
  * ringcast trace: per-topic publish-to-deliver latency histograms from
  * eBPF, in the manner of bcc's runqlat.  The BPF side and its loader are

@@ -24,6 +24,7 @@
 
 #include "ring.h"
 #include "ring_sub.h"
+#include "../../daemon/ring_daemon.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: MIT
+/* SPDX-License-Identifier: MIT */
 /*
  * The integration test harness (see harness.h for the contract): the
  * records of what a test started or created, the fixtures, and the

@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: MIT
+/* SPDX-License-Identifier: MIT */
 /*
  * Clients of the test's daemon: open and close them (teardown closes any
  * a failed test left open), wait for subscribers to appear, and collect

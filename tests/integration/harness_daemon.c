@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: MIT
+/* SPDX-License-Identifier: MIT */
 /*
  * The test's own ringcastd: spawn it on the test directory's socket and
  * runtime dir, wait until it answers, stop or kill it, and say how it

@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: MIT
+/* SPDX-License-Identifier: MIT */
 /*
  * The janitor: a process that outlives the test binary to remove the
  * directories and mounts the test announced, when the test dies without

@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: MIT
+/* SPDX-License-Identifier: MIT */
 /*
  * Helper processes: fork a function, spawn a program, wait with a
  * deadline, kill, and say how a child ended.  Every child is recorded

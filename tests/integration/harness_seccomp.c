@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: MIT
+/* SPDX-License-Identifier: MIT */
 /* The "no more system calls" filter two tests put a process under. */
 #include <errno.h>
 #include <linux/audit.h>

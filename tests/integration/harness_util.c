@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: MIT
+/* SPDX-License-Identifier: MIT */
 /*
  * Small utilities for tests and helpers alike: the monotonic clock,
  * sleeping, memory shared with children, and reading and writing fds.

@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: MIT
+/* SPDX-License-Identifier: MIT */
 /*
  * it_acl: the daemon's access control, seen from a client of another uid.
  * SO_PEERCRED tells the daemon who connects, so the only honest test is a

@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: MIT
+/* SPDX-License-Identifier: MIT */
 /*
  * it_bench: short `ringcast bench` runs against a real daemon.  They check
  * the report's structure (parsed as JSON, or as CSV for --sweep) and that

@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: MIT
+/* SPDX-License-Identifier: MIT */
 /*
  * it_claim_expiry: a zero-copy claim across a daemon restart.  A claim
  * keeps its topic's publisher slot, so a reconnect leaves that topic

@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: MIT
+/* SPDX-License-Identifier: MIT */
 /*
  * it_cli: the ringcast command line tool against a real daemon, driven
  * like a user's shell would (fork/exec, pipes), from C so that every wait

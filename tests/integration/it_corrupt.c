@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: MIT
+/* SPDX-License-Identifier: MIT */
 /*
  * it_corrupt: a corrupt ring costs its own topic and nothing else
  * (include/ringcast.h, ringcast_poll and -EBADMSG).  The test writes a

@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: MIT
+/* SPDX-License-Identifier: MIT */
 /*
  * it_daemon: ringcastd as a program.  Hostile control packets, clean
  * shutdown, a second daemon on the same socket or runtime directory,

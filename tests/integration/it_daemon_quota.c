@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: MIT
+/* SPDX-License-Identifier: MIT */
 /*
  * it_daemon_quota: what one user can take of the daemon, played by that
  * user.  A helper forked by root drops to uid/gid 12345 (root only; the

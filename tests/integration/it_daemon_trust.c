@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: MIT
+/* SPDX-License-Identifier: MIT */
 /*
  * it_daemon_trust: ringcastd against a hostile local user
  * (docs/operations.md, "Security").  The attacker is a helper forked by

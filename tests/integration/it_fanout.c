@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: MIT
+/* SPDX-License-Identifier: MIT */
 /*
  * it_fanout: one ring, many processes.  Every subscriber process must get
  * every message of every publisher, in that publisher's order, with seq

@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: MIT
+/* SPDX-License-Identifier: MIT */
 /*
  * it_kill: kill -9 at the three places the design names (invariant 6).
  *

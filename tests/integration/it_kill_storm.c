@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: MIT
+/* SPDX-License-Identifier: MIT */
 /*
  * it_kill_storm: publishers killed at random moments, hundreds of times,
  * with the daemon itself killed and restarted once midway (so that some

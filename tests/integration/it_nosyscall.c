@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: MIT
+/* SPDX-License-Identifier: MIT */
 /*
  * it_nosyscall: publishing to subscribers that busy-poll makes no system
  * call (design: "a publisher wakes only clients that are asleep, after a

@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: MIT
+/* SPDX-License-Identifier: MIT */
 /*
  * it_readonly: subscribers map ring data read-only (invariant 7).  A
  * subscriber that writes to msg->data in its handler must die with

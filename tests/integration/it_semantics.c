@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: MIT
+/* SPDX-License-Identifier: MIT */
 /*
  * it_semantics: what each call of the public API promises, against a real
  * daemon.  Most cases use two clients in the test process: a client is a

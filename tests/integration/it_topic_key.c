@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: MIT
+/* SPDX-License-Identifier: MIT */
 /*
  * it_topic_key: topic ids are a hash keyed by the node's secret
  * (daemon/topic_key.h), so that a client cannot pick a name whose id

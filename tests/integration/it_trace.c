@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: MIT
+/* SPDX-License-Identifier: MIT */
 /*
  * it_trace: the USDT probes, the BPF tracer and `ringcast trace`
  * (docs/tracing.md).

@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: MIT
+/* SPDX-License-Identifier: MIT */
 /*
  * it_trust: one client against the others (docs/security.md).  A hostile
  * client, running as another uid where permissions are what is tested,

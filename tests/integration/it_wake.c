@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: MIT
+/* SPDX-License-Identifier: MIT */
 /*
  * it_wake: sleeping and waking, where a process on the other side may die
  * or misbehave.

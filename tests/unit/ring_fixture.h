@@ -12,6 +12,7 @@
 
 #include "ring_pub.h"
 #include "ring_sub.h"
+#include "../../daemon/ring_daemon.h" /* the fixture plays the daemon too */
 
 struct fixture {
 	int ring_fd, ctl_fd;

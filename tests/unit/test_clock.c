@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: MIT
+/* SPDX-License-Identifier: MIT */
 /*
  * Unit tests of the node clock (lib/clock.c): the daemon's fit publishes a
  * line that readers follow, that stays with CLOCK_MONOTONIC and never

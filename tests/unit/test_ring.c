@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: MIT
+/* SPDX-License-Identifier: MIT */
 /* Unit tests of the topic ring: format, claim/commit/abort, wrap, flow control, lapping, repair, corruption. */
 #include <stdarg.h>
 #include <stddef.h>

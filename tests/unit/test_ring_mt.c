@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: MIT
+/* SPDX-License-Identifier: MIT */
 /*
  * Many publisher threads against many subscriber threads on one small
  * ring (so it wraps and fills constantly).  Every subscriber must see

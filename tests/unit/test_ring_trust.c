@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: MIT
+/* SPDX-License-Identifier: MIT */
 /*
  * A hostile process writing the shared pages while others read them:
  * whatever it writes, a reader must not use a value other than the one it

@@ -71,7 +71,8 @@ for s in ${sizes//,/ }; do
 done
 # Private copies: other people's rebuilds of $build must not swap binaries under a run.
 mkdir -p "$dir/bin/bench-peers"
-cp "$build/ringcastd" "$build/ringcast" "$dir/bin/"
+# The CLI finds libringcast.so.0 beside itself (its rpath is $ORIGIN).
+cp -P "$build/ringcastd" "$build/ringcast" "$build"/libringcast.so* "$dir/bin/"
 cp "$build"/bench-peers/*.so "$dir/bin/bench-peers/" 2>/dev/null || true
 bin="$dir/bin"
 "$bin/ringcastd" --socket "$dir/sock" --runtime-dir "$dir/run" --node bench --config "$conf" -q &

@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: MIT
+/* SPDX-License-Identifier: MIT */
 /*
  * The daemon's side of a ring: handing out and taking back slots,
  * untethering stalled subscribers, and repairing the claim of a publisher
@@ -22,7 +22,7 @@
 #include <stdlib.h>
 
 #include "barrier.h"
-#include "ring.h"
+#include "ring_daemon.h"
 
 /* Our own: clients can write the file's slots_hi. */
 static uint32_t slots_hi(const struct rc_ring *r)

@@ -274,6 +274,8 @@ struct it_inbox {
  * holds, from its /proc/PID/fd; -1 if no keeper of d's is running.
  */
 int it_kept_rings(const struct it_daemon *d);
+/* The pid of the keeper of d's runtime directory, or -1 if none runs. */
+pid_t it_keeper_pid(const struct it_daemon *d);
 
 /*
  * Make d's keeper let go (remove its socket, as an admin would) and wait

@@ -13,6 +13,7 @@
 #include <poll.h>
 #include <string.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/time.h>
@@ -163,38 +164,47 @@ static bool is_keeper_of(const char *pid, const char *rundir)
 	}
 }
 
-int it_kept_rings(const struct it_daemon *d)
+pid_t it_keeper_pid(const struct it_daemon *d)
 {
-	DIR *proc = opendir("/proc"), *fds;
-	struct dirent *p, *f;
-	int n = -1;
+	DIR *proc = opendir("/proc");
+	struct dirent *p;
+	pid_t pid = -1;
 
 	if (!proc)
 		return -1;
-	while (n < 0 && (p = readdir(proc))) {
-		char path[300];
-
-		if (p->d_name[0] < '1' || p->d_name[0] > '9' || !is_keeper_of(p->d_name, d->rundir))
-			continue;
-		snprintf(path, sizeof(path), "/proc/%s/fd", p->d_name);
-		fds = opendir(path);
-		if (!fds)
-			continue;
-		n = 0;
-		while ((f = readdir(fds))) {
-			char link[600], target[256];
-			ssize_t len;
-
-			snprintf(link, sizeof(link), "%s/%s", path, f->d_name);
-			len = readlink(link, target, sizeof(target) - 1);
-			if (len <= 0)
-				continue;
-			target[len] = '\0';
-			n += strstr(target, "memfd:ringcast:") && strstr(target, ".ring");
-		}
-		closedir(fds);
-	}
+	while (pid < 0 && (p = readdir(proc)))
+		if (p->d_name[0] >= '1' && p->d_name[0] <= '9' && is_keeper_of(p->d_name, d->rundir))
+			pid = (pid_t)atoi(p->d_name);
 	closedir(proc);
+	return pid;
+}
+
+int it_kept_rings(const struct it_daemon *d)
+{
+	pid_t pid = it_keeper_pid(d);
+	struct dirent *f;
+	char path[64];
+	DIR *fds;
+	int n = 0;
+
+	if (pid < 0)
+		return -1;
+	snprintf(path, sizeof(path), "/proc/%d/fd", (int)pid);
+	fds = opendir(path);
+	if (!fds)
+		return -1;
+	while ((f = readdir(fds))) {
+		char link[600], target[256];
+		ssize_t len;
+
+		snprintf(link, sizeof(link), "%s/%s", path, f->d_name);
+		len = readlink(link, target, sizeof(target) - 1);
+		if (len <= 0)
+			continue;
+		target[len] = '\0';
+		n += strstr(target, "memfd:ringcast:") && strstr(target, ".ring");
+	}
+	closedir(fds);
 	return n;
 }
 

@@ -558,7 +558,76 @@ static void test_sleeping_subscriber_resumes_after_restart(void **state)
 	IT_ASSERT(it_daemon_stop(d) == 0, "the restarted ringcastd did not exit 0 on SIGTERM");
 }
 
-/* ---- (c'') a larger ring after the restart ---- */
+/* ---- (c'') the keeper killed, then the daemon ---- */
+
+/*
+ * The keeper holds the node's files while no daemon does (daemon/keeper.h).
+ * Killed while the daemon runs, it is replaced within a second and given
+ * every file again; so a daemon killed after that still comes back to
+ * the same rings: the subscriber resumes its slot and loses nothing.
+ */
+static void test_keeper_killed_then_daemon(void **state)
+{
+	struct it_daemon *d = *state;
+	struct kc_shared *sh = it_shared(sizeof(*sh));
+	struct kc_cfg sub = { d->sock, sh, 0 }, pubc = { d->sock, sh, 2 };
+	pid_t osub, pub, keeper, again = -1;
+	uint64_t r0, deadline;
+	size_t n_subs = 0;
+	bool found = false;
+
+	it_daemon_start(d, "--reap-grace", "1000", NULL);
+	osub = it_fork(kc_subscriber, &sub);
+	deadline = it_now_ns() + 5000000000ull;
+	while (!atomic_load(&sh->ready[0]) && it_now_ns() < deadline)
+		it_sleep_ms(1);
+	IT_ASSERT(atomic_load(&sh->ready[0]), "subscriber did not subscribe");
+	pub = it_fork(kc_publisher, &pubc);
+	IT_ASSERT(kc_wait_count(&sh->received[0], 1000, 5000, &sh->bad),
+		  "only %llu messages before the kill", (unsigned long long)atomic_load(&sh->received[0]));
+
+	keeper = it_keeper_pid(d);
+	IT_ASSERT(keeper > 0, "no keeper runs for %s", d->rundir);
+	IT_ASSERT(kill(keeper, SIGKILL) == 0, "kill %d: %s", (int)keeper, strerror(errno));
+	deadline = it_now_ns() + 5000000000ull;
+	while (it_now_ns() < deadline) {
+		again = it_keeper_pid(d);
+		if (again > 0 && again != keeper && it_kept_rings(d) == 1)
+			break;
+		it_sleep_ms(20);
+	}
+	IT_ASSERT(again > 0 && again != keeper && it_kept_rings(d) == 1,
+		  "5 s after the keeper (pid %d) was killed: keeper %d holding %d rings", (int)keeper,
+		  (int)again, it_kept_rings(d));
+	printf("  keeper %d killed; keeper %d holds the ring\n", (int)keeper, (int)again);
+
+	it_daemon_kill(d);
+	r0 = atomic_load(&sh->received[0]);
+	IT_ASSERT(kc_wait_count(&sh->received[0], r0 + 1000, 20000, &sh->bad),
+		  "with the daemon dead, %llu of 1000 more messages arrived",
+		  (unsigned long long)(atomic_load(&sh->received[0]) - r0));
+	it_daemon_restart(d);
+	deadline = it_now_ns() + 3000000000ull;
+	do {
+		found = kc_stat_has(d, osub, &n_subs);
+		if (!found)
+			it_sleep_ms(20);
+	} while (!found && it_now_ns() < deadline);
+	IT_ASSERT(found, "after the restart the subscriber (pid %d) is not in the adopted ring "
+		  "(%zu subscribers)", (int)osub, n_subs);
+	it_sleep_ms(1500); /* past the reap grace */
+	r0 = atomic_load(&sh->received[0]);
+	IT_ASSERT(kc_wait_count(&sh->received[0], r0 + 1000, 10000, &sh->bad),
+		  "the subscriber stopped receiving after the restart: %llu more",
+		  (unsigned long long)(atomic_load(&sh->received[0]) - r0));
+	atomic_store(&sh->stop, 1);
+	it_expect_exit(pub, 10000, 0, "publisher");
+	it_expect_exit(osub, 10000, 0, "subscriber");
+	IT_ASSERT(!atomic_load(&sh->bad), "order or loss: '%s'", sh->error[0]);
+	IT_ASSERT(it_daemon_stop(d) == 0, "the restarted ringcastd did not exit 0 on SIGTERM");
+}
+
+/* ---- (c''') a larger ring after the restart ---- */
 
 #define KR_TOPIC "kill.bigger"
 #define KR_LEN 200000 /* over the old ring's largest record, under the new one's */
@@ -668,6 +737,7 @@ int main(void)
 						it_teardown),
 		cmocka_unit_test_setup_teardown(test_daemon_killed_and_restarted, it_setup,
 						it_teardown),
+		cmocka_unit_test_setup_teardown(test_keeper_killed_then_daemon, it_setup, it_teardown),
 		cmocka_unit_test_setup_teardown(test_sleeping_subscriber_resumes_after_restart,
 						it_setup, it_teardown),
 		cmocka_unit_test_setup_teardown(test_resubscribe_to_larger_ring, it_setup,

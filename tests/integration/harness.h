@@ -274,6 +274,15 @@ struct it_inbox {
  * holds, from its /proc/PID/fd; -1 if no keeper of d's is running.
  */
 int it_kept_rings(const struct it_daemon *d);
+/*
+ * In a child about to exec the CLI (build_dir/ringcast) as another uid:
+ * let it find libringcast.so.0 through build_dir as given (relative to
+ * the working directory), not only through its rpath, $ORIGIN, which is
+ * absolute: under a checkout in a 0700 home the other uid may not search
+ * that path, and the CLI would not start.
+ */
+void it_cli_lib_path(const char *build_dir);
+
 /* The pid of the keeper of d's runtime directory, or -1 if none runs. */
 pid_t it_keeper_pid(const struct it_daemon *d);
 

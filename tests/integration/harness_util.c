@@ -262,3 +262,8 @@ int it_raw_request(int sock, const struct rc_msg *m, int *err, int *fds, int max
 		*err = (int)r.error.err;
 	return r.type;
 }
+
+void it_cli_lib_path(const char *build_dir)
+{
+	setenv("LD_LIBRARY_PATH", build_dir, 1);
+}

@@ -158,6 +158,7 @@ static int stat_other_uid(void *p)
 struct cli_run {
 	char *const *argv;
 	int out, err; /* the child's ends */
+	const char *build;
 };
 
 /* exec argv as uid 12345, stdout and stderr to the pipes. */
@@ -166,6 +167,7 @@ static int cli_other_uid(void *p)
 	struct cli_run *r = p;
 
 	become_other_user();
+	it_cli_lib_path(r->build);
 	IT_CHECK(dup2(r->out, 1) == 1 && dup2(r->err, 2) == 2, "dup2: %s", strerror(errno));
 	execv(r->argv[0], r->argv);
 	it_child_fail(__FILE__, __LINE__, "exec %s: %s", r->argv[0], strerror(errno));
@@ -183,7 +185,7 @@ static int stat_cli_other(struct it_daemon *d, const char *topic, char **out, ch
 	snprintf(cli, sizeof(cli), "%s/ringcast", d->build);
 	IT_ASSERT(pipe2(po, O_CLOEXEC) == 0 && pipe2(pe, O_CLOEXEC) == 0, "pipe: %s",
 		  strerror(errno));
-	r = (struct cli_run){ argv, po[1], pe[1] };
+	r = (struct cli_run){ argv, po[1], pe[1], d->build };
 	pid = it_fork(cli_other_uid, &r);
 	close(po[1]);
 	close(pe[1]);

@@ -756,7 +756,7 @@ static void test_cli_trace(void **state)
 
 /* Without privileges: the library's check and the command both say what is missing. */
 struct unpriv_cfg {
-	const char *cli, *log;
+	const char *cli, *log, *build;
 };
 
 static int unprivileged(void *p)
@@ -779,6 +779,7 @@ static int unprivileged(void *p)
 	IT_CHECK(strstr(why, "needs root, or CAP_BPF and CAP_PERFMON"), "the reason: %s", why);
 	dup2(fd, 1);
 	dup2(fd, 2);
+	it_cli_lib_path(c->build);
 	fexecve(cli, argv, environ);
 	fprintf(stderr, "exec %s as uid 12345: %s\n", c->cli, strerror(errno));
 	return 127;
@@ -788,7 +789,7 @@ static void test_unprivileged_says_why(void **state)
 {
 	struct it_daemon *d = *state;
 	char cli[300], log[200], *text;
-	struct unpriv_cfg cfg = { cli, log };
+	struct unpriv_cfg cfg = { cli, log, d->build };
 	int fd, st;
 	pid_t pid;
 

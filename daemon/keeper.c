@@ -319,7 +319,7 @@ int rcd_keeper_main(int argc, char **argv)
 		if (null > 2)
 			close(null);
 	}
-	prctl(PR_SET_NAME, "ringcastd-keep", 0, 0, 0);
+	prctl(PR_SET_NAME, RCD_KEEPER_NAME, 0, 0, 0);
 	{
 		/* No SA_RESTART: the poll returns, and the loop retires the node. */
 		struct sigaction sa = { .sa_handler = on_term };
@@ -381,7 +381,7 @@ static void sock_path(const struct rcd_keeper *k, struct sockaddr_un *a, socklen
 static __attribute__((noreturn)) void exec_keeper(int lfd, int dirfd, ino_t sock_ino,
 						   const char *dir)
 {
-	char ino[24], *argv[] = { "ringcastd", RCD_KEEPER_ARG, ino, (char *)dir, NULL };
+	char ino[24], *argv[] = { RCD_KEEPER_NAME, RCD_KEEPER_ARG, ino, (char *)dir, NULL };
 	int l = fcntl(lfd, F_DUPFD, 10), d = fcntl(dirfd, F_DUPFD, 10);
 	sigset_t none;
 

@@ -81,6 +81,13 @@ void rcd_keeper_close(struct rcd_keeper *k);
  * RCD_KEEPER_ARG (the daemon starts it so; nobody else has a reason to).
  */
 #define RCD_KEEPER_ARG "--be-keeper"
+/*
+ * Its name, in ps and in /proc/PID/cmdline: not "ringcastd", so that an
+ * admin's `pkill ringcastd` or `killall -9 ringcastd` stops the daemon
+ * and leaves the node's files to the next one, as it did when they were
+ * files in the runtime directory.
+ */
+#define RCD_KEEPER_NAME "ringcast-keeper"
 int rcd_keeper_main(int argc, char **argv);
 
 #endif /* RINGCASTD_KEEPER_H */

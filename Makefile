@@ -35,8 +35,12 @@ WARN    := -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter -Wstrict-prototy
 CFLAGS  ?= -O2 -g -flto=auto -ffat-lto-objects
 AR      := gcc-ar
 # include/ is what every program sees; lib/'s internal headers are for
-# the library, the daemon and the tests only: the CLI is a program like
-# any user's, and links the shared library.
+# the library, the daemon, the unit tests and the integration tests'
+# harness only.  The CLI is a program like any user's, and links the
+# shared library.  The integration tests see include/ and, by path, the
+# two format headers (lib/ring_format.h, lib/proto.h) an attacker knows
+# from the docs; their harness is their one door into the rest
+# (tests/integration/harness.h).
 BASEFLAGS := -std=gnu11 $(WARN) -D_GNU_SOURCE -Iinclude -MMD -MP -fno-strict-aliasing
 INTERNAL  := -Ilib
 ifeq ($(shell uname -m),x86_64)
@@ -151,12 +155,28 @@ $(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libringcast.a
 		-lcmocka $(LIBS_URING) $(LDLIBS_COMMON) -lm
 
 # Integration tests: real processes against a real ringcastd (tests/integration/run.sh).
-$(BUILD)/itests/%: tests/integration/%.c $(wildcard tests/integration/harness*.c) \
-		$(wildcard tests/integration/harness*.h) $(BUILD)/libringcast.a
+# The harness alone is compiled with $(INTERNAL), into an archive the
+# tests link; the tests themselves are not, so a test that reaches into
+# lib/ other than through the harness does not compile.  Plain code, as
+# the tests: no LTO, no -fPIC.
+HARNESS_SRCS := $(sort $(wildcard tests/integration/harness*.c))
+HARNESS_OBJS := $(HARNESS_SRCS:%.c=$(BUILD)/obj/%.o)
+HARNESS_LIB  := $(BUILD)/itests/libharness.a
+
+$(HARNESS_OBJS): $(BUILD)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  CC      $<")
+	$(Q)$(CC) $(ALL_CFLAGS) $(INTERNAL) $(NOLTO) -c $< -o $@
+
+$(HARNESS_LIB): $(HARNESS_OBJS)
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  AR      $@")
+	$(Q)rm -f $@ && $(AR) rcs $@ $^
+
+$(BUILD)/itests/%: tests/integration/%.c $(HARNESS_LIB) $(BUILD)/libringcast.a
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  ITEST   $@")
-	$(Q)$(CC) $(ALL_CFLAGS) $(INTERNAL) $(NOLTO) $(LDSAN) -Itests/integration -o $@ $< \
-		$(wildcard tests/integration/harness*.c) \
+	$(Q)$(CC) $(ALL_CFLAGS) $(NOLTO) $(LDSAN) -Itests/integration -o $@ $< $(HARNESS_LIB) \
 		$(BUILD)/libringcast.a -lcmocka $(LIBS_URING) $(LDLIBS_COMMON) -lm
 
 # The .pc names PREFIX, so it is made again whenever PREFIX is not the
@@ -214,11 +234,12 @@ $(TRACE_OBJS): $(BPF_SKELS)
 $(BUILD)/obj/tools/cmd_trace.o: ALL_CFLAGS += -Ibpf
 $(BUILD)/ringcast: $(TRACE_OBJS)
 
-$(BUILD)/itests/it_trace: tests/integration/it_trace.c $(wildcard tests/integration/harness*.c) \
-		$(wildcard tests/integration/harness*.h) $(BUILD)/libringcast.a $(TRACE_OBJS)
+# As the other integration tests, and the tracer's loader (bpf/).
+$(BUILD)/itests/it_trace: tests/integration/it_trace.c $(HARNESS_LIB) $(BUILD)/libringcast.a \
+		$(TRACE_OBJS)
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  ITEST   $@")
-	$(Q)$(CC) $(ALL_CFLAGS) $(INTERNAL) $(NOLTO) $(LDSAN) -Itests/integration -Ibpf -o $@ $< $(wildcard tests/integration/harness*.c) \
+	$(Q)$(CC) $(ALL_CFLAGS) $(NOLTO) $(LDSAN) -Itests/integration -Ibpf -o $@ $< $(HARNESS_LIB) \
 		$(TRACE_OBJS) $(BUILD)/libringcast.a -lcmocka $(LIBS_URING) $(LDLIBS_COMMON) $(LIBS_BPF) -lm
 # ---- end of the BPF section ----
 

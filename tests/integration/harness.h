@@ -131,18 +131,59 @@ void it_assert_daemon_alive(struct it_daemon *d);
 struct ringcast *it_open(struct it_daemon *d);
 /* ringcast_close() a client from it_open() (teardown closes any left open). */
 void it_close(struct ringcast *rc);
+/* As it_open(), for helper processes: IT_CHECK semantics. */
+struct ringcast *it_child_open(const char *sock);
+
+/*
+ * ---- inside a client: the one door (harness_lib.c) ----
+ *
+ * Tests see include/ and, where they play a client that writes the
+ * shared files or speaks the protocol itself, the two format headers
+ * (lib/ring_format.h, lib/proto.h), included by path as an attacker
+ * reads them from docs/ring-format.md and docs/protocol.md.  Only the
+ * harness files are built with -Ilib: what a test needs of struct
+ * ringcast and the rest of lib/'s internals it gets through these.  The
+ * structs are the files' layouts (ring_format.h); a test that looks
+ * inside them includes that header.
+ */
+struct rc_ring_hdr;
+struct rc_ctl_hdr;
+struct rc_node_hdr;
+
+/*
+ * The ring rc last published to, as its publisher maps it (read-write):
+ * the ring header, and if asked the ctl mapping and rc's publisher slot
+ * (-1 without).  NULL when rc has published nothing.
+ */
+struct rc_ring_hdr *it_pub_ring(struct ringcast *rc, struct rc_ctl_hdr **ctl, int *slot);
+/* Subscriber rc's ctl mapping of topic (read-write), and if asked its slot; NULL if none. */
+struct rc_ctl_hdr *it_sub_ctl(struct ringcast *rc, const char *topic, int *slot);
+/* rc's mapping of the node file (read-only: the daemon's alone). */
+const struct rc_node_hdr *it_node_hdr(struct ringcast *rc);
+/* Subscribers asleep (or arming to sleep) on the topic rc last published to. */
+unsigned it_pub_sleepers(struct ringcast *rc);
+/* Is rc's doorbell armed: rc asleep in ringcast_wait or about to be, and not rung since? */
+bool it_bell_armed(struct ringcast *rc);
+/*
+ * Say HELLO again with RESUME as client_id on bell, as rc does after a
+ * daemon restart, whoever they belong to; what the reconnect returned.
+ * ringcast_client_id() then tells who the daemon let rc be.
+ */
+int it_resume_as(struct ringcast *rc, uint32_t client_id, uint32_t bell);
 /*
  * Wait until the daemon publishes the node clock's line (its first takes
  * 10 ms of samples): only then can a publish take the publisher's fast
  * path (lib/client_pub.c).  False where the TSC cannot carry that clock.
  */
 bool it_wait_node_clock(struct ringcast *rc);
-/* Subscribers asleep (or arming to sleep) on the topic rc last published to. */
-unsigned it_pub_sleepers(struct ringcast *rc);
-/* Is rc's doorbell armed: rc asleep in ringcast_wait or about to be, and not rung since? */
-bool it_bell_armed(struct ringcast *rc);
-/* As it_open(), for helper processes: IT_CHECK semantics. */
-struct ringcast *it_child_open(const char *sock);
+/*
+ * A topic's ring and ctl files (sealed memfds labelled name.ring and
+ * name.ctl) made as the daemon makes them: 0 and the fds, or -errno.
+ */
+int it_ring_create(const char *name, const char *topic, uint64_t capacity, uint64_t topic_id,
+		   uint32_t tether_timeout_ms, int *ring_fd, int *ctl_fd);
+/* The semaphores the kernel raises while libringcast's publish and deliver probes are traced. */
+void it_probe_semaphores(volatile unsigned short **publish, volatile unsigned short **deliver);
 
 /*
  * In a helper process (fails with IT_CHECK): become uid and gid, with

@@ -7,12 +7,9 @@
 #include "harness_internal.h"
 
 #include <errno.h>
+#include <stdatomic.h>
 #include <string.h>
 #include <unistd.h>
-
-/* Internal, for the node clock's line: the publisher's fast path needs it. */
-#include "client.h"
-#include "clock.h"
 
 /* ---- clients ---- */
 
@@ -31,37 +28,6 @@ void it_close(struct ringcast *rc)
 {
 	harness_forget_client(rc);
 	ringcast_close(rc);
-}
-
-unsigned it_pub_sleepers(struct ringcast *rc)
-{
-	struct rc_topic *t = rc->last;
-
-	if (!t || !t->publishing)
-		IT_FAIL("it_pub_sleepers: the client has not published yet");
-	return rc_load_acquire(&t->pub.ctl->sleepers);
-}
-
-bool it_bell_armed(struct ringcast *rc)
-{
-	return rc_load_acquire(&rc->bells->bells[rc->bell].word) == RC_BELL_ARMED;
-}
-
-bool it_wait_node_clock(struct ringcast *rc)
-{
-	struct rc_clock_fit f;
-	uint64_t ns, until = it_now_ns() + 2000000000ull;
-
-	/* The daemon's own test: without an invariant TSC it never publishes a line. */
-	rc_clock_fit_init(&f);
-	if (!f.usable)
-		return false;
-	while (!rc_clock_line_ns(rc->node_hdr, &ns)) {
-		if (it_now_ns() > until)
-			IT_FAIL("the daemon published no node clock line within 2 s");
-		usleep(1000);
-	}
-	return true;
 }
 
 struct ringcast *it_child_open(const char *sock)

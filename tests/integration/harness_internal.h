@@ -8,6 +8,7 @@
  *  harness_proc.c     helper processes: fork, spawn, wait, kill
  *  harness_daemon.c   ringcastd: start, wait until ready, stop
  *  harness_client.c   clients, subscriber counts, the message inbox
+ *  harness_lib.c      inside a client: the one file that reaches into lib/
  *  harness_util.c     time, shared memory, reading and writing fds
  */
 #ifndef RINGCAST_IT_HARNESS_INTERNAL_H

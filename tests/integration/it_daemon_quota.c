@@ -24,7 +24,8 @@
 #include <unistd.h>
 
 #include "harness.h"
-#include "proto.h"
+/* The wire format (docs/protocol.md), as a client that speaks it itself reads it. */
+#include "../../lib/proto.h"
 
 #define ATTACKER 12345
 #define SILENT_MAX 64     /* RCD_MAX_SILENT_PER_UID */

@@ -33,8 +33,12 @@
 #include <unistd.h>
 
 #include "harness.h"
-#include "proto.h"
-#include "ring.h"
+/*
+ * The wire format (docs/protocol.md) and the file format
+ * (docs/ring-format.md), as a hostile user reads them from the docs.
+ */
+#include "../../lib/proto.h"
+#include "../../lib/ring_format.h"
 
 #define STRANGER 12345      /* the attacker's uid and gid */
 #define TEAMMATE 12346      /* a uid one [topic] rule names */
@@ -323,8 +327,8 @@ static int plant_files(void *p)
 	dirfd = open(rundir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	IT_CHECK(dirfd >= 0, "open %s: %s", rundir, strerror(errno));
 	/* A real ring header of its own making for topic PLANTED. */
-	IT_CHECK_OK(rc_ring_create("x", PLANTED, strlen(PLANTED), RC_CAPACITY_MIN, 0x0123456789abcdefull,
-				   5000, &ring_fd, &ctl_fd));
+	IT_CHECK_OK(it_ring_create("x", PLANTED, RC_CAPACITY_MIN, 0x0123456789abcdefull, 5000,
+				   &ring_fd, &ctl_fd));
 	IT_CHECK(pread(ring_fd, page, sizeof(page), 0) == (ssize_t)sizeof(page), "pread");
 	for (i = 0; i < 4; i++) {
 		int fd = openat(dirfd, names[i], O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);

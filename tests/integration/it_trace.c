@@ -42,9 +42,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "client.h"
 #include "harness.h"
-#include "trace.h"
+/* The file format (docs/ring-format.md): the node file's trace rate. */
+#include "../../lib/ring_format.h"
 #include "trace_helpers.h"
 #include "tracer.h"
 
@@ -96,6 +96,7 @@ static int site_fn(const struct rct_usdt_note *n, void *ctx)
 
 static void find_sites(void)
 {
+	volatile unsigned short *sem_publish, *sem_deliver;
 	int ret;
 
 	if (sites.n)
@@ -106,11 +107,12 @@ static void find_sites(void)
 	IT_ASSERT(sites.n >= 3, "%d ringcast probe sites in this binary, expected 2 publish + 1 deliver",
 		  sites.n);
 	/* The notes must name the very variables the probe sites test. */
-	IT_ASSERT(sites.sem_publish == (uintptr_t)&ringcast_publish_semaphore &&
-		  sites.sem_deliver == (uintptr_t)&ringcast_deliver_semaphore,
+	it_probe_semaphores(&sem_publish, &sem_deliver);
+	IT_ASSERT(sites.sem_publish == (uintptr_t)sem_publish &&
+		  sites.sem_deliver == (uintptr_t)sem_deliver,
 		  "the notes' semaphores (%#lx, %#lx) are not ringcast_*_semaphore (%p, %p)",
 		  (unsigned long)sites.sem_publish, (unsigned long)sites.sem_deliver,
-		  (void *)&ringcast_publish_semaphore, (void *)&ringcast_deliver_semaphore);
+		  (void *)sem_publish, (void *)sem_deliver);
 }
 
 /* ---- helper processes ---- */
@@ -153,11 +155,14 @@ static void no_more_syscalls(struct tr_shared *sh)
 	IT_CHECK(ret == 0 || ret == -EOPNOTSUPP, "seccomp filter: %s", strerror(-ret));
 }
 
-/* Plain loads: no system call, so fine under the filter. */
+/* A call and plain loads: no system call, so fine under the filter. */
 static void record_probes(struct tr_shared *sh, int idx)
 {
-	sh->sem_publish[idx] = ringcast_publish_semaphore;
-	sh->sem_deliver[idx] = ringcast_deliver_semaphore;
+	volatile unsigned short *sem_publish, *sem_deliver;
+
+	it_probe_semaphores(&sem_publish, &sem_deliver);
+	sh->sem_publish[idx] = *sem_publish;
+	sh->sem_deliver[idx] = *sem_deliver;
 	for (int i = 0; i < sites.n; i++)
 		sh->site[idx][i] = *(volatile const uint8_t *)sites.pc[i];
 }
@@ -373,7 +378,7 @@ static uint32_t read_sample(struct it_daemon *d)
 {
 	/* A client's read-only mapping of the node file. */
 	struct ringcast *rc = it_open(d);
-	uint32_t v = atomic_load(&rc->node_hdr->trace_sample);
+	uint32_t v = atomic_load(&it_node_hdr(rc)->trace_sample);
 
 	it_close(rc);
 	return v;

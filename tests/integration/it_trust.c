@@ -9,6 +9,7 @@
 #include <fcntl.h>
 #include <grp.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -17,10 +18,13 @@
 #include <sys/prctl.h>
 #include <unistd.h>
 
-#include "client.h"
-#include "proto.h"
 #include "harness.h"
-#include "trace.h"
+/*
+ * The file format (docs/ring-format.md) and the wire format
+ * (docs/protocol.md), as a hostile client reads them from the docs.
+ */
+#include "../../lib/ring_format.h"
+#include "../../lib/proto.h"
 
 #define OTHER_ID 12345
 #define TOPIC "open.trust"
@@ -66,7 +70,7 @@ static int bump_daemon_gen(void *p)
 
 	become_other_user();
 	rc = it_child_open(c->sock);
-	page = (void *)rc->node_hdr;
+	page = (void *)it_node_hdr(rc);
 	/* Its own mapping of the page: read-only, and it cannot be made writable. */
 	IT_CHECK(mprotect(page, RC_NODE_SIZE, PROT_READ | PROT_WRITE) < 0 && errno == EACCES,
 		 "mprotect of the node page to writable: %s",
@@ -174,20 +178,19 @@ static int scribble_free_slots(void *p)
 	struct scribbler_cfg *c = p;
 	struct ringcast *rc;
 	struct rc_ctl_hdr *ctl;
-	struct rc_topic *t;
+	int slot;
 
 	become_other_user();
 	rc = it_child_open(c->sock);
 	IT_CHECK_OK(ringcast_subscribe(rc, TOPIC));
-	t = rc_topic_get(rc, TOPIC, strlen(TOPIC), false);
-	IT_CHECK(t && t->sub.ctl, "no ctl mapping");
-	ctl = t->sub.ctl;
+	ctl = it_sub_ctl(rc, TOPIC, &slot);
+	IT_CHECK(ctl, "no ctl mapping");
 	while (!*c->stop) {
 		for (unsigned i = 0; i < 8; i++) {
-			if (i == (unsigned)t->sub.sub_slot)
+			if (i == (unsigned)slot)
 				continue;
-			rc_store_relaxed(&ctl->subs[i].pos, 1ull << 34);
-			rc_store_relaxed(&ctl->subs[i].seq, 1ull << 40);
+			atomic_store_explicit(&ctl->subs[i].pos, 1ull << 34, memory_order_relaxed);
+			atomic_store_explicit(&ctl->subs[i].seq, 1ull << 40, memory_order_relaxed);
 		}
 	}
 	ringcast_close(rc);
@@ -237,24 +240,28 @@ static int take_every_slot(void *p)
 {
 	struct scribbler_cfg *c = p;
 	struct ringcast *rc;
-	struct rc_topic *t;
+	struct rc_ring_hdr *hdr;
+	struct rc_ctl_hdr *ctl;
+	int sub_slot, pub_slot;
 	unsigned i;
 
 	become_other_user();
 	rc = it_child_open(c->sock);
 	IT_CHECK_OK(ringcast_subscribe(rc, TOPIC));
 	IT_CHECK_OK(ringcast_broadcast(rc, TOPIC, "x", 1));
-	t = rc_topic_get(rc, TOPIC, strlen(TOPIC), false);
-	IT_CHECK(t && t->sub.ctl && t->pub.hdr, "no mappings");
+	ctl = it_sub_ctl(rc, TOPIC, &sub_slot);
+	hdr = it_pub_ring(rc, NULL, &pub_slot); /* TOPIC's: the one it last published to */
+	IT_CHECK(ctl && hdr, "no mappings");
 	for (i = 0; i < RC_SUB_SLOTS; i++)
-		if (i != (unsigned)t->sub.sub_slot) {
-			rc_store_relaxed(&t->sub.ctl->subs[i].client_id, 77);
-			rc_store_relaxed(&t->sub.ctl->subs[i].state, RC_SUB_UNTETHERED);
+		if (i != (unsigned)sub_slot) {
+			atomic_store_explicit(&ctl->subs[i].client_id, 77, memory_order_relaxed);
+			atomic_store_explicit(&ctl->subs[i].state, RC_SUB_UNTETHERED,
+					      memory_order_relaxed);
 		}
-	rc_store_relaxed(&t->sub.ctl->slots_hi, RC_SUB_SLOTS);
+	atomic_store_explicit(&ctl->slots_hi, RC_SUB_SLOTS, memory_order_relaxed);
 	for (i = 0; i < RC_PUB_SLOTS; i++)
-		if (i != (unsigned)t->pub.pub_slot)
-			rc_store_relaxed(&t->pub.hdr->pubs[i].client_id, 77);
+		if (i != (unsigned)pub_slot)
+			atomic_store_explicit(&hdr->pubs[i].client_id, 77, memory_order_relaxed);
 	*c->stop = 1;
 	/* Stays connected: its own slots stay its own. */
 	while (*c->stop != 2)
@@ -275,7 +282,7 @@ static void test_forged_slots_lock_nobody_out(void **state)
 	volatile int *stop = it_shared(sizeof(int));
 	struct scribbler_cfg cfg = { d->sock, stop };
 	struct ringcast *victims[4], *pub;
-	struct rc_topic *t;
+	struct rc_ctl_hdr *ctl;
 	unsigned forged = 0;
 	pid_t pid;
 
@@ -295,11 +302,12 @@ static void test_forged_slots_lock_nobody_out(void **state)
 		it_close(pub);
 	}
 	/* The daemon freed what was forged: the slots above ours are free again. */
-	t = rc_topic_get(victims[0], TOPIC, strlen(TOPIC), false);
+	ctl = it_sub_ctl(victims[0], TOPIC, NULL);
 	for (uint64_t until = it_now_ns() + 2000000000ull; it_now_ns() < until; it_sleep_ms(10)) {
 		forged = 0;
 		for (unsigned i = 0; i < RC_SUB_SLOTS; i++)
-			forged += rc_load_relaxed(&t->sub.ctl->subs[i].client_id) == 77;
+			forged += atomic_load_explicit(&ctl->subs[i].client_id,
+						       memory_order_relaxed) == 77;
 		if (!forged)
 			break;
 	}
@@ -328,33 +336,31 @@ static int forge_identity(void *p)
 {
 	struct forger_cfg *c = p;
 	struct rc_sub_slot *s;
+	struct rc_ctl_hdr *ctl;
 	struct ringcast *rc;
-	struct rc_topic *t;
 	unsigned i;
 
 	become_other_user();
 	rc = it_child_open(c->sock);
 	IT_CHECK_OK(ringcast_subscribe(rc, TOPIC));
-	t = rc_topic_get(rc, TOPIC, strlen(TOPIC), false);
-	IT_CHECK(t && t->sub.ctl, "no ctl mapping");
+	ctl = it_sub_ctl(rc, TOPIC, NULL);
+	IT_CHECK(ctl, "no ctl mapping");
 	for (i = 0; i < RC_SUB_SLOTS; i++)
-		if (rc_load_relaxed(&t->sub.ctl->subs[i].state) == RC_SUB_FREE)
+		if (atomic_load_explicit(&ctl->subs[i].state, memory_order_relaxed) == RC_SUB_FREE)
 			break;
 	IT_CHECK(i < RC_SUB_SLOTS, "no free slot to forge");
-	s = &t->sub.ctl->subs[i];
-	rc_store_relaxed(&s->client_id, c->victim_id);
-	rc_store_relaxed(&s->pid, (uint32_t)getpid());
-	rc_store_relaxed(&s->uid, OTHER_ID);
-	rc_store_relaxed(&s->bell, 4000); /* a doorbell nobody has */
-	rc_store_relaxed(&s->state, RC_SUB_TETHERED);
+	s = &ctl->subs[i];
+	atomic_store_explicit(&s->client_id, c->victim_id, memory_order_relaxed);
+	atomic_store_explicit(&s->pid, (uint32_t)getpid(), memory_order_relaxed);
+	atomic_store_explicit(&s->uid, OTHER_ID, memory_order_relaxed);
+	atomic_store_explicit(&s->bell, 4000, memory_order_relaxed); /* a doorbell nobody has */
+	atomic_store_explicit(&s->state, RC_SUB_TETHERED, memory_order_relaxed);
 	atomic_store(&c->stage, 1);
 	while (atomic_load(&c->stage) < 2)
 		it_sleep_ms(2);
 	/* HELLO with RESUME as the victim, on the forged slot's doorbell. */
-	rc->client_id = c->victim_id;
-	rc->bell = 4000;
-	rc_client_reconnect(rc);
-	c->got_id = rc->client_id;
+	it_resume_as(rc, c->victim_id, 4000);
+	c->got_id = ringcast_client_id(rc);
 	atomic_store(&c->stage, 3);
 	ringcast_close(rc);
 	return 0;

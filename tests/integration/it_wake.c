@@ -11,8 +11,8 @@
  *    what is published after a waker took it off the count and died
  *    before ringing its bell: every futex sleep is bounded.
  *
- * Internal: the dead waker is played by the test through the publisher's
- * own mapping of the ring's ctl file (client.h), as a dying publisher
+ * The dead waker is played by the test through the publisher's own
+ * mapping of the ring's ctl file (it_pub_ring), as a dying publisher
  * would leave it.
  */
 #include <dirent.h>
@@ -28,7 +28,8 @@
 #include "harness.h"
 #include "../in_futex.h"
 
-#include "client.h" /* internal: the rings' ctl mappings and the bell */
+/* The file format (docs/ring-format.md): the ctl file's sleeper counts. */
+#include "../../lib/ring_format.h"
 
 #define TOPIC "wake.topic"
 #define MESSAGES 100
@@ -253,10 +254,12 @@ static int dw_sleeper(void *p)
  */
 static unsigned dead_waker(struct ringcast *pub)
 {
-	struct rc_ctl_hdr *ctl = pub->last->pub.ctl;
-	uint32_t i, hi = atomic_load(&ctl->slots_hi);
+	struct rc_ctl_hdr *ctl;
+	uint32_t i, hi;
 	unsigned n = 0;
 
+	it_pub_ring(pub, &ctl, NULL);
+	hi = atomic_load(&ctl->slots_hi);
 	for (i = 0; i < hi && i < RC_SUB_SLOTS; i++)
 		if (atomic_exchange(&ctl->subs[i].asleep, 0)) {
 			atomic_fetch_sub(&ctl->sleepers, 1);

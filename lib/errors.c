@@ -5,6 +5,10 @@
 
 #include "ringcast.h"
 
+/* A number macro's value as a string literal. */
+#define RC_STR(x) #x
+#define RC_XSTR(x) RC_STR(x)
+
 const char *ringcast_strerror(int err)
 {
 	if (err < 0)
@@ -18,7 +22,7 @@ const char *ringcast_strerror(int err)
 	case ENOENT: return "no such daemon socket, topic or subscription";
 	case ECONNREFUSED: return "ringcastd is not running at that socket";
 	case EINVAL: return "invalid argument (empty topic?)";
-	case ENAMETOOLONG: return "topic longer than 255 bytes";
+	case ENAMETOOLONG: return "topic longer than " RC_XSTR(RINGCAST_TOPIC_MAX) " bytes";
 	case EBADMSG: return "corrupt ring or malformed message";
 	case EPROTO: return "protocol or format version mismatch with ringcastd";
 	case ESTALE: return "claim expired";

@@ -45,7 +45,7 @@
  * full subscriber list.  If a limit grows past this, the protocol needs
  * paging, not a bigger packet.
  */
-#define STAT_TOPIC_BODY_MAX (2 + 255 + 4 + 8 + 8 + 8 + 4 + \
+#define STAT_TOPIC_BODY_MAX (2 + RINGCAST_TOPIC_MAX + 4 + 8 + 8 + 8 + 4 + \
 			     RC_PROTO_STAT_SUBS_MAX * STAT_SUB_WIRE)
 _Static_assert(RC_PROTO_HDR_SIZE + STAT_TOPIC_BODY_MAX <= RC_PROTO_MAX_MSG,
 	       "the largest STAT_TOPIC must fit in one packet");
@@ -224,7 +224,7 @@ static void walk_topic(struct wire *w, struct rc_msg *m, uint32_t flags_ok,
 	io_u32(w, &m->topic.slot);
 	wire_check(w, !(m->topic.flags & ~flags_ok));
 	wire_check(w, (m->topic.flags & RC_TOPIC_RESUME) || !m->topic.slot);
-	io_name(w, &m->topic.topic, &m->topic.topic_len, topic_min, 255);
+	io_name(w, &m->topic.topic, &m->topic.topic_len, topic_min, RINGCAST_TOPIC_MAX);
 }
 
 static void walk_stat_sub(struct wire *w, struct rc_stat_sub *s)
@@ -245,7 +245,7 @@ static void walk_stat_topic(struct wire *w, struct rc_msg *m)
 {
 	uint32_t i;
 
-	io_name(w, &m->stat_topic.topic, &m->stat_topic.topic_len, 1, 255);
+	io_name(w, &m->stat_topic.topic, &m->stat_topic.topic_len, 1, RINGCAST_TOPIC_MAX);
 	io_u32(w, &m->stat_topic.publishers);
 	io_u64(w, &m->stat_topic.capacity);
 	wire_check(w, is_pow2(m->stat_topic.capacity));

@@ -424,6 +424,28 @@ static bool kc_stat_has(struct it_daemon *d, pid_t pid, size_t *n_subs)
 	return found;
 }
 
+/*
+ * A daemon with a short reap grace (clients that did not come back would
+ * be reaped before we look), one subscriber (index 0) and a publisher
+ * that has reached it 1000 times.
+ */
+static void kc_start(struct it_daemon *d, struct kc_shared *sh, struct kc_cfg *sub,
+		     struct kc_cfg *pubc, pid_t *osub, pid_t *pub)
+{
+	uint64_t deadline;
+
+	it_daemon_start(d, "--reap-grace", "1000", NULL);
+	*osub = it_fork(kc_subscriber, sub);
+	deadline = it_now_ns() + 5000000000ull;
+	while (!atomic_load(&sh->ready[0]) && it_now_ns() < deadline)
+		it_sleep_ms(1);
+	IT_ASSERT(atomic_load(&sh->ready[0]), "subscriber did not subscribe");
+	*pub = it_fork(kc_publisher, pubc);
+	IT_ASSERT(kc_wait_count(&sh->received[0], 1000, 5000, &sh->bad),
+		  "only %llu messages before the kill (%s)",
+		  (unsigned long long)atomic_load(&sh->received[0]), sh->error[0]);
+}
+
 static void test_daemon_killed_and_restarted(void **state)
 {
 	struct it_daemon *d = *state;
@@ -435,17 +457,7 @@ static void test_daemon_killed_and_restarted(void **state)
 	size_t n_subs = 0;
 	bool found = false;
 
-	/* A short grace: clients that did not come back would be reaped before we look. */
-	it_daemon_start(d, "--reap-grace", "1000", NULL);
-	osub = it_fork(kc_subscriber, &old_sub);
-	deadline = it_now_ns() + 5000000000ull;
-	while (!atomic_load(&sh->ready[0]) && it_now_ns() < deadline)
-		it_sleep_ms(1);
-	IT_ASSERT(atomic_load(&sh->ready[0]), "subscriber did not subscribe");
-	pub = it_fork(kc_publisher, &pubc);
-	IT_ASSERT(kc_wait_count(&sh->received[0], 1000, 5000, &sh->bad),
-		  "only %llu messages before the kill (%s)",
-		  (unsigned long long)atomic_load(&sh->received[0]), sh->error[0]);
+	kc_start(d, sh, &old_sub, &pubc, &osub, &pub);
 
 	it_daemon_kill(d);
 	r0 = atomic_load(&sh->received[0]);
@@ -576,15 +588,7 @@ static void test_keeper_killed_then_daemon(void **state)
 	size_t n_subs = 0;
 	bool found = false;
 
-	it_daemon_start(d, "--reap-grace", "1000", NULL);
-	osub = it_fork(kc_subscriber, &sub);
-	deadline = it_now_ns() + 5000000000ull;
-	while (!atomic_load(&sh->ready[0]) && it_now_ns() < deadline)
-		it_sleep_ms(1);
-	IT_ASSERT(atomic_load(&sh->ready[0]), "subscriber did not subscribe");
-	pub = it_fork(kc_publisher, &pubc);
-	IT_ASSERT(kc_wait_count(&sh->received[0], 1000, 5000, &sh->bad),
-		  "only %llu messages before the kill", (unsigned long long)atomic_load(&sh->received[0]));
+	kc_start(d, sh, &sub, &pubc, &osub, &pub);
 
 	keeper = it_keeper_pid(d);
 	IT_ASSERT(keeper > 0, "no keeper runs for %s", d->rundir);

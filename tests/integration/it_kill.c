@@ -424,6 +424,22 @@ static bool kc_stat_has(struct it_daemon *d, pid_t pid, size_t *n_subs)
 	return found;
 }
 
+/* After a restart: the old subscriber's cursor is in the re-adopted ring (within 3 s). */
+static void kc_wait_resumed(struct it_daemon *d, pid_t osub)
+{
+	uint64_t deadline = it_now_ns() + 3000000000ull;
+	size_t n_subs = 0;
+	bool found;
+
+	do {
+		found = kc_stat_has(d, osub, &n_subs);
+		if (!found)
+			it_sleep_ms(20);
+	} while (!found && it_now_ns() < deadline);
+	IT_ASSERT(found, "after the restart, stat shows %zu subscriber(s) of %s and none is the old "
+		  "subscriber (pid %d)", n_subs, KC_TOPIC, (int)osub);
+}
+
 /*
  * A daemon with a short reap grace (clients that did not come back would
  * be reaped before we look), one subscriber (index 0) and a publisher
@@ -453,7 +469,7 @@ static void test_daemon_killed_and_restarted(void **state)
 	struct kc_cfg old_sub = { d->sock, sh, 0 }, new_sub = { d->sock, sh, 1 };
 	struct kc_cfg pubc = { d->sock, sh, 2 };
 	pid_t osub, nsub, pub;
-	uint64_t r0, deadline;
+	uint64_t r0;
 	size_t n_subs = 0;
 	bool found = false;
 
@@ -468,15 +484,7 @@ static void test_daemon_killed_and_restarted(void **state)
 	       (unsigned long long)(atomic_load(&sh->received[0]) - r0));
 
 	it_daemon_restart(d);
-	/* The old subscriber's cursor is in the re-adopted ring. */
-	deadline = it_now_ns() + 3000000000ull;
-	do {
-		found = kc_stat_has(d, osub, &n_subs);
-		if (!found)
-			it_sleep_ms(20);
-	} while (!found && it_now_ns() < deadline);
-	IT_ASSERT(found, "after the restart, stat shows %zu subscriber(s) of %s and none is the old "
-		  "subscriber (pid %d)", n_subs, KC_TOPIC, (int)osub);
+	kc_wait_resumed(d, osub);
 
 	nsub = it_fork(kc_subscriber, &new_sub);
 	IT_ASSERT(kc_wait_count(&sh->received[1], 1000, 10000, &sh->bad),
@@ -585,8 +593,6 @@ static void test_keeper_killed_then_daemon(void **state)
 	struct kc_cfg sub = { d->sock, sh, 0 }, pubc = { d->sock, sh, 2 };
 	pid_t osub, pub, keeper, again = -1;
 	uint64_t r0, deadline;
-	size_t n_subs = 0;
-	bool found = false;
 
 	kc_start(d, sh, &sub, &pubc, &osub, &pub);
 
@@ -611,14 +617,7 @@ static void test_keeper_killed_then_daemon(void **state)
 		  "with the daemon dead, %llu of 1000 more messages arrived",
 		  (unsigned long long)(atomic_load(&sh->received[0]) - r0));
 	it_daemon_restart(d);
-	deadline = it_now_ns() + 3000000000ull;
-	do {
-		found = kc_stat_has(d, osub, &n_subs);
-		if (!found)
-			it_sleep_ms(20);
-	} while (!found && it_now_ns() < deadline);
-	IT_ASSERT(found, "after the restart the subscriber (pid %d) is not in the adopted ring "
-		  "(%zu subscribers)", (int)osub, n_subs);
+	kc_wait_resumed(d, osub);
 	it_sleep_ms(1500); /* past the reap grace */
 	r0 = atomic_load(&sh->received[0]);
 	IT_ASSERT(kc_wait_count(&sh->received[0], r0 + 1000, 10000, &sh->bad),

@@ -292,6 +292,9 @@ FUZZ_BINS := $(FUZZ_SRCS:tests/fuzz/%.c=$(BUILD)-fuzz/%)
 FUZZ_CONFIG_SRCS := daemon/acl.c daemon/config.c daemon/config_args.c daemon/config_settings.c
 $(BUILD)-fuzz/fuzz_config: FUZZ_EXTRA_SRCS := $(FUZZ_CONFIG_SRCS)
 $(BUILD)-fuzz/fuzz_config: $(FUZZ_CONFIG_SRCS) $(wildcard daemon/*.h)
+# The keeper's message decoder; keeper.c logs through log.c.
+$(BUILD)-fuzz/fuzz_keeper: FUZZ_EXTRA_SRCS := daemon/keeper.c daemon/log.c
+$(BUILD)-fuzz/fuzz_keeper: daemon/keeper.c daemon/keeper.h daemon/log.c
 # The daemon's side of the ring: its repair reads what publishers wrote.
 $(BUILD)-fuzz/fuzz_ring: FUZZ_EXTRA_SRCS := daemon/ring_daemon.c
 $(BUILD)-fuzz/fuzz_ring: daemon/ring_daemon.c daemon/ring_daemon.h

@@ -30,19 +30,36 @@
 #include "log.h"
 #include "ring_format.h"
 
-enum {
-	OP_PUT = 1,
-	OP_DROP = 2,
-	OP_LIST = 3,
-	OP_ENTRY = 4,
-	OP_END = 5,
-};
+#define OP_PUT RCD_KEEPER_PUT
+#define OP_DROP RCD_KEEPER_DROP
+#define OP_LIST RCD_KEEPER_LIST
+#define OP_ENTRY RCD_KEEPER_ENTRY
+#define OP_END RCD_KEEPER_END
 
-struct msg {
-	uint32_t op;
-	uint32_t reserved;
-	char name[RCD_KEEPER_NAME_MAX]; /* NUL-terminated */
-};
+int rcd_keeper_decode(const void *buf, size_t len, unsigned nfds, bool truncated,
+		      struct rcd_keeper_msg *m)
+{
+	const char *end;
+	bool named, with_fd;
+
+	if (truncated || len != sizeof(*m))
+		return -EBADMSG;
+	memcpy(m, buf, sizeof(*m));
+	if (m->op < RCD_KEEPER_PUT || m->op > RCD_KEEPER_END || m->reserved)
+		return -EBADMSG;
+	end = memchr(m->name, '\0', sizeof(m->name));
+	if (!end)
+		return -EBADMSG;
+	/* One encoding per message: nothing after the name's NUL. */
+	for (const char *p = end; p < m->name + sizeof(m->name); p++)
+		if (*p)
+			return -EBADMSG;
+	named = m->op == RCD_KEEPER_PUT || m->op == RCD_KEEPER_DROP || m->op == RCD_KEEPER_ENTRY;
+	with_fd = m->op == RCD_KEEPER_PUT || m->op == RCD_KEEPER_ENTRY;
+	if (named != (end != m->name) || nfds != (with_fd ? 1u : 0u))
+		return -EBADMSG;
+	return 0;
+}
 
 #define KEEPER_CONNS 8
 #define KEEPER_CHECK_MS 1000
@@ -54,7 +71,7 @@ static int send_msg(int sock, uint32_t op, const char *name, int fd)
 		char buf[CMSG_SPACE(sizeof(int))];
 		struct cmsghdr align;
 	} u;
-	struct msg m = { .op = op };
+	struct rcd_keeper_msg m = { .op = op };
 	struct iovec iov = { &m, sizeof(m) };
 	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
 
@@ -80,15 +97,17 @@ static int send_msg(int sock, uint32_t op, const char *name, int fd)
 /*
  * Receive one message and the fd it carries (-1 if none).  0, -EAGAIN
  * (flags had MSG_DONTWAIT), -EPIPE at the end of the stream, or -EBADMSG
- * for a message of the wrong shape (any fd it carried is closed).
+ * for a message of the wrong shape (rcd_keeper_decode(); any fd it
+ * carried is closed).
  */
-static int recv_msg(int sock, struct msg *m, int *fd, int flags)
+static int recv_msg(int sock, struct rcd_keeper_msg *m, int *fd, int flags)
 {
 	union {
 		char buf[CMSG_SPACE(sizeof(int) * 4)];
 		struct cmsghdr align;
 	} u;
-	struct iovec iov = { m, sizeof(*m) };
+	uint8_t raw[sizeof(*m) + 1]; /* one byte more: a longer message shows */
+	struct iovec iov = { raw, sizeof(raw) };
 	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1,
 			     .msg_control = u.buf, .msg_controllen = sizeof(u.buf) };
 	struct cmsghdr *c;
@@ -117,8 +136,8 @@ static int recv_msg(int sock, struct msg *m, int *fd, int flags)
 				close(f);
 		}
 	}
-	if (n != (ssize_t)sizeof(*m) || (mh.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) || nfds > 1 ||
-	    !memchr(m->name, '\0', sizeof(m->name))) {
+	if (rcd_keeper_decode(raw, (size_t)n, (unsigned)nfds,
+			      mh.msg_flags & (MSG_TRUNC | MSG_CTRUNC), m) < 0) {
 		if (*fd >= 0)
 			close(*fd);
 		*fd = -1;
@@ -183,7 +202,7 @@ static void drain_others(struct held *h, int *conns, size_t self)
 
 static bool serve_one(struct held *h, int *conns, size_t self, int flags)
 {
-	struct msg m;
+	struct rcd_keeper_msg m;
 	size_t i;
 	int fd, ret = recv_msg(conns[self], &m, &fd, flags);
 
@@ -506,7 +525,7 @@ static int list(struct rcd_keeper *k)
 	int ret = send_msg(k->sock, OP_LIST, NULL, -1);
 
 	while (ret == 0) {
-		struct msg m;
+		struct rcd_keeper_msg m;
 		int fd;
 
 		ret = recv_msg(k->sock, &m, &fd, 0);

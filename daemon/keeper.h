@@ -25,11 +25,38 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 struct rcd_log;
 
 #define RCD_KEEPER_SOCK "keeper.sock"
 #define RCD_KEEPER_NAME_MAX 32
+
+/* One message of the keeper's protocol, as it is on the wire (one host: native order). */
+enum rcd_keeper_op {
+	RCD_KEEPER_PUT = 1,   /* + 1 fd: hold it as name */
+	RCD_KEEPER_DROP = 2,  /* forget name */
+	RCD_KEEPER_LIST = 3,  /* answered by ENTRY for each file, then END */
+	RCD_KEEPER_ENTRY = 4, /* + 1 fd: a file held as name */
+	RCD_KEEPER_END = 5,
+};
+
+struct rcd_keeper_msg {
+	uint32_t op;       /* enum rcd_keeper_op */
+	uint32_t reserved; /* 0 */
+	char name[RCD_KEEPER_NAME_MAX]; /* NUL-terminated; the rest zeros */
+};
+
+/*
+ * Check a received message: len bytes at buf, nfds descriptors came with
+ * it, truncated if the kernel cut it or its descriptors.  0 and *m, or
+ * -EBADMSG for anything else: a wrong size, an unknown op, a name not
+ * NUL-terminated or not zero-filled after it, a non-zero reserved field,
+ * a name where none belongs or none where one does, or descriptors on an
+ * op that carries none (or not exactly one on one that does).
+ */
+int rcd_keeper_decode(const void *buf, size_t len, unsigned nfds, bool truncated,
+		      struct rcd_keeper_msg *m);
 
 struct rcd_kept {
 	char name[RCD_KEEPER_NAME_MAX];

@@ -30,12 +30,6 @@
 #include "log.h"
 #include "ring_format.h"
 
-#define OP_PUT RCD_KEEPER_PUT
-#define OP_DROP RCD_KEEPER_DROP
-#define OP_LIST RCD_KEEPER_LIST
-#define OP_ENTRY RCD_KEEPER_ENTRY
-#define OP_END RCD_KEEPER_END
-
 int rcd_keeper_decode(const void *buf, size_t len, unsigned nfds, bool truncated,
 		      struct rcd_keeper_msg *m)
 {
@@ -146,6 +140,29 @@ static int recv_msg(int sock, struct rcd_keeper_msg *m, int *fd, int flags)
 	return 0;
 }
 
+/*
+ * Append (name, fd) to the list v of *n entries, room for *cap.  0, or
+ * -ENOMEM with fd closed.  Both sides keep such a list: the keeper what
+ * it holds, the daemon what the keeper handed back.
+ */
+static int kept_append(struct rcd_kept **v, size_t *n, size_t *cap, const char *name, int fd)
+{
+	if (*n == *cap) {
+		size_t more = *cap ? *cap * 2 : 64;
+		struct rcd_kept *nv = realloc(*v, more * sizeof(*nv));
+
+		if (!nv) {
+			close(fd);
+			return -ENOMEM;
+		}
+		*v = nv;
+		*cap = more;
+	}
+	snprintf((*v)[*n].name, sizeof((*v)[*n].name), "%s", name);
+	(*v)[(*n)++].fd = fd;
+	return 0;
+}
+
 /* ---- the keeper process ---- */
 
 struct held {
@@ -168,19 +185,8 @@ static void held_drop(struct held *h, const char *name)
 static void held_put(struct held *h, const char *name, int fd)
 {
 	held_drop(h, name);
-	if (h->n == h->cap) {
-		size_t cap = h->cap ? h->cap * 2 : 64;
-		struct rcd_kept *v = realloc(h->v, cap * sizeof(*v));
-
-		if (!v) {
-			close(fd); /* the daemon's copy lives on; only a restart loses it */
-			return;
-		}
-		h->v = v;
-		h->cap = cap;
-	}
-	snprintf(h->v[h->n].name, sizeof(h->v[h->n].name), "%s", name);
-	h->v[h->n++].fd = fd;
+	/* Out of memory: the daemon's copy lives on; only a restart loses it. */
+	kept_append(&h->v, &h->n, &h->cap, name, fd);
 }
 
 /* Handle one message from a daemon; false when the connection is done. */
@@ -211,20 +217,18 @@ static bool serve_one(struct held *h, int *conns, size_t self, int flags)
 	if (ret < 0)
 		goto close;
 	switch (m.op) {
-	case OP_PUT:
-		if (fd < 0)
-			goto close;
+	case RCD_KEEPER_PUT: /* rcd_keeper_decode(): it came with its fd */
 		held_put(h, m.name, fd);
 		return true;
-	case OP_DROP:
+	case RCD_KEEPER_DROP:
 		held_drop(h, m.name);
 		break;
-	case OP_LIST:
+	case RCD_KEEPER_LIST:
 		drain_others(h, conns, self);
 		for (i = 0; i < h->n; i++)
-			if (send_msg(conns[self], OP_ENTRY, h->v[i].name, h->v[i].fd) < 0)
+			if (send_msg(conns[self], RCD_KEEPER_ENTRY, h->v[i].name, h->v[i].fd) < 0)
 				goto close;
-		if (send_msg(conns[self], OP_END, NULL, -1) < 0)
+		if (send_msg(conns[self], RCD_KEEPER_END, NULL, -1) < 0)
 			goto close;
 		break;
 	default:
@@ -522,7 +526,7 @@ static void free_kept(struct rcd_keeper *k)
 static int list(struct rcd_keeper *k)
 {
 	size_t cap = 0;
-	int ret = send_msg(k->sock, OP_LIST, NULL, -1);
+	int ret = send_msg(k->sock, RCD_KEEPER_LIST, NULL, -1);
 
 	while (ret == 0) {
 		struct rcd_keeper_msg m;
@@ -531,28 +535,15 @@ static int list(struct rcd_keeper *k)
 		ret = recv_msg(k->sock, &m, &fd, 0);
 		if (ret < 0)
 			break;
-		if (m.op == OP_END)
+		if (m.op == RCD_KEEPER_END)
 			return 0;
-		if (m.op != OP_ENTRY || fd < 0) {
+		if (m.op != RCD_KEEPER_ENTRY) { /* an ENTRY comes with its fd (decode) */
 			if (fd >= 0)
 				close(fd);
 			ret = -EBADMSG;
 			break;
 		}
-		if (k->nkept == cap) {
-			struct rcd_kept *v;
-
-			cap = cap ? cap * 2 : 64;
-			v = realloc(k->kept, cap * sizeof(*v));
-			if (!v) {
-				close(fd);
-				ret = -ENOMEM;
-				break;
-			}
-			k->kept = v;
-		}
-		snprintf(k->kept[k->nkept].name, sizeof(k->kept[k->nkept].name), "%s", m.name);
-		k->kept[k->nkept++].fd = fd;
+		ret = kept_append(&k->kept, &k->nkept, &cap, m.name, fd);
 	}
 	free_kept(k);
 	return ret;
@@ -597,13 +588,13 @@ int rcd_keeper_put(struct rcd_keeper *k, const char *name, int fd)
 {
 	if (k->sock < 0)
 		return -EPIPE;
-	return send_msg(k->sock, OP_PUT, name, fd);
+	return send_msg(k->sock, RCD_KEEPER_PUT, name, fd);
 }
 
 void rcd_keeper_drop(struct rcd_keeper *k, const char *name)
 {
 	if (k->sock >= 0)
-		send_msg(k->sock, OP_DROP, name, -1);
+		send_msg(k->sock, RCD_KEEPER_DROP, name, -1);
 }
 
 bool rcd_keeper_lost(struct rcd_keeper *k)
